@@ -48,3 +48,9 @@ def kcv_tdes(key: bytes) -> bytes:
 def kcv_aes(key: bytes) -> bytes:
     """AES check value per ANSI X9.24-1:2017 A.3: first 5 bytes of AES-CMAC(K, 16 zero bytes)."""
     return aes_cmac(key, bytes(16))[:5]
+
+
+def require_odd_parity(key: bytes, code: ErrorCode = ErrorCode.SOURCE_KEY_PARITY) -> None:
+    """Raise ``code`` (10 source / 11 destination key parity) unless every byte is odd."""
+    if not has_odd_parity(key):
+        raise HsmError(code, "key parity error")

@@ -1,0 +1,170 @@
+"""ISO 9564-1 PIN blocks, formats 0-4 (clear blocks; encryption is the caller's).
+
+Formats 0-3 are 8-byte blocks. Format 4 is the AES format: ``build_pinblock`` returns its
+16-byte plaintext PIN field, and ``build_iso4_encrypted`` / ``parse_iso4_encrypted`` do the
+whole encipher-XOR-encipher construction.
+
+PAN arguments take the full PAN. A 12-digit argument is taken as already being the payShield
+"account number" field (rightmost 12 digits excluding the check digit), since no card PAN is
+that short and host commands carry exactly that field.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import IntEnum
+
+from hsm_sim.ciphers import aes_ecb_decrypt, aes_ecb_encrypt
+from hsm_sim.errors import ErrorCode, HsmError
+
+MIN_PIN_LENGTH = 4
+MAX_PIN_LENGTH = 12
+_DIGITS = frozenset("0123456789")
+_HEX_UPPER = "0123456789ABCDEF"
+
+
+class PinBlockFormat(IntEnum):
+    """ISO 9564-1 format code (the control nibble)."""
+
+    ISO0 = 0
+    ISO1 = 1
+    ISO2 = 2
+    ISO3 = 3
+    ISO4 = 4
+
+
+def _check_pin(pin: str) -> None:
+    if not MIN_PIN_LENGTH <= len(pin) <= MAX_PIN_LENGTH:
+        raise HsmError(
+            ErrorCode.PIN_LENGTH,
+            f"PIN has {len(pin)} digits, allowed {MIN_PIN_LENGTH}..{MAX_PIN_LENGTH}",
+        )
+    if not set(pin) <= _DIGITS:
+        raise HsmError(ErrorCode.INPUT_DATA, "PIN contains a non-decimal character")
+
+
+def _check_pan(pan: str) -> None:
+    if not pan:
+        raise HsmError(ErrorCode.INPUT_DATA, "this PIN block format needs the PAN")
+    if not set(pan) <= _DIGITS:
+        raise HsmError(ErrorCode.INPUT_DATA, "PAN contains a non-decimal character")
+    if len(pan) > 19:
+        raise HsmError(ErrorCode.INPUT_DATA, f"PAN has {len(pan)} digits, at most 19 allowed")
+
+
+def pan12(pan: str) -> str:
+    """The 12 PAN digits ISO formats 0 and 3 use: rightmost 12 excluding the check digit.
+
+    A 12-digit argument is returned unchanged (it already is that field); shorter PANs are
+    zero-padded on the left after dropping the check digit.
+    """
+    _check_pan(pan)
+    if len(pan) == 12:
+        return pan
+    return pan[:-1][-12:].rjust(12, "0")
+
+
+def _random_nibbles(n: int, alphabet: str) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def _pan_block_03(pan: str) -> bytes:
+    return bytes.fromhex("0000" + pan12(pan))
+
+
+def build_pinblock(fmt: PinBlockFormat | int, pin: str, pan: str = "") -> bytes:
+    """Build a clear PIN block (format 4: the 16-byte plaintext PIN field)."""
+    fmt = _format(fmt)
+    _check_pin(pin)
+    head = f"{int(fmt)}{len(pin):X}{pin}"
+    if fmt is PinBlockFormat.ISO4:
+        field = head + "A" * (16 - len(head)) + _random_nibbles(16, _HEX_UPPER)
+        return bytes.fromhex(field)
+    fill_n = 16 - len(head)
+    if fmt is PinBlockFormat.ISO0:
+        return _xor(bytes.fromhex(head + "F" * fill_n), _pan_block_03(pan))
+    if fmt is PinBlockFormat.ISO1:
+        return bytes.fromhex(head + _random_nibbles(fill_n, _HEX_UPPER))
+    if fmt is PinBlockFormat.ISO2:
+        return bytes.fromhex(head + "F" * fill_n)
+    return _xor(bytes.fromhex(head + _random_nibbles(fill_n, "ABCDEF")), _pan_block_03(pan))
+
+
+def _format(fmt: PinBlockFormat | int) -> PinBlockFormat:
+    try:
+        return PinBlockFormat(fmt)
+    except ValueError:
+        raise HsmError(ErrorCode.PIN_BLOCK_FORMAT, f"PIN block format {fmt!r} unknown") from None
+
+
+def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None = None) -> str:
+    """Recover the PIN from a clear PIN block, validating every nibble.
+
+    ``fmt`` None takes the format from the control nibble. Errors: 23 wrong or unknown
+    format code, 24 PIN length outside 4..12, 20 non-decimal PIN digit or wrong fill.
+    """
+    expected = None if fmt is None else _format(fmt)
+    if len(block) not in (8, 16):
+        raise HsmError(ErrorCode.INPUT_DATA, f"PIN block must be 8 or 16 bytes, got {len(block)}")
+    control = block[0] >> 4
+    try:
+        actual = PinBlockFormat(control)
+    except ValueError:
+        raise HsmError(ErrorCode.PIN_BLOCK_FORMAT, f"control nibble {control:X} unknown") from None
+    if expected is not None and actual is not expected:
+        raise HsmError(
+            ErrorCode.PIN_BLOCK_FORMAT,
+            f"control nibble {control:X} does not match format {int(expected)}",
+        )
+    want_len = 16 if actual is PinBlockFormat.ISO4 else 8
+    if len(block) != want_len:
+        raise HsmError(
+            ErrorCode.INPUT_DATA, f"format {int(actual)} PIN block must be {want_len} bytes"
+        )
+    if actual in (PinBlockFormat.ISO0, PinBlockFormat.ISO3):
+        block = _xor(block, _pan_block_03(pan))
+    nibbles = block.hex().upper()
+    n = int(nibbles[1], 16)
+    if not MIN_PIN_LENGTH <= n <= MAX_PIN_LENGTH:
+        raise HsmError(ErrorCode.PIN_LENGTH, f"PIN length nibble {n} outside 4..12")
+    pin = nibbles[2 : 2 + n]
+    if not set(pin) <= _DIGITS:
+        raise HsmError(ErrorCode.PIN_BLOCK_INVALID, "PIN digit not decimal")
+    fill = nibbles[2 + n : 16]
+    allowed = {
+        PinBlockFormat.ISO0: "F",
+        PinBlockFormat.ISO1: _HEX_UPPER,
+        PinBlockFormat.ISO2: "F",
+        PinBlockFormat.ISO3: "ABCDEF",
+        PinBlockFormat.ISO4: "A",
+    }[actual]
+    if not set(fill) <= set(allowed):
+        raise HsmError(ErrorCode.PIN_BLOCK_INVALID, f"fill digits invalid for format {int(actual)}")
+    return pin
+
+
+def iso4_pan_field(pan: str) -> bytes:
+    """Format 4 plaintext PAN field: M (PAN length - 12), the PAN (left-padded to 12), zeros."""
+    _check_pan(pan)
+    m = max(len(pan) - 12, 0)
+    digits = pan.rjust(12, "0")
+    return bytes.fromhex(f"{m}{digits}".ljust(32, "0"))
+
+
+def build_iso4_encrypted(aes_key: bytes, pin: str, pan: str) -> bytes:
+    """Enciphered format 4 PIN block: E(K, E(K, PIN field) XOR PAN field)."""
+    field = build_pinblock(PinBlockFormat.ISO4, pin)
+    intermediate = _xor(aes_ecb_encrypt(aes_key, field), iso4_pan_field(pan))
+    return aes_ecb_encrypt(aes_key, intermediate)
+
+
+def parse_iso4_encrypted(aes_key: bytes, block: bytes, pan: str) -> str:
+    """Decipher a format 4 PIN block and return the PIN."""
+    if len(block) != 16:
+        raise HsmError(ErrorCode.INPUT_DATA, f"format 4 PIN block is {len(block)} bytes, not 16")
+    intermediate = _xor(aes_ecb_decrypt(aes_key, block), iso4_pan_field(pan))
+    return parse_pinblock(aes_ecb_decrypt(aes_key, intermediate), fmt=PinBlockFormat.ISO4)
