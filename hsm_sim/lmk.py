@@ -163,9 +163,7 @@ class Lmk:
             value = self.pairs[name]
             if not isinstance(value, bytes) or len(value) != 16:
                 raise HsmError(ErrorCode.INVALID_LMK, f"LMK pair {name} must be 16 bytes")
-        object.__setattr__(
-            self, "pairs", MappingProxyType({n: bytes(self.pairs[n]) for n in PAIR_NAMES})
-        )
+        object.__setattr__(self, "pairs", MappingProxyType({n: bytes(self.pairs[n]) for n in PAIR_NAMES}))
 
     @classmethod
     def default(cls) -> Lmk:
@@ -179,18 +177,14 @@ class Lmk:
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
-            raise HsmError(
-                ErrorCode.INVALID_LMK, f"{p}: cannot read LMK file ({exc.strerror})"
-            ) from exc
+            raise HsmError(ErrorCode.INVALID_LMK, f"{p}: cannot read LMK file ({exc.strerror})") from exc
         doc: Any
         try:
             doc = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
         except (ValueError, tomllib.TOMLDecodeError) as exc:
             kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
             # from None: a parser message may quote the offending line, i.e. key material.
-            raise HsmError(
-                ErrorCode.INVALID_LMK, f"{p}: not valid {kind} ({type(exc).__name__})"
-            ) from None
+            raise HsmError(ErrorCode.INVALID_LMK, f"{p}: not valid {kind} ({type(exc).__name__})") from None
         pairs = doc.get("pairs") if isinstance(doc, dict) else None
         if not isinstance(pairs, dict):
             raise HsmError(ErrorCode.INVALID_LMK, f"{p}: no 'pairs' table")

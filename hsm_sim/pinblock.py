@@ -122,9 +122,7 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
         )
     want_len = 16 if actual is PinBlockFormat.ISO4 else 8
     if len(block) != want_len:
-        raise HsmError(
-            ErrorCode.INPUT_DATA, f"format {int(actual)} PIN block must be {want_len} bytes"
-        )
+        raise HsmError(ErrorCode.INPUT_DATA, f"format {int(actual)} PIN block must be {want_len} bytes")
     if actual in (PinBlockFormat.ISO0, PinBlockFormat.ISO3):
         block = _xor(block, _pan_block_03(pan))
     nibbles = block.hex().upper()
