@@ -1,0 +1,91 @@
+"""`switchsim decode`, `switchsim encode` and `switchsim specs`: the wire layer from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from specs import loader, reference
+from specs.codec import codec_for
+from specs.dump import annotate, decode_wire, from_json, render_dump, to_json
+from specs.errors import SpecError, WireError
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def register(sub: Any) -> None:
+    dec = sub.add_parser("decode", help="decode a wire frame (hex) into an annotated dump or JSON")
+    dec.add_argument("--dialect", default="cup-pos", help="dialect name or .toml file")
+    dec.add_argument("--body", action="store_true", help="input starts at the MTI (no framing)")
+    dec.add_argument("--json", action="store_true", help="print one JSON object")
+    dec.add_argument("--unmasked", action="store_true", help="show PAN, tracks, PIN and keys")
+    dec.add_argument("hex", help="the frame as hex, or - to read stdin")
+    dec.set_defaults(func=_decode)
+
+    enc = sub.add_parser("encode", help="encode a JSON object (as decode --json prints) to hex")
+    enc.add_argument("--dialect", default="cup-pos", help="dialect name or .toml file")
+    enc.add_argument("json", help="the message as JSON, or - to read stdin")
+    enc.set_defaults(func=_encode)
+
+    specs = sub.add_parser("specs", help="dialect data: list or show the generated reference")
+    specs_sub = specs.add_subparsers(dest="specs_command", required=True)
+    specs_sub.add_parser("list", help="list the built-in dialects").set_defaults(func=_list)
+    show = specs_sub.add_parser("show", help="print a dialect's field reference")
+    show.add_argument("name")
+    show.set_defaults(func=_show)
+
+
+def _read(arg: str) -> str:
+    return sys.stdin.read() if arg == "-" else arg
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _decode(args: argparse.Namespace) -> int:
+    text = "".join(_read(args.hex).split())
+    try:
+        wire = bytes.fromhex(text)
+    except ValueError:
+        return _fail("input is not hexadecimal")
+    try:
+        codec = codec_for(args.dialect)
+        decoded = decode_wire(codec, wire, body_only=args.body)
+    except (WireError, SpecError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(to_json(decoded, unmasked=args.unmasked)))
+    else:
+        print(render_dump(annotate(codec, decoded, unmasked=args.unmasked)))
+    return EXIT_OK
+
+
+def _encode(args: argparse.Namespace) -> int:
+    try:
+        obj = json.loads(_read(args.json))
+    except json.JSONDecodeError as exc:
+        return _fail(f"input is not JSON: {exc.msg} at position {exc.pos}")
+    try:
+        wire = from_json(codec_for(args.dialect), obj)
+    except (WireError, SpecError) as exc:
+        return _fail(str(exc))
+    print(wire.hex().upper())
+    return EXIT_OK
+
+
+def _list(_args: argparse.Namespace) -> int:
+    for name in loader.available():
+        print(f"{name:<14} {loader.load(name).description}")
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        print(reference.render(loader.load(args.name)), end="")
+    except SpecError as exc:
+        return _fail(str(exc))
+    return EXIT_OK

@@ -1,0 +1,93 @@
+"""Dialect data: built-ins load, bad files name file, field and problem, reference is generated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from specs import loader, reference
+from specs.dialect import Encoding, FieldType, LengthKind
+from specs.errors import SpecError
+
+
+def test_builtin_dialects_load() -> None:
+    assert {"cup-pos", "iso87-binary", "iso87-ascii"} <= set(loader.available())
+    cup = loader.load("cup-pos")
+    assert cup.framing.tpdu and cup.framing.cup_header
+    assert cup.fields[60].length_kind is LengthKind.LLLVAR
+    assert [s.id for s in cup.fields[60].subfields][:3] == ["60.1", "60.2", "60.3"]
+    assert cup.fields[62].type is FieldType.B
+    assert cup.messages["0800"].mandatory == frozenset({11, 41, 42, 60})
+
+
+def test_iso87_ascii_extends_binary_changing_only_bitmap() -> None:
+    binary, ascii_ = loader.load("iso87-binary"), loader.load("iso87-ascii")
+    assert ascii_.bitmap_encoding is Encoding.HEX and binary.bitmap_encoding is Encoding.BINARY
+    assert ascii_.fields == binary.fields
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return str(path)
+
+
+BASE = """
+name = "t"
+[framing]
+length = "binary2"
+[encoding]
+mti = "ascii"
+bitmap = "binary"
+numeric = "ascii"
+length = "ascii"
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "where", "problem"),
+    [
+        ('[fields]\n11 = { name = "STAN", type = "q", max = 6 }', "fields.11.type", "'q' is not one of"),
+        ('[fields]\n11 = { name = "STAN", type = "n" }', "fields.11.max", "whole number"),
+        (
+            '[fields]\n2 = { name = "PAN", type = "n", length = "llvar", max = 120 }',
+            "fields.2.max",
+            "does not fit",
+        ),
+        ('[fields]\n200 = { name = "X", type = "n", max = 1 }', "fields.200", "from 2 to 128"),
+        ('[fields]\n11 = { name = "STAN", type = "n", max = 6, colour = 1 }', "fields.11", "unknown keys"),
+        (
+            '[fields]\n11 = { name = "S", type = "n", max = 6 }\n[messages."0800"]\nmandatory = [41]',
+            "messages.0800.mandatory",
+            "field 41 is not defined",
+        ),
+    ],
+)
+def test_bad_dialect_file_names_file_field_and_problem(
+    tmp_path: Path, fields: str, where: str, problem: str
+) -> None:
+    path = _write(tmp_path, BASE + fields)
+    with pytest.raises(SpecError) as info:
+        loader.load(path)
+    assert info.value.source == path
+    assert info.value.where == where
+    assert problem in info.value.problem
+
+
+def test_invalid_toml_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not valid TOML"):
+        loader.load(_write(tmp_path, "name = "))
+
+
+def test_unknown_dialect_lists_builtins() -> None:
+    with pytest.raises(SpecError, match="cup-pos"):
+        loader.load("no-such-dialect")
+
+
+def test_reference_is_generated_from_data() -> None:
+    text = reference.render(loader.load("cup-pos"))
+    assert " 60  n...017" in text
+    assert "60.3" in text and "Network management information code" in text
+    assert "011  0800 operator sign-in (switchsim extension)" in text
+    assert "0810  11,39,41,42,60" in text
