@@ -94,7 +94,7 @@ def test_pin_block_x9_24_1_annex_a() -> None:
 
 def test_ksn_counter() -> None:
     assert ksn_counter(H("FFFF9876543210EFF800")) == 0x0FF800  # 21 bits: E = 1110, low bit 0
-    assert ksn_counter(H("FFFF9876543210E1F800")) == 0x11F800
+    assert ksn_counter(H("FFFF9876543210F1F800")) == 0x11F800  # F = 1111, low bit 1
     assert ksn_counter(KSN1) == 1
 
 
