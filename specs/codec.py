@@ -53,6 +53,10 @@ class Codec:
         self._hex_bitmap = dialect.bitmap_encoding is Encoding.HEX
         self._bitmap_len = 16 if self._hex_bitmap else 8
         self._with_subfields = tuple(n for n, s in dialect.fields.items() if s.subfields)
+        has_secondary = any(n > 64 for n in dialect.fields)
+        primary = sum(1 << (64 - n) for n in dialect.fields if n <= 64) | (has_secondary << 63)
+        secondary = sum(1 << (128 - n) for n in dialect.fields if n > 64)
+        self._allowed_bits = (primary, secondary) if has_secondary else (primary,)
 
     # -- decode ---------------------------------------------------------------------------
 
@@ -73,17 +77,24 @@ class Codec:
             raise CodecError(_part_name(exc.field), exc.pos, _reason(exc.msg)) from None
         except (ValueError, TypeError, IndexError) as exc:  # defensive: never leak these
             raise CodecError(None, 0, f"undecodable message ({type(exc).__name__})") from None
-        offsets = _offsets(encoded)
         mti = decoded["t"]
         if len(mti) != 4 or not mti.isdigit():
             raise CodecError("mti", 0, "MTI is not four digits")
+        # pyiso8583 fills `encoded` in wire order, so offsets are a running sum.
+        offsets: dict[str, int] = {}
         fields: dict[int, str] = {}
-        for key, value in decoded.items():
-            if not key.isdigit() or key == "1":
-                continue
-            number = int(key)
-            self._check_value(number, value, offsets[key])
-            fields[number] = value
+        checks = self._checks
+        pos = 0
+        for key, part in encoded.items():
+            offsets[_PART_NAMES.get(key, key)] = pos
+            if key not in _PART_NAMES:
+                number = int(key)
+                value = decoded[key]
+                check = checks[number]
+                if not check.alphabet.issuperset(value):
+                    raise CodecError(key, pos, f"value is not {check.label}")
+                fields[number] = value
+            pos += len(part["len"]) + len(part["data"])
         for number in self._with_subfields:
             if number in fields:
                 try:
@@ -103,35 +114,22 @@ class Codec:
     def _check_bitmap(self, body: bytes) -> None:
         """Refuse a bitmap that names fields the dialect does not define, before decoding."""
         start = 2 if self._bcd_mti else 4
-        raw = body[start : start + self._bitmap_len]
-        if len(raw) < self._bitmap_len:
-            raise CodecError("bitmap", min(len(body), start), "message ends inside the bitmap")
-        try:
-            bits = int(raw, 16) if self._hex_bitmap else int.from_bytes(raw, "big")
-        except ValueError:
-            raise CodecError("bitmap", start, "bitmap is not hexadecimal") from None
-        fields = self.dialect.fields
-        for i in range(63, -1, -1):
-            if bits >> i & 1:
-                number = 64 - i
-                if number == 1:
-                    if not any(n > 64 for n in fields):
-                        raise CodecError(
-                            "bitmap",
-                            start,
-                            f"secondary bitmap present but {self.dialect.name} has no field above 64",
-                        )
-                elif number not in fields:
-                    raise CodecError(
-                        "bitmap", start, f"bitmap sets field {number}, undefined in {self.dialect.name}"
-                    )
-
-    def _check_value(self, number: int, value: str, offset: int) -> None:
-        check = self._checks.get(number)
-        if check is None:
-            raise CodecError(str(number), offset, f"field {number} is not defined")
-        if not check.alphabet.issuperset(value):
-            raise CodecError(str(number), offset, f"value is not {check.label}")
+        for index, allowed in enumerate(self._allowed_bits):
+            at = start + index * self._bitmap_len
+            raw = body[at : at + self._bitmap_len]
+            if len(raw) < self._bitmap_len:
+                raise CodecError("bitmap", min(len(body), at), "message ends inside the bitmap")
+            try:
+                bits = int(raw, 16) if self._hex_bitmap else int.from_bytes(raw, "big")
+            except ValueError:
+                raise CodecError("bitmap", at, "bitmap is not hexadecimal") from None
+            unknown = bits & ~allowed
+            if unknown:
+                number = 64 * index + 65 - unknown.bit_length()
+                what = "a secondary bitmap" if number == 1 else f"field {number}"
+                raise CodecError("bitmap", at, f"bitmap sets {what}, undefined in {self.dialect.name}")
+            if not bits >> 63:  # no secondary bitmap follows
+                return
 
     # -- encode ---------------------------------------------------------------------------
 
@@ -269,22 +267,11 @@ def _field_spec(field: FieldSpec, dialect: Dialect, bcd_len: bool) -> dict[str, 
     return out
 
 
-def _offsets(encoded: Mapping[str, Mapping[str, bytes]]) -> dict[str, int]:
-    """Byte offset of each part, in wire order (MTI, bitmap(s), fields ascending)."""
-    order = ["t", "p", *sorted((k for k in encoded if k.isdigit()), key=int)]
-    offsets: dict[str, int] = {}
-    pos = 0
-    for key in order:
-        part = encoded.get(key)
-        if part is None:
-            continue
-        offsets[_part_name(key)] = pos
-        pos += len(part["len"]) + len(part["data"])
-    return offsets
+_PART_NAMES = {"t": "mti", "p": "bitmap", "1": "1", "h": "header"}
 
 
 def _part_name(key: str) -> str:
-    return {"t": "mti", "p": "bitmap", "h": "header"}.get(key, key)
+    return _PART_NAMES.get(key, key)
 
 
 def _reason(msg: str) -> str:
