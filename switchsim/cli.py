@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 _COMMAND_MODULES = (
     "switchsim.cmd_wire",
     "switchsim.cmd_demo",
+    "switchsim.cmd_hsm",
 )
 
 EXIT_OK = 0
