@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from hsm_sim.commands import diag
+from hsm_sim.commands import diag, keygen, mac, pin
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostcmd import Command, FieldCursor, HsmContext, build_response
 from hsm_sim.lmk import Lmk
@@ -26,6 +26,29 @@ _log = get_logger("hsm_sim.dispatcher")
 #: Every host command this HSM serves: the only list of commands in the code base.
 COMMANDS: Mapping[str, Command] = MappingProxyType(
     {
+        # key management
+        "A0": keygen.A0,
+        "A6": keygen.A6,
+        "A8": keygen.A8,
+        "BU": keygen.BU,
+        "HA": keygen.HA,
+        "HC": keygen.HC,
+        # PIN
+        "BA": pin.BA,
+        "BC": pin.BC,
+        "CA": pin.CA,
+        "CC": pin.CC,
+        "DC": pin.DC,
+        "EC": pin.EC,
+        "G0": pin.G0,
+        "JC": pin.JC,
+        "JE": pin.JE,
+        "JG": pin.JG,
+        "NG": pin.NG,  # test mode only
+        # MAC
+        "M6": mac.M6,
+        "M8": mac.M8,
+        # diagnostics
         "NC": diag.NC,
     }
 )

@@ -100,6 +100,7 @@ class CommandSpec:
 
 
 # Documented wire form of each key scheme (a leading hex digit means an untagged single key).
+# "Z"+16H is accepted on input too, but single-length keys are always written untagged.
 _KEY_FORMS: dict[str, str] = {"Z": "16H", "U": "U+32H", "T": "T+48H", "X": "X+32H", "Y": "Y+48H"}
 
 
@@ -168,8 +169,7 @@ class FieldCursor:
     def _short(self, name: str, wanted: int) -> HsmError:
         return HsmError(
             ErrorCode.INPUT_DATA,
-            f"{name}: expected {wanted} characters at offset {self.offset}, "
-            f"only {self.remaining} left",
+            f"{name}: expected {wanted} characters at offset {self.offset}, only {self.remaining} left",
         )
 
     def take_bytes(self, n: int, name: str) -> bytes:
@@ -223,16 +223,12 @@ class FieldCursor:
         tag = first.upper()
         if first in _HEX:
             tag = "Z"
-        elif tag not in _KEY_FORMS or tag == "Z":
-            raise HsmError(
-                ErrorCode.KEY_SCHEME, f"{name}: invalid key scheme tag at offset {self.offset}"
-            )
+        elif tag not in _KEY_FORMS:
+            raise HsmError(ErrorCode.KEY_SCHEME, f"{name}: invalid key scheme tag at offset {self.offset}")
         else:
             self._pos += 1
         if tag not in schemes:
-            raise HsmError(
-                ErrorCode.KEY_SCHEME, f"{name}: key scheme {tag} not accepted for this field"
-            )
+            raise HsmError(ErrorCode.KEY_SCHEME, f"{name}: key scheme {tag} not accepted for this field")
         scheme = KeyScheme(tag)
         return KeyField(scheme, self.take_hex(scheme.key_length * 2, name))
 
