@@ -41,6 +41,20 @@ def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) ->
     return event
 
 
+class _StreamFactory:
+    """Resolves the stream at each logger creation, so a swapped sys.stderr (pytest capture,
+    a closed pipe replaced by the caller) is honoured instead of a stale file object."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream
+
+    def __call__(self, *_args: Any) -> structlog.PrintLogger:
+        stream = self._stream
+        if stream is None or getattr(stream, "closed", False):
+            stream = sys.stderr
+        return structlog.PrintLogger(file=stream)
+
+
 def configure(level: str = "info", stream: Any = None) -> None:
     """Configure structlog for JSON output on ``stream`` (stderr by default)."""
     structlog.configure(
@@ -52,7 +66,7 @@ def configure(level: str = "info", stream: Any = None) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=_StreamFactory(stream),
         cache_logger_on_first_use=False,
     )
 

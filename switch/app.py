@@ -1,0 +1,109 @@
+"""Assembling a switch: store, HSM transport, engine and server from one `SwitchConfig`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from hsm_sim.facade import HsmTransport
+from hsm_sim.transport import close_transport, transport_from_url
+from specs.codec import codec_for
+from switch.config import SwitchConfig
+from switch.context import Services
+from switch.engine import SwitchEngine
+from switch.keyservice import KeyService
+from switch.records import (
+    DEFAULT_OPERATORS,
+    AuditEvent,
+    AuditRecord,
+    Operator,
+    Role,
+    Terminal,
+    TerminalId,
+)
+from switch.server import SwitchServer
+from switch.sqlite_store import SqliteStore
+from switch.store import Store
+
+
+def build_services(
+    config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None
+) -> Services:
+    return Services(
+        codec=codec_for(config.dialect),
+        store=store if store is not None else SqliteStore(config.db),
+        keys=KeyService(transport if transport is not None else transport_from_url(config.hsm)),
+        config=config,
+    )
+
+
+async def register_terminal(services: Services, merchant: str, terminal: str, tmk: bytes) -> Terminal:
+    """Register (or re-register) a terminal: the clear TMK goes straight to the HSM and only
+    its LMK-encrypted form is kept. Re-registration ends any session and resets operators."""
+    tid = TerminalId(merchant, terminal)
+    tmk_lmk, kcv = await services.keys.import_clear_key("002", tmk)
+    previous = services.store.get_terminal(tid)
+    record = Terminal(
+        id=tid,
+        tmk_lmk=tmk_lmk,
+        tmk_kcv=kcv,
+        enabled=True,
+        batch=previous.batch if previous else "000001",
+        key_generation=previous.key_generation + 1 if previous else 0,
+    )
+    services.store.put_terminal(record)
+    services.end_session(tid)
+    for operator_id, password in DEFAULT_OPERATORS:
+        await set_operator(services, tid, operator_id, password)
+    services.store.add_audit(
+        AuditRecord(
+            time.time(), AuditEvent.TERMINAL_REGISTERED, merchant, terminal, "", "cli", "ok", f"kcv {kcv}"
+        )
+    )
+    return record
+
+
+async def set_operator(services: Services, tid: TerminalId, operator_id: str, password: str) -> Operator:
+    pin_lmk = await services.keys.encrypt_password(password)
+    operator = Operator(tid, operator_id, Role.for_operator(operator_id), pin_lmk)
+    services.store.put_operator(operator)
+    return operator
+
+
+async def apply_declarations(services: Services) -> None:
+    """Register what the config file declares, so a team's set-up lives in its own repository."""
+    for declared in services.config.terminals:
+        await register_terminal(services, declared.merchant, declared.terminal, declared.tmk)
+    for op in services.config.operators:
+        await set_operator(services, TerminalId(op.merchant, op.terminal), op.operator_id, op.password)
+
+
+@dataclass
+class RunningSwitch:
+    services: Services
+    server: SwitchServer
+    port: int
+    transport: HsmTransport
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await self.server.close(timeout)
+        await close_transport(self.transport)
+        self.services.store.close()
+
+
+async def serve_switch(
+    config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None
+) -> RunningSwitch:
+    """Start a switch on ``config.host:config.port`` (0 picks a free port)."""
+    hsm = transport if transport is not None else transport_from_url(config.hsm)
+    services = build_services(config, store, hsm)
+    await apply_declarations(services)
+    server = SwitchServer(
+        SwitchEngine(services),
+        idle_timeout=config.idle_timeout,
+        frame_timeout=config.frame_timeout,
+        max_connections=config.max_connections,
+        max_pipeline=config.max_pipeline,
+    )
+    port = await server.start(config.host, config.port)
+    return RunningSwitch(services, server, port, hsm)

@@ -1,0 +1,91 @@
+"""What every handler works with: the services, and the exchange in hand."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from specs.codec import Codec
+from specs.framing import Frame
+from specs.message import Message
+from specs.response import ResponseCode
+from switch.config import SwitchConfig
+from switch.keyservice import KeyService
+from switch.records import AuditEvent, AuditRecord, SessionKeys, TerminalId
+from switch.store import Store
+
+
+@dataclass(slots=True)
+class Services:
+    codec: Codec
+    store: Store
+    keys: KeyService
+    config: SwitchConfig
+    clock: Callable[[], float] = time.time
+    # Sessions by terminal, written through to the store: a sign-in outlives its connection.
+    sessions: dict[TerminalId, SessionKeys | None] = field(default_factory=dict)
+
+    def session(self, tid: TerminalId) -> SessionKeys | None:
+        if tid not in self.sessions:
+            self.sessions[tid] = self.store.get_session(tid)
+        return self.sessions[tid]
+
+    def save_session(self, session: SessionKeys) -> None:
+        self.sessions[session.terminal] = session
+        self.store.put_session(session)
+
+    def end_session(self, tid: TerminalId) -> None:
+        self.sessions[tid] = None
+        self.store.delete_session(tid)
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request being answered."""
+
+    frame: Frame
+    message: Message
+    tid: TerminalId
+    remote: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A handler's answer: response code, extra response fields, and what to audit."""
+
+    code: ResponseCode
+    fields: dict[int, str] = field(default_factory=dict)
+    audit: AuditEvent | None = None
+    reason: str = ""
+    operator: str = ""
+    sign_in_again: bool = False
+
+
+def audit(
+    services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = ""
+) -> None:
+    services.store.add_audit(
+        AuditRecord(
+            time=services.clock(),
+            event=event,
+            merchant=ex.tid.merchant,
+            terminal=ex.tid.terminal,
+            operator=operator,
+            remote=ex.remote,
+            result=result,
+            reason=reason,
+        )
+    )
+
+
+def operator_id_from_63(value: str | None) -> str | None:
+    """Field 63 carries the operator id in three characters: '001' and '01 ' both mean '01'."""
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) == 3 and text.isdigit() and text[0] == "0":
+        return text[1:]
+    if len(text) == 2 and text.isdigit():
+        return text
+    return None

@@ -1,0 +1,271 @@
+"""The switch's message handling: one frame in, one answer out.
+
+This is the single entry point where failures are sorted: a malformed frame is the terminal's
+fault (39 = 30, the field named in the log), an HSM or store failure is ours (39 = 96); either
+way the terminal gets a response it can parse and the connection lives on. The asyncio server
+only moves bytes in and out of `SwitchEngine.handle`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from hsm_sim.transport import HsmTransportError
+from specs.dump import Decoded, to_json
+from specs.errors import CodecError, WireError
+from specs.framing import CupHeader, Frame, encode_frame
+from specs.message import Message
+from specs.response import ResponseCode
+from switch import netmgmt, operators, signin
+from switch.context import Exchange, Result, Services, audit
+from switch.keyservice import HsmFailure
+from switch.records import AuditEvent, JournalEntry, SessionKeys, Terminal, TerminalId
+from switch.session import MACED, Refusal, Request, State, classify, state_of, transition
+from switchsim.logs import get_logger
+
+_log = get_logger("switch")
+_MAC_PLACEHOLDER = "0" * 16
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    wire: bytes | None  # None: nothing can be answered (the MTI itself is unreadable)
+    close: bool = False
+
+
+def response_mti(mti: str) -> str:
+    return mti[:2] + str(min(int(mti[2]) + 1, 9)) + mti[3]
+
+
+class SwitchEngine:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.codec = services.codec
+        self._rrn = 0
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    async def handle(self, frame: Frame, remote: str) -> Answer:
+        started = time.perf_counter()
+        try:
+            message = self.codec.decode(frame.body, base_offset=frame.offset)
+        except CodecError as exc:
+            return self._malformed(frame, exc, remote)
+        tid = TerminalId(message.get(42) or "", message.get(41) or "")
+        ex = Exchange(frame, message, tid, remote)
+        self._journal("in", ex, message, "")
+        try:
+            result, session = await self._dispatch(ex)
+        except (HsmFailure, HsmTransportError, OSError, TimeoutError) as exc:
+            _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
+            result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
+        response = await self._respond(ex, result, session)
+        self._journal("out", ex, response, "")
+        self._log_exchange(ex, response, result, started)
+        return Answer(self._frame(frame, response, result.sign_in_again))
+
+    # -- routing -------------------------------------------------------------------------------
+
+    async def _dispatch(self, ex: Exchange) -> tuple[Result, SessionKeys | None]:
+        services = self.services
+        request = classify(ex.message)
+        if request is None:
+            return Result(ResponseCode.FUNCTION_NOT_SUPPORTED, reason="message not served"), None
+        terminal = services.store.get_terminal(ex.tid)
+        if terminal is None or not terminal.enabled:
+            known_merchant = services.store.merchant_exists(ex.tid.merchant)
+            code = ResponseCode.TERMINAL_NOT_REGISTERED if known_merchant else ResponseCode.INVALID_MERCHANT
+            reason = (
+                "terminal disabled"
+                if terminal
+                else ("unknown terminal" if known_merchant else "unknown merchant")
+            )
+            result = Result(code, reason=reason)
+            if request is Request.TERMINAL_SIGNIN:
+                audit(services, ex, _audit_event(request), code.value, reason)
+            return result, None
+        session = services.session(ex.tid)
+        if session is not None and session.key_generation != terminal.key_generation:
+            services.end_session(ex.tid)  # re-registration ends the session
+            session = None
+        now = services.clock()
+        expired = session is not None and session.expires_at <= now
+        state = state_of(session, now)
+        step = transition(state, request)
+        if isinstance(step, Refusal):
+            return Result(step.code, reason=step.reason, sign_in_again=step.sign_in_again or expired), session
+        live = session if state is not State.SIGNED_OFF else None
+        if request in MACED and live is not None and not await self._mac_ok(ex.message, live):
+            result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
+            audit(services, ex, _audit_event(request), result.code.value, result.reason)
+            return result, None
+        result = await self._run(request, ex, terminal, live)
+        if result.audit is not None:
+            audit(services, ex, result.audit, result.code.value, result.reason, result.operator)
+        if expired and request is not Request.TERMINAL_SIGNIN:
+            result = Result(result.code, result.fields, reason=result.reason, sign_in_again=True)
+        return result, services.session(ex.tid)
+
+    async def _run(
+        self, request: Request, ex: Exchange, terminal: Terminal, session: SessionKeys | None
+    ) -> Result:
+        services = self.services
+        match request:
+            case Request.TERMINAL_SIGNIN:
+                return await signin.terminal_signin(services, ex, terminal)
+            case Request.TERMINAL_SIGNOFF:
+                return netmgmt.signoff(services, ex)
+            case Request.ECHO:
+                return netmgmt.echo(services, ex)
+            case Request.PARAMETER_DOWNLOAD:
+                return netmgmt.parameters(services, ex)
+            case Request.STATUS_UPLOAD:
+                return netmgmt.status_upload(services, ex)
+        assert session is not None  # the table allows operator requests only when signed in
+        match request:
+            case Request.OPERATOR_SIGNIN:
+                return await operators.operator_signin(services, ex, session)
+            case Request.OPERATOR_SIGNOUT:
+                return await operators.operator_signout(services, ex, session)
+            case Request.PASSWORD_CHANGE:
+                return await operators.password_change(services, ex, session)
+        raise AssertionError(f"unrouted request {request}")
+
+    # -- MAC -----------------------------------------------------------------------------------
+
+    async def _mac_ok(self, message: Message, session: SessionKeys) -> bool:
+        mac_hex = message.get(64)
+        if mac_hex is None:
+            return False
+        body = self.codec.encode(message.replace(f64=_MAC_PLACEHOLDER), validate=False)
+        return await self.services.keys.verify_mac(session.mak_lmk, body[:-8], bytes.fromhex(mac_hex))
+
+    async def _with_mac(self, message: Message, session: SessionKeys) -> Message:
+        body = self.codec.encode(message.replace(f64=_MAC_PLACEHOLDER), validate=False)
+        mac = await self.services.keys.generate_mac(session.mak_lmk, body[:-8])
+        return message.replace(f64=mac.hex().upper())
+
+    # -- responses -----------------------------------------------------------------------------
+
+    async def _respond(self, ex: Exchange, result: Result, session: SessionKeys | None) -> Message:
+        request = ex.message
+        fields: dict[int, str] = {n: request[n] for n in (3, 4, 11, 41, 42, 49, 60) if n in request}
+        now = time.localtime(self.services.clock())
+        fields[12] = time.strftime("%H%M%S", now)
+        fields[13] = time.strftime("%m%d", now)
+        fields[37] = self._next_rrn(now)
+        fields[39] = result.code.value
+        fields.update(result.fields)
+        response = self.codec.message(response_mti(request.mti), fields)
+        wants_mac = 64 in request and result.code is not ResponseCode.MAC_ERROR
+        if wants_mac and session is not None and session.expires_at > self.services.clock():
+            response = await self._with_mac(response, session)
+        return response
+
+    def _next_rrn(self, now: time.struct_time) -> str:
+        self._rrn = (self._rrn + 1) % 1_000_000
+        return time.strftime("%y%j", now)[:5] + f"{self._rrn:06d}" + "0"
+
+    def _frame(self, request: Frame, response: Message, sign_in_again: bool) -> bytes:
+        fmt = self.codec.dialect.framing
+        header = request.header or CupHeader() if fmt.cup_header else None
+        if header is not None:
+            header = header.with_requirement(3 if sign_in_again else 0)
+        tpdu = request.tpdu.reply() if request.tpdu is not None else None
+        return encode_frame(fmt, self.codec.encode(response, validate=False), tpdu=tpdu, header=header)
+
+    def _malformed(self, frame: Frame, exc: CodecError, remote: str) -> Answer:
+        """39 = 30 with whatever of 11/41/42/60 could be read; the error is logged once."""
+        _log.warning(
+            "format_error",
+            remote=remote,
+            field=exc.field,
+            offset=exc.offset,
+            reason=exc.reason,
+            response_code=exc.response_code.value,
+        )
+        try:
+            partial = self.codec.decode(frame.body, validate=False)
+        except WireError:
+            partial = None
+        mti = partial.mti if partial is not None else self._readable_mti(frame.body)
+        tid = TerminalId(
+            (partial.get(42) if partial else None) or "", (partial.get(41) if partial else None) or ""
+        )
+        self._journal_raw("in", tid, remote, mti or "", frame, exc)
+        if mti is None:
+            return Answer(None, close=True)
+        fields = {n: partial[n] for n in (11, 41, 42, 60) if partial is not None and n in partial}
+        fields[39] = exc.response_code.value
+        response = self.codec.message(response_mti(mti), fields)
+        ex = Exchange(frame, response, tid, remote)
+        self._journal("out", ex, response, "")
+        return Answer(self._frame(frame, response, False))
+
+    def _readable_mti(self, body: bytes) -> str | None:
+        bcd = self.codec.dialect.mti_encoding.value == "bcd"
+        raw = body[:2] if bcd else body[:4]
+        text = raw.hex() if bcd else raw.decode("latin-1")
+        return text if len(text) == 4 and text.isdigit() else None
+
+    # -- journal and log -----------------------------------------------------------------------
+
+    def _journal(self, direction: str, ex: Exchange, message: Message, error: str) -> None:
+        frame = ex.frame if direction == "in" else Frame(body=b"")
+        masked = json.dumps(to_json(Decoded(frame, message)))
+        self.services.store.add_journal(
+            JournalEntry(
+                time=self.services.clock(),
+                direction=direction,
+                merchant=ex.tid.merchant,
+                terminal=ex.tid.terminal,
+                remote=ex.remote,
+                mti=message.mti,
+                stan=message.get(11) or "",
+                response_code=message.get(39) or "",
+                masked_json=masked,
+                error=error,
+            )
+        )
+
+    def _journal_raw(
+        self, direction: str, tid: TerminalId, remote: str, mti: str, frame: Frame, exc: CodecError
+    ) -> None:
+        self.services.store.add_journal(
+            JournalEntry(
+                time=self.services.clock(),
+                direction=direction,
+                merchant=tid.merchant,
+                terminal=tid.terminal,
+                remote=remote,
+                mti=mti,
+                stan="",
+                response_code="",
+                masked_json=json.dumps({"length": len(frame.body)}),
+                error=str(exc),
+            )
+        )
+
+    def _log_exchange(self, ex: Exchange, response: Message, result: Result, started: float) -> None:
+        _log.info(
+            "exchange",
+            terminal=str(ex.tid),
+            remote=ex.remote,
+            mti=ex.message.mti,
+            nmic=ex.message.sub("60.3"),
+            stan=ex.message.get(11),
+            response_code=result.code.value,
+            reason=result.reason,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+
+def _audit_event(request: Request) -> AuditEvent:
+    return {
+        Request.TERMINAL_SIGNIN: AuditEvent.TERMINAL_SIGNIN,
+        Request.OPERATOR_SIGNIN: AuditEvent.OPERATOR_SIGNIN,
+        Request.OPERATOR_SIGNOUT: AuditEvent.OPERATOR_SIGNOUT,
+        Request.PASSWORD_CHANGE: AuditEvent.OPERATOR_PASSWORD_CHANGE,
+    }.get(request, AuditEvent.TERMINAL_SIGNOFF)

@@ -1,0 +1,108 @@
+"""Operator sign-in (60.3 = 011), sign-out (012) and password change (013).
+
+The password arrives as an ISO 9564 format 0 PIN block with a zero PAN field, under the
+session PIK; only the HSM compares it (BC) with the stored LMK-encrypted password. Unknown
+operator and wrong password answer the same 55, after the same HSM round trip, so that
+operator ids cannot be guessed from the code or the latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from specs.response import ResponseCode
+from switch.context import Exchange, Result, Services, operator_id_from_63
+from switch.keyservice import HsmFailure
+from switch.records import AuditEvent, Operator, SessionKeys
+
+# A well-formed LMK-encrypted PIN that matches no real password: compared against when the
+# operator is unknown, so that the answer takes as long as a real check.
+_DECOY_PIN_LMK = "0" * 16
+
+
+async def _check_password(
+    services: Services, ex: Exchange, session: SessionKeys, block_field: int, event: AuditEvent
+) -> tuple[Operator | None, Result | None]:
+    """(operator, None) when the password in ``block_field`` is right, else (None, the answer)."""
+    operator_id = operator_id_from_63(ex.message.get(63))
+    block_hex = ex.message.get(block_field)
+    if operator_id is None or block_hex is None or len(block_hex) != 16:
+        return None, Result(
+            ResponseCode.FORMAT_ERROR,
+            audit=event,
+            reason=f"field 63 (operator) and field {block_field} (8-byte PIN block) are required",
+        )
+    operator = services.store.get_operator(ex.tid, operator_id)
+    if operator is not None and operator.locked:
+        return None, Result(
+            ResponseCode.PIN_TRIES_EXCEEDED, audit=event, reason="operator locked", operator=operator_id
+        )
+    usable = operator is not None and operator.enabled
+    stored = operator.pin_lmk if operator is not None and usable else _DECOY_PIN_LMK
+    try:
+        good = await services.keys.verify_password(session.pik_lmk, bytes.fromhex(block_hex), stored)
+    except HsmFailure:  # a malformed block is the terminal's fault: same answer as a wrong one
+        good = False
+    if good and operator is not None and usable:
+        if operator.failures:
+            services.store.put_operator(replace(operator, failures=0))
+        return operator, None
+    if operator is None or not usable:
+        return None, Result(
+            ResponseCode.INCORRECT_PIN,
+            audit=event,
+            reason="unknown or disabled operator",
+            operator=operator_id,
+        )
+    failures = operator.failures + 1
+    locked = failures >= services.config.max_operator_failures
+    services.store.put_operator(replace(operator, failures=failures, locked=locked))
+    if locked:
+        return None, Result(
+            ResponseCode.PIN_TRIES_EXCEEDED,
+            audit=AuditEvent.OPERATOR_LOCKED,
+            reason=f"{failures} consecutive wrong passwords",
+            operator=operator_id,
+        )
+    return None, Result(
+        ResponseCode.INCORRECT_PIN, audit=event, reason="wrong password", operator=operator_id
+    )
+
+
+async def operator_signin(services: Services, ex: Exchange, session: SessionKeys) -> Result:
+    operator, refusal = await _check_password(services, ex, session, 52, AuditEvent.OPERATOR_SIGNIN)
+    if refusal is not None or operator is None:
+        return refusal or Result(ResponseCode.SYSTEM_MALFUNCTION)
+    services.save_session(replace(session, operator_id=operator.operator_id))
+    return Result(
+        ResponseCode.APPROVED,
+        audit=AuditEvent.OPERATOR_SIGNIN,
+        reason=operator.role.value,
+        operator=operator.operator_id,
+    )
+
+
+async def operator_signout(services: Services, ex: Exchange, session: SessionKeys) -> Result:
+    previous = session.operator_id or ""
+    services.save_session(replace(session, operator_id=None))
+    return Result(ResponseCode.APPROVED, audit=AuditEvent.OPERATOR_SIGNOUT, operator=previous)
+
+
+async def password_change(services: Services, ex: Exchange, session: SessionKeys) -> Result:
+    event = AuditEvent.OPERATOR_PASSWORD_CHANGE
+    operator, refusal = await _check_password(services, ex, session, 52, event)
+    if refusal is not None or operator is None:
+        return refusal or Result(ResponseCode.SYSTEM_MALFUNCTION)
+    new_block = ex.message.get(62)
+    if new_block is None or len(new_block) != 16:
+        return Result(
+            ResponseCode.FORMAT_ERROR, audit=event, reason="field 62 must hold the new 8-byte PIN block"
+        )
+    try:
+        pin_lmk = await services.keys.translate_password(session.pik_lmk, bytes.fromhex(new_block))
+    except HsmFailure:  # the HSM refused the new block (bad format or PIN length)
+        return Result(
+            ResponseCode.PIN_FORMAT_ERROR, audit=event, reason="new password block refused by the HSM"
+        )
+    services.store.put_operator(replace(operator, pin_lmk=pin_lmk, failures=0))
+    return Result(ResponseCode.APPROVED, audit=event, operator=operator.operator_id)

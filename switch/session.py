@@ -1,0 +1,126 @@
+"""The terminal session state machine: every transition of the switch side in one table.
+
+A session belongs to the terminal (merchant 42 + terminal 41), not to a TCP connection:
+UnionPay terminals often open a new connection per exchange. The state is derived from the
+stored `SessionKeys` (none, no operator, an operator), so it survives reconnects and restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+from specs.message import Message
+from specs.response import ResponseCode
+from switch.records import SessionKeys
+
+
+class State(StrEnum):
+    SIGNED_OFF = "signed_off"
+    SIGNED_IN = "signed_in"
+    OPERATOR_SIGNED_IN = "operator_signed_in"
+
+
+class Request(StrEnum):
+    """What a terminal asks for, from MTI and network-management code 60.3."""
+
+    TERMINAL_SIGNIN = "terminal_signin"
+    TERMINAL_SIGNOFF = "terminal_signoff"
+    OPERATOR_SIGNIN = "operator_signin"
+    OPERATOR_SIGNOUT = "operator_signout"
+    PASSWORD_CHANGE = "password_change"
+    ECHO = "echo"
+    PARAMETER_DOWNLOAD = "parameter_download"
+    STATUS_UPLOAD = "status_upload"
+
+
+#: (MTI, 60.3) -> request. 011/012/013 are this product's operator extension (see cup-pos.toml).
+ROUTES: Mapping[tuple[str, str], Request] = MappingProxyType(
+    {
+        ("0800", "001"): Request.TERMINAL_SIGNIN,
+        ("0800", "003"): Request.TERMINAL_SIGNIN,
+        ("0800", "004"): Request.TERMINAL_SIGNIN,
+        ("0820", "002"): Request.TERMINAL_SIGNOFF,
+        ("0800", "011"): Request.OPERATOR_SIGNIN,
+        ("0800", "012"): Request.OPERATOR_SIGNOUT,
+        ("0800", "013"): Request.PASSWORD_CHANGE,
+        ("0820", "301"): Request.ECHO,
+        ("0800", "360"): Request.PARAMETER_DOWNLOAD,
+        ("0820", "362"): Request.STATUS_UPLOAD,
+    }
+)
+
+#: Requests that must carry a MAC (field 64) under the session MAK.
+MACED: frozenset[Request] = frozenset(
+    {Request.OPERATOR_SIGNIN, Request.OPERATOR_SIGNOUT, Request.PASSWORD_CHANGE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request the state does not allow: the code to answer and why (for log and audit)."""
+
+    code: ResponseCode
+    reason: str
+    sign_in_again: bool = False
+
+
+_NEEDS_SIGNIN = Refusal(ResponseCode.NOT_PERMITTED_TO_TERMINAL, "terminal not signed in", sign_in_again=True)
+_NEEDS_OPERATOR = Refusal(ResponseCode.NOT_PERMITTED_TO_TERMINAL, "no operator signed in")
+
+# The table: (state, request) -> state after success, or a Refusal. A missing pair is a bug in
+# this table, never a silent drop (see `transition`).
+_S, _R = State, Request
+TABLE: Mapping[tuple[State, Request], State | Refusal] = MappingProxyType(
+    {
+        (_S.SIGNED_OFF, _R.TERMINAL_SIGNIN): _S.SIGNED_IN,
+        (_S.SIGNED_OFF, _R.TERMINAL_SIGNOFF): _S.SIGNED_OFF,
+        (_S.SIGNED_OFF, _R.OPERATOR_SIGNIN): _NEEDS_SIGNIN,
+        (_S.SIGNED_OFF, _R.OPERATOR_SIGNOUT): _NEEDS_SIGNIN,
+        (_S.SIGNED_OFF, _R.PASSWORD_CHANGE): _NEEDS_SIGNIN,
+        (_S.SIGNED_OFF, _R.ECHO): _S.SIGNED_OFF,
+        (_S.SIGNED_OFF, _R.PARAMETER_DOWNLOAD): _NEEDS_SIGNIN,
+        (_S.SIGNED_OFF, _R.STATUS_UPLOAD): _NEEDS_SIGNIN,
+        (_S.SIGNED_IN, _R.TERMINAL_SIGNIN): _S.SIGNED_IN,
+        (_S.SIGNED_IN, _R.TERMINAL_SIGNOFF): _S.SIGNED_OFF,
+        (_S.SIGNED_IN, _R.OPERATOR_SIGNIN): _S.OPERATOR_SIGNED_IN,
+        (_S.SIGNED_IN, _R.OPERATOR_SIGNOUT): _NEEDS_OPERATOR,
+        (_S.SIGNED_IN, _R.PASSWORD_CHANGE): _S.SIGNED_IN,
+        (_S.SIGNED_IN, _R.ECHO): _S.SIGNED_IN,
+        (_S.SIGNED_IN, _R.PARAMETER_DOWNLOAD): _S.SIGNED_IN,
+        (_S.SIGNED_IN, _R.STATUS_UPLOAD): _S.SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.TERMINAL_SIGNIN): _S.SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.TERMINAL_SIGNOFF): _S.SIGNED_OFF,
+        (_S.OPERATOR_SIGNED_IN, _R.OPERATOR_SIGNIN): _S.OPERATOR_SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.OPERATOR_SIGNOUT): _S.SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.PASSWORD_CHANGE): _S.OPERATOR_SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.ECHO): _S.OPERATOR_SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.PARAMETER_DOWNLOAD): _S.OPERATOR_SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.STATUS_UPLOAD): _S.OPERATOR_SIGNED_IN,
+    }
+)
+
+
+class SessionTableError(Exception):
+    """The transition table has no entry for a pair: a programming error, not a peer's."""
+
+
+def classify(message: Message) -> Request | None:
+    """The request a message makes, or None for one this switch does not serve (answer 40)."""
+    return ROUTES.get((message.mti, message.sub("60.3") or ""))
+
+
+def state_of(session: SessionKeys | None, now: float) -> State:
+    """Expired keys are no keys: the terminal must sign in again."""
+    if session is None or session.expires_at <= now:
+        return State.SIGNED_OFF
+    return State.SIGNED_IN if session.operator_id is None else State.OPERATOR_SIGNED_IN
+
+
+def transition(state: State, request: Request) -> State | Refusal:
+    try:
+        return TABLE[(state, request)]
+    except KeyError:
+        raise SessionTableError(f"no transition for {request.value} in {state.value}") from None
