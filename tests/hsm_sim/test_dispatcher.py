@@ -10,7 +10,24 @@ from structlog.testing import capture_logs
 from hsm_sim import dispatcher as dispatcher_module
 from hsm_sim.dispatcher import COMMANDS, Dispatcher
 from hsm_sim.errors import ErrorCode, HsmError
-from hsm_sim.hostcmd import Command, CommandSpec, FieldCursor, Handler, HsmContext, Reply
+from hsm_sim.hostcmd import (
+    Command,
+    CommandSpec,
+    FieldCursor,
+    Handler,
+    HsmContext,
+    Reply,
+    response_code,
+)
+from tests.hsm_sim.test_cmd_oracle import (
+    SNOWCH_ZMK_LMK,
+    SNOWCH_ZPK_LMK,
+    SNOWCH_ZPK_ZMK,
+    TDES_KEY,
+    des3,
+    lmk_field,
+    lmk_pin,
+)
 
 # NC on the Thales test LMK: the LMK check value published in simulator walkthroughs.
 TEST_LMK_CHECK = b"7B44AC1DDEE2A94B"
@@ -93,3 +110,66 @@ def test_bug_in_handler_is_reraised_when_asked(with_command: Install) -> None:
     with_command(_boom)
     with pytest.raises(ZeroDivisionError):
         Dispatcher(reraise_bugs=True).handle(b"QQ")
+
+
+def test_ng_answers_68_unless_test_mode() -> None:
+    assert Dispatcher().handle(b"NG555555123456" + b"0" * 16) == b"NH68"
+    assert Dispatcher(test_mode=True).handle(b"NG555555123456") == b"NH15"
+
+
+@pytest.mark.parametrize("code", sorted(COMMANDS))
+def test_every_command_answers_an_empty_body_without_a_bug(code: str) -> None:
+    answer = Dispatcher(test_mode=True, reraise_bugs=True).handle(code.encode())
+    if code == "NC":
+        assert answer.startswith(b"ND00")
+    else:
+        assert answer == response_code(code).encode() + b"15"
+
+
+def _valid_requests() -> list[bytes]:
+    """One well-formed request per command family (each answers 00 or 01 unmutated)."""
+    tmk = lmk_field("002", TDES_KEY)
+    account = "555555123456"
+    block = des3(TDES_KEY, bytes.fromhex("041261AAAAEDCBA9")).hex().upper()
+    bdk = lmk_field("009", TDES_KEY)
+    tak = lmk_field("003", TDES_KEY)
+    # X9.24-1 A.4 transaction key for KSN ...E00001, PIN variant applied
+    transaction_key = bytes.fromhex("042666B49184CFA368DE9628D0397BC9")
+    pin_key = bytes(
+        a ^ b for a, b in zip(transaction_key, bytes.fromhex("00000000000000FF") * 2, strict=True)
+    )
+    dukpt_block = des3(pin_key, bytes.fromhex("041261AAAAEDCBA9")).hex().upper()
+    text = [
+        f"A01001U;1{tmk}X",
+        f"A6001{SNOWCH_ZMK_LMK}{SNOWCH_ZPK_ZMK}U",
+        f"BUFF1{SNOWCH_ZPK_LMK};001;001",
+        f"HA{tmk};ZZ0",
+        f"CA{tmk}{SNOWCH_ZPK_LMK}12{block}0101{account}",
+        f"BC{tmk}{block}01{account}{lmk_pin('1234', account)}",
+        f"BA1234F{account}",
+        f"DC{tmk}{tmk}{block}01{account}11234",
+        f"G0{bdk}{SNOWCH_ZPK_LMK}A05FFFF9876543210E00001{dukpt_block}0101{account}",
+        f"NG{account}{lmk_pin('1234', account)}",
+        f"M600031003{tak}0018" + "Now is the time for all ",
+        f"M800031003{tak}0018" + "Now is the time for all A1C72E74",
+    ]
+    return [t.encode() for t in text]
+
+
+def test_mutated_requests_never_hit_a_bug() -> None:
+    """Fuzz-style: every truncation and many one-byte substitutions of valid requests must be
+    answered with a documented code, never an unexpected exception (reraise_bugs=True)."""
+    hsm = Dispatcher(test_mode=True, reraise_bugs=True)
+    replacements = b"0F;UXZ\x19\xff "
+    for request in _valid_requests():
+        assert hsm.handle(request)[2:4] in (b"00", b"01"), request[:2]
+        code = request[:2].decode()
+        declared = {str(e) for e in COMMANDS[code].spec.errors} | {"15"}
+        variants = [request[:n] for n in range(2, len(request))]
+        variants += [
+            request[:i] + bytes([r]) + request[i + 1 :] for i in range(2, len(request)) for r in replacements
+        ]
+        for variant in variants:
+            answer = hsm.handle(variant)
+            assert answer[:2] == response_code(code).encode()
+            assert answer[2:4].decode("latin-1") in declared, (code, answer[:4])
