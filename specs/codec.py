@@ -111,6 +111,25 @@ class Codec:
             self.check_rules(message)
         return message
 
+    def salvage(self, body: bytes) -> tuple[str | None, dict[int, str]]:
+        """MTI and the well-formed fields of a body that failed to decode, for a 30 answer that
+        echoes what it can. Never raises; a body pyiso8583 cannot walk gives (MTI?, {})."""
+        try:
+            decoded, _ = iso8583.decode(body, self._spec)
+        except Exception:
+            return self._readable_mti(body), {}
+        fields: dict[int, str] = {}
+        for key, value in decoded.items():
+            if key.isdigit() and key != "1":
+                check = self._checks.get(int(key))
+                if check is not None and check.alphabet.issuperset(value):
+                    fields[int(key)] = value
+        return self._readable_mti(body), fields
+
+    def _readable_mti(self, body: bytes) -> str | None:
+        raw = body[:2].hex() if self._bcd_mti else body[:4].decode("latin-1")
+        return raw if len(raw) == 4 and raw.isdigit() else None
+
     def _check_bitmap(self, body: bytes) -> None:
         """Refuse a bitmap that names fields the dialect does not define, before decoding."""
         start = 2 if self._bcd_mti else 4

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from hsm_sim.transport import HsmTransportError
 from specs.dump import Decoded, to_json
-from specs.errors import CodecError, WireError
+from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
 from specs.message import Message
 from specs.response import ResponseCode
@@ -186,29 +186,17 @@ class SwitchEngine:
             reason=exc.reason,
             response_code=exc.response_code.value,
         )
-        try:
-            partial = self.codec.decode(frame.body, validate=False)
-        except WireError:
-            partial = None
-        mti = partial.mti if partial is not None else self._readable_mti(frame.body)
-        tid = TerminalId(
-            (partial.get(42) if partial else None) or "", (partial.get(41) if partial else None) or ""
-        )
+        mti, salvaged = self.codec.salvage(frame.body)
+        tid = TerminalId(salvaged.get(42, ""), salvaged.get(41, ""))
         self._journal_raw("in", tid, remote, mti or "", frame, exc)
         if mti is None:
             return Answer(None, close=True)
-        fields = {n: partial[n] for n in (11, 41, 42, 60) if partial is not None and n in partial}
+        fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
         fields[39] = exc.response_code.value
         response = self.codec.message(response_mti(mti), fields)
         ex = Exchange(frame, response, tid, remote)
         self._journal("out", ex, response, "")
         return Answer(self._frame(frame, response, False))
-
-    def _readable_mti(self, body: bytes) -> str | None:
-        bcd = self.codec.dialect.mti_encoding.value == "bcd"
-        raw = body[:2] if bcd else body[:4]
-        text = raw.hex() if bcd else raw.decode("latin-1")
-        return text if len(text) == 4 and text.isdigit() else None
 
     # -- journal and log -----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ _BU_CODES = {KeyKind.PIK: "02", KeyKind.MAK: "03", KeyKind.TDK: "0B"}
 _SCHEME_FOR_LENGTH = {8: "Z", 16: "U", 24: "T"}
 _EXPORT_SCHEME_FOR_LENGTH = {8: "Z", 16: "X", 24: "Y"}  # X9.17: plain TDES-ECB, as terminals expect
 _LENGTH_FLAG = {8: "0", 16: "1", 24: "2"}
+_HEX_ASCII = frozenset(b"0123456789ABCDEF")
 _KEY_FIELD_LENGTHS = {"U": 33, "T": 49, "X": 33, "Y": 49}
 
 
@@ -117,6 +118,8 @@ class KeyService:
         return rest[:8].encode("ascii")
 
     async def verify_mac(self, mak_lmk: str, data: bytes, mac: bytes) -> bool:
+        if len(mac) != 8 or not set(mac) <= _HEX_ASCII:
+            return False  # a UnionPay POS MAC is 8 uppercase hex characters: anything else is wrong
         code, _ = await self._call("M8", self._mac_request(mak_lmk, data) + mac, accept=("00", "01"))
         return code == "00"
 

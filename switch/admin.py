@@ -1,0 +1,40 @@
+"""Administrator actions on operators, shared by the CLI and the tests."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from switch.context import Services
+from switch.records import AuditEvent, AuditRecord, Operator, TerminalId
+from switch.store import StoreError
+
+
+def _operator(services: Services, tid: TerminalId, operator_id: str) -> Operator:
+    operator = services.store.get_operator(tid, operator_id)
+    if operator is None:
+        raise StoreError(f"no operator {operator_id} on terminal {tid}")
+    return operator
+
+
+def _audit(services: Services, tid: TerminalId, operator_id: str, event: AuditEvent, reason: str) -> None:
+    services.store.add_audit(
+        AuditRecord(time.time(), event, tid.merchant, tid.terminal, operator_id, "cli", "ok", reason)
+    )
+
+
+def unlock_operator(services: Services, tid: TerminalId, operator_id: str) -> None:
+    services.store.put_operator(replace(_operator(services, tid, operator_id), locked=False, failures=0))
+    _audit(services, tid, operator_id, AuditEvent.OPERATOR_UNLOCKED, "unlocked by administrator")
+
+
+def set_operator_enabled(services: Services, tid: TerminalId, operator_id: str, enabled: bool) -> None:
+    services.store.put_operator(replace(_operator(services, tid, operator_id), enabled=enabled))
+    _audit(services, tid, operator_id, AuditEvent.OPERATOR_ADMIN, "enabled" if enabled else "disabled")
+
+
+async def set_password(services: Services, tid: TerminalId, operator_id: str, password: str) -> None:
+    operator = _operator(services, tid, operator_id)
+    pin_lmk = await services.keys.encrypt_password(password)
+    services.store.put_operator(replace(operator, pin_lmk=pin_lmk, failures=0, locked=False))
+    _audit(services, tid, operator_id, AuditEvent.OPERATOR_ADMIN, "password set by administrator")

@@ -1,0 +1,44 @@
+"""Test-side crypto written from the published definitions, independent of hsm_sim.
+
+Used to check what the switch produced: decrypting field 62 with the TMK, check values, the
+operator PIN block, and the UnionPay POS MAC (cup_pos.json "pos_ecb_mac")."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+
+def _k24(key: bytes) -> bytes:
+    return key * 3 if len(key) == 8 else key + key[:8] if len(key) == 16 else key
+
+
+def ecb_encrypt(key: bytes, data: bytes) -> bytes:
+    enc = Cipher(TripleDES(_k24(key)), modes.ECB()).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def ecb_decrypt(key: bytes, data: bytes) -> bytes:
+    dec = Cipher(TripleDES(_k24(key)), modes.ECB()).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def cv4(key: bytes) -> bytes:
+    return ecb_encrypt(key, bytes(8))[:4]
+
+
+def operator_pin_block(password: str, pik: bytes) -> bytes:
+    """ISO 9564 format 0 with the PAN field all zeros: the clear block is the PIN field itself."""
+    field = f"0{len(password)}{password}".ljust(16, "F")
+    return ecb_encrypt(pik, bytes.fromhex(field))
+
+
+def cup_pos_mac(mak: bytes, data: bytes) -> bytes:
+    padded = data + bytes(-len(data) % 8)
+    block = bytes(8)
+    for i in range(0, len(padded), 8):
+        block = bytes(a ^ b for a, b in zip(block, padded[i : i + 8], strict=True))
+    hexed = block.hex().upper().encode()
+    first = ecb_encrypt(mak, hexed[:8])
+    second = ecb_encrypt(mak, bytes(a ^ b for a, b in zip(first, hexed[8:], strict=True)))
+    return second.hex().upper().encode()[:8]
