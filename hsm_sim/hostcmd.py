@@ -124,16 +124,6 @@ class KeyField:
         return format_key_field(self.scheme, self.enc)
 
 
-def key_scheme(code: str, name: str, allowed: str = "ZUTXY") -> KeyScheme:
-    """A key-scheme code field (e.g. "Key scheme (LMK)"), or error 26 naming the field.
-
-    payShield writes "0" for "no preference"; callers map that before asking here.
-    """
-    if code not in allowed:
-        raise HsmError(ErrorCode.KEY_SCHEME, f"{name}: key scheme {code!r} not supported here")
-    return KeyScheme(code)
-
-
 class FieldCursor:
     """Reads host-command fields left to right from the bytes after the command code.
 

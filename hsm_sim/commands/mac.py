@@ -141,10 +141,10 @@ def _compute(ctx: HsmContext, cur: FieldCursor) -> tuple[str, str]:
     key_type = cur.read(_KEY_TYPE)
     key = from_lmk(ctx.lmk, key_type, cur.read_key(_KEY), "Key")
     length = int(cur.read(_LENGTH), 16)
-    if input_format == "1":
-        message = cur.take_hex(2 * length, "Message")
-    else:
-        message = cur.take_bytes(length, "Message")
+    width = 2 * length if input_format == "1" else length
+    if cur.remaining < width:
+        raise HsmError(_E.DATA_LENGTH, "Message: shorter than the message length field")
+    message = cur.take_hex(width, "Message") if input_format == "1" else cur.take_bytes(width, "Message")
     if algorithm == CUP_POS_MAC and size != "0":
         raise HsmError(_E.INPUT_DATA, "MAC size: the UnionPay POS MAC is 8 characters")
     if padding == 0:
@@ -162,7 +162,10 @@ def _compute(ctx: HsmContext, cur: FieldCursor) -> tuple[str, str]:
 
 def _m6(ctx: HsmContext, cur: FieldCursor) -> Reply:
     mac, _ = _compute(ctx, cur)
-    cur.finish()
+    try:
+        cur.finish()
+    except HsmError:
+        raise HsmError(_E.DATA_LENGTH, "Message: longer than the message length field") from None
     return ok(mac)
 
 

@@ -119,7 +119,13 @@ def _read_format(cur: FieldCursor, spec: FieldSpec) -> PinBlockFormat:
 
 def _pin_from_block(key: bytes, block_hex: str, fmt: PinBlockFormat, account: str) -> str:
     clear = tdes_ecb_decrypt(key, bytes.fromhex(block_hex))
-    return _parse_pinblock(clear, account, fmt)
+    try:
+        return _parse_pinblock(clear, account, fmt)
+    except HsmError as exc:
+        # The format code was validated already, so a wrong control nibble is bad block content
+        # (20), not a bad format code (23). Generic reason: the core's quote clear-block nibbles.
+        code = _E.PIN_BLOCK_INVALID if exc.code is _E.PIN_BLOCK_FORMAT else exc.code
+        raise HsmError(code, f"PIN block: not a valid format {int(fmt)} block") from None
 
 
 def _block_from_pin(key: bytes, pin: str, fmt: PinBlockFormat, account: str) -> str:

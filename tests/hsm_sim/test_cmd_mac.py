@@ -103,8 +103,16 @@ def test_m6_multi_block_mode_is_15() -> None:
     assert call(request[:2] + b"1" + request[3:]) == "M715"
 
 
-def test_m6_message_shorter_than_length_is_15() -> None:
-    assert call(m6("031", "003", TAK2, X919_DATA)[:-1]) == "M715"
+def test_m6_message_shorter_than_length_is_80() -> None:
+    assert call(m6("031", "003", TAK2, X919_DATA)[:-1]) == "M780"
+
+
+def test_m6_message_longer_than_length_is_80() -> None:
+    assert call(m6("031", "003", TAK2, X919_DATA) + b"!") == "M780"
+
+
+def test_m6_hex_message_shorter_than_length_is_80() -> None:
+    assert call(m6("031", "003", TAK2, X919_DATA, input_format="1")[:-2]) == "M780"
 
 
 def test_m6_message_with_bad_hex_is_15() -> None:
