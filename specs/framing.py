@@ -247,7 +247,7 @@ class FrameDecoder:
         if self._failed:
             raise FramingError(self._stream_offset, "stream already failed framing")
         if self._fmt.length is LengthHeader.NONE and len(data) > self._fmt.max_frame:
-            self._failed = True
+            self._fail()
             raise FramingError(
                 self._stream_offset,
                 f"frame of {len(data)} bytes exceeds the maximum {self._fmt.max_frame}",
@@ -270,10 +270,10 @@ class FrameDecoder:
         try:
             n = decode_length(fmt.length, bytes(buf[:hsize]))
         except FramingError as exc:
-            self._failed = True
+            self._fail()
             raise FramingError(self._stream_offset, exc.reason) from None
         if n > fmt.max_frame:
-            self._failed = True
+            self._fail()
             raise FramingError(
                 self._stream_offset,
                 f"declared length {n} exceeds the maximum frame size {fmt.max_frame}",
@@ -283,6 +283,11 @@ class FrameDecoder:
         payload = bytes(buf[hsize : hsize + n])
         del buf[: hsize + n]
         return self._finish(payload, hsize)
+
+    def _fail(self) -> None:
+        """A dead stream holds nothing: drop what is buffered."""
+        self._failed = True
+        self._buf.clear()
 
     def _finish(self, payload: bytes, hsize: int) -> FrameEvent:
         start = self._stream_offset
