@@ -445,7 +445,9 @@ def transport_from_url(
     except ValueError as exc:
         raise ValueError(f"bad HSM address {url!r}: {exc}") from None
     if parts.scheme not in ("tcp", "udp") or not parts.hostname:
-        raise ValueError(f"bad HSM address {url!r}: expected inproc, tcp://HOST:PORT or udp://HOST:PORT")
+        raise ValueError(
+            f"bad HSM address {url!r}: expected inproc, tcp://HOST:PORT or udp://HOST:PORT"
+        )
     if parts.path or parts.query or parts.fragment or parts.username:
         raise ValueError(f"bad HSM address {url!r}: only scheme, host and port are allowed")
     host = parts.hostname

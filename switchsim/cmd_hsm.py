@@ -1,4 +1,4 @@
-"""``switchsim hsm``: run the software HSM, send it one host command, print its command reference."""
+"""``switchsim hsm``: run the software HSM, send it one host command, print its reference."""
 
 from __future__ import annotations
 
