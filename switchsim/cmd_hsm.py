@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import signal
 import sys
 from typing import Any
@@ -196,8 +195,8 @@ def _printable(data: bytes) -> str:
 
 
 def _reference(_args: argparse.Namespace) -> int:
-    # Imported here: rendering the reference loads every command module.
-    render_reference = importlib.import_module("hsm_sim.reference").render_reference
-    text: str = render_reference()
+    from hsm_sim.reference import render_reference  # only this action needs the renderer
+
+    text = render_reference()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK
