@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "switchsim.cmd_wire",
     "switchsim.cmd_demo",
     "switchsim.cmd_hsm",
+    "switchsim.cmd_switch",
 )
 
 EXIT_OK = 0

@@ -49,11 +49,11 @@ class Pos:
         frame = self.frame(message, mac=mac)
         return encode_frame(CODEC.dialect.framing, frame.body, tpdu=TPDU, header=HEADER)
 
-    def read(self, wire: bytes) -> Message:
+    def read(self, wire: bytes, *, validate: bool = True) -> Message:
         frame = decode_frame(CODEC.dialect.framing, wire)
         assert frame.tpdu == TPDU.reply()
         self.last_header = frame.header
-        return CODEC.decode(frame.body)
+        return CODEC.decode(frame.body, validate=validate)
 
     def signin(self, nmic: str = "003") -> Message:
         return self.message("0800", nmic, f63="001")

@@ -1,0 +1,46 @@
+"""The switch's admin commands as a user runs them, against a temporary SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from switchsim.cli import main
+
+IDS = ["--merchant", "848100058126002", "--terminal", "00000764"]
+
+
+def test_terminal_add_prints_check_value_and_creates_operators(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.db")
+    assert main(["terminal", "add", "--db", db, *IDS, "--tmk", "0123456789ABCDEFFEDCBA9876543210"]) == 0
+    # Published KCV of this key (crypto.json kcv_tdes_double): 08D7B4
+    assert "TMK check value 08D7B4" in capsys.readouterr().out
+    assert main(["operator", "list", "--db", db, *IDS]) == 0
+    out = capsys.readouterr().out
+    assert "supervisor" in out and "administrator" in out and "cashier" in out
+    assert main(["operator", "disable", "--db", db, *IDS, "--id", "01"]) == 0
+    assert main(["terminal", "disable", "--db", db, *IDS]) == 0
+    capsys.readouterr()
+    assert main(["audit", "--db", db, "--json"]) == 0
+    events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
+    assert events[0] == "terminal_registered" and "operator_admin" in events
+
+
+def test_bad_tmk_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["terminal", "add", "--db", str(tmp_path / "s.db"), *IDS, "--tmk", "XYZ"]) == 2
+    assert "--tmk" in capsys.readouterr().err
+
+
+def test_store_never_holds_the_clear_tmk(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    main(["terminal", "add", "--db", str(db), *IDS, "--tmk", "0123456789ABCDEFFEDCBA9876543210"])
+    raw = (
+        db.read_bytes() + (tmp_path / "s.db-wal").read_bytes()
+        if (tmp_path / "s.db-wal").exists()
+        else db.read_bytes()
+    )
+    assert b"0123456789ABCDEF" not in raw.upper()
