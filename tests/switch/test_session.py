@@ -1,0 +1,50 @@
+"""The session transition table: complete, and refusing what a state does not allow."""
+
+from __future__ import annotations
+
+import pytest
+
+from specs.codec import codec_for
+from specs.response import ResponseCode
+from switch.records import SessionKeys, TerminalId
+from switch.session import TABLE, Refusal, Request, State, classify, state_of, transition
+
+
+def test_table_has_every_state_and_request_pair() -> None:
+    assert {(s, r) for s in State for r in Request} == set(TABLE)
+
+
+def test_operator_requests_refused_before_signin_with_sign_in_again() -> None:
+    step = transition(State.SIGNED_OFF, Request.OPERATOR_SIGNIN)
+    assert isinstance(step, Refusal)
+    assert step.code is ResponseCode.NOT_PERMITTED_TO_TERMINAL and step.sign_in_again
+
+
+@pytest.mark.parametrize(
+    ("state", "request_", "after"),
+    [
+        (State.SIGNED_OFF, Request.TERMINAL_SIGNIN, State.SIGNED_IN),
+        (State.SIGNED_IN, Request.OPERATOR_SIGNIN, State.OPERATOR_SIGNED_IN),
+        (State.OPERATOR_SIGNED_IN, Request.OPERATOR_SIGNOUT, State.SIGNED_IN),
+        (State.OPERATOR_SIGNED_IN, Request.TERMINAL_SIGNIN, State.SIGNED_IN),
+        (State.OPERATOR_SIGNED_IN, Request.TERMINAL_SIGNOFF, State.SIGNED_OFF),
+    ],
+)
+def test_transitions(state: State, request_: Request, after: State) -> None:
+    assert transition(state, request_) is after
+
+
+def test_expired_session_is_signed_off() -> None:
+    tid = TerminalId("848100058126002", "00000764")
+    session = SessionKeys(tid, "003", "U" + "0" * 32, "0" * 16, None, 0.0, 100.0, 0, "01")
+    assert state_of(session, 99.0) is State.OPERATOR_SIGNED_IN
+    assert state_of(session, 100.0) is State.SIGNED_OFF
+    assert state_of(None, 0.0) is State.SIGNED_OFF
+
+
+def test_classify_routes_on_mti_and_60_3() -> None:
+    codec = codec_for("cup-pos")
+    base = {11: "000001", 41: "00000764", 42: "848100058126002"}
+    assert classify(codec.message("0800", {**base, 60: "00000001011"})) is Request.OPERATOR_SIGNIN
+    assert classify(codec.message("0820", {**base, 60: "00000001301"})) is Request.ECHO
+    assert classify(codec.message("0800", {**base, 60: "00000001370"})) is None
