@@ -171,19 +171,67 @@ class Window:
         return Measured((answered - self._n0) / elapsed, server, client)
 
 
+SLICE = 0.5  # seconds
+
+
+class Slices:
+    """Consecutive short windows; the median one is reported, so that a burst of other work on
+    this shared machine moves the figure less than it would move one long average."""
+
+    def __init__(self, pid: int | None) -> None:
+        self._pid = pid
+        self._done: list[Measured] = []
+        self._window: Window | None = None
+
+    def mark(self, answered: int) -> None:
+        """Close the current slice (if any) and open the next one."""
+        if self._window is not None:
+            self._done.append(self._window.close(answered))
+        self._window = Window(self._pid, answered)
+
+    def median(self) -> Measured:
+        ranked = sorted(self._done, key=lambda m: m.rate)
+        return ranked[len(ranked) // 2]
+
+
+def run_sync(step: Callable[[], int], seconds: float, pid: int | None) -> Measured:
+    """Call ``step`` (returns how many commands it did) for ``seconds``, sliced."""
+    slices = Slices(pid)
+    n = 0
+    slices.mark(n)
+    start = time.perf_counter()
+    next_mark, end = start + SLICE, start + seconds
+    while True:
+        n += step()
+        now = time.perf_counter()
+        if now >= next_mark:
+            slices.mark(n)
+            next_mark = now + SLICE
+            if now >= end:
+                return slices.median()
+
+
+async def run_async(answered: Callable[[], int], seconds: float, pid: int) -> Measured:
+    slices = Slices(pid)
+    slices.mark(answered())
+    for _ in range(max(1, round(seconds / SLICE))):
+        await asyncio.sleep(SLICE)
+        slices.mark(answered())
+    return slices.median()
+
+
 def bench_inproc(load: Load, dispatcher: Dispatcher, seconds: float) -> Measured:
     handle = dispatcher.handle
     message = load.message
     if not load.expect(handle(message)):
         raise SystemExit(f"in-process {load.name} answer is wrong: {handle(message)[:8]!r}")
-    n = 0
-    window = Window(None, 0)
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        for _ in range(200):
+
+    def step() -> int:
+        for _ in range(100):
             handle(message)
-        n += 200
-    return window.close(n)
+        return 100
+
+    return run_sync(step, seconds, None)
 
 
 class _Counter:
@@ -261,9 +309,7 @@ async def bench_pipelined(
         )
         clients.append(client)
     await asyncio.sleep(min(1.0, seconds / 3))  # warm up
-    window = Window(pid, counter.answered)
-    await asyncio.sleep(seconds)
-    measured = window.close(counter.answered)
+    measured = await run_async(lambda: counter.answered, seconds, pid)
     counter.stop = True
     await asyncio.wait_for(asyncio.gather(*(c.done for c in clients)), 10)
     for c in clients:
@@ -293,16 +339,15 @@ def bench_sequential(
             raise SystemExit(f"wrong {load.name} answer: {first[: hl + 8]!r}")
         for _ in range(200):  # warm up
             ask()
-        n = 0
-        window = Window(pid, 0)
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            for _ in range(50):
+
+        def step() -> int:
+            for _ in range(20):
                 answer = ask()
             if answer[hl + 2 : hl + 4] != b"00":
                 raise SystemExit(f"{load.name} answered {answer[: hl + 4]!r}")
-            n += 50
-        return window.close(n)
+            return 20
+
+        return run_sync(step, seconds, pid)
 
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -336,9 +381,7 @@ async def bench_transport(
         raise SystemExit(f"wrong {load.name} answer via TcpTransport: {first[:8]!r}")
     runners = [asyncio.create_task(caller()) for _ in range(tasks)]
     await asyncio.sleep(min(1.0, seconds / 3))
-    window = Window(pid, answered)
-    await asyncio.sleep(seconds)
-    measured = window.close(answered)
+    measured = await run_async(lambda: answered, seconds, pid)
     stop = True
     await asyncio.gather(*runners)
     await transport.close()
@@ -464,7 +507,8 @@ def print_table(results: list[Result]) -> None:
         m = r.measured
         server = f"{m.server_cpu * 100:.0f}%" if m.server_cpu is not None else ""
         client = f"{m.client_cpu * 100:.0f}%" if m.client_cpu is not None else ""
-        print(f"{r.where:<10} {r.command:<4} {r.mode:<52} {m.rate:>8,.0f} {server:>10} {client:>10}")
+        row = f"{r.where:<10} {r.command:<4} {r.mode:<52} {m.rate:>8,.0f}"
+        print(f"{row} {server:>10} {client:>10}")
         if r.note:
             print(f"{'':<16}{r.note}")
 
@@ -487,8 +531,9 @@ def main() -> int:
     ca, m6, ca_pythales = build_loads(lmk)
     results: list[Result] = []
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s per row; CPU columns "
-          "are the share of one core used by the server and by the client process", flush=True)
+          f"load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s per row; median of "
+          f"{SLICE:g} s slices; CPU columns: share of one core used by the server and by the "
+          "client process", flush=True)
 
     dispatcher = Dispatcher(lmk)
     for load in (ca, m6):
