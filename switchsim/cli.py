@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "switchsim.cmd_demo",
     "switchsim.cmd_hsm",
     "switchsim.cmd_switch",
+    "switchsim.cmd_fleet",
 )
 
 EXIT_OK = 0

@@ -190,6 +190,14 @@ class VirtualTerminal:
         return self._state
 
     @property
+    def signed_in(self) -> bool:
+        return self._state is not State.SIGNED_OUT
+
+    @property
+    def operator_signed_in(self) -> bool:
+        return self._state is State.OPERATOR_IN
+
+    @property
     def awaiting(self) -> Kind | None:
         return self._pending.kind if self._pending else None
 

@@ -14,6 +14,9 @@ terminal's behaviour that the tests judge, against check values and blocks worke
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hsm_sim.ciphers import tdes_ecb_decrypt, tdes_ecb_encrypt
@@ -79,6 +82,8 @@ class FakeHost:
     force_code: dict[str, str] = field(default_factory=dict)  # 60.3 -> 39 to answer once
     close_on_malformed: bool = False
     lock_after: int = 3
+    silent: bool = False  # read everything, answer nothing (for timeouts)
+    connections: int = 0
     seen: list[Message] = field(default_factory=list)
     _sessions: dict[tuple[str, str], _Session] = field(default_factory=dict)
 
@@ -184,9 +189,12 @@ class _FakeHostProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.host.connections += 1
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        if self.host.silent:
+            return
         try:
             self.decoder.feed(data)
             for event in self.decoder.events():
@@ -207,3 +215,41 @@ async def serve_fake_host(host: FakeHost) -> tuple[asyncio.Server, int]:
     server = await loop.create_server(lambda: _FakeHostProtocol(host), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     return server, port
+
+
+@contextmanager
+def threaded_host(host: FakeHost) -> Iterator[int]:
+    """The fake host on its own event loop in a thread, for code that calls asyncio.run itself
+    (the CLI). Yields the port."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        server, port = loop.run_until_complete(serve_fake_host(host))
+        box["port"] = port
+        ready.set()
+        loop.run_forever()
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(5), "fake host did not start"
+    try:
+        port = box["port"]
+        assert isinstance(port, int)
+        yield port
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def provisioned_host(n: int, **options: object) -> FakeHost:
+    """A fake host that knows the first ``n`` terminals of the default provisioning plan."""
+    from terminals_sim.provision import provision_plan
+
+    terminals = {(p.merchant, p.terminal): p.tmk for p in provision_plan(n)}
+    return FakeHost(terminals=terminals, **options)  # type: ignore[arg-type]

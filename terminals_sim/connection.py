@@ -1,0 +1,122 @@
+"""The asyncio shell between a virtual terminal and a host: one TCP connection, one exchange
+at a time, a timer per exchange, failures mapped onto `Failure` at this one boundary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from specs.errors import FramingError
+from specs.framing import Frame, FrameDecoder, FrameFormat, KeepAlive
+from terminals_sim.outcome import Failure
+
+
+class ExchangeFailed(Exception):
+    """No usable answer: the connection is closed and must not be reused."""
+
+    def __init__(self, failure: Failure, detail: str) -> None:
+        self.failure = failure
+        self.detail = detail
+        super().__init__(f"{failure.value}: {detail}")
+
+
+class HostConnection(asyncio.Protocol):
+    """A client connection speaking length-prefixed frames."""
+
+    def __init__(self, fmt: FrameFormat) -> None:
+        self._decoder = FrameDecoder(fmt)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[Frame] | None = None
+        self._lost: ExchangeFailed | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self._lost is None and self._transport is not None and not self._transport.is_closing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._decoder.feed(data)
+            for event in self._decoder.events():
+                if isinstance(event, KeepAlive):
+                    continue
+                waiter = self._waiter
+                if waiter is None or waiter.done():
+                    self._fail(ExchangeFailed(Failure.PROTOCOL, "frame arrived with no request outstanding"))
+                    return
+                waiter.set_result(event)
+        except FramingError as exc:
+            self._fail(ExchangeFailed(Failure.PROTOCOL, f"framing error: {exc.describe()}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost is None:
+            detail = f"connection reset ({type(exc).__name__})" if exc else "connection closed by the host"
+            self._lost = ExchangeFailed(Failure.RESET, detail)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(self._lost)
+
+    def _fail(self, error: ExchangeFailed) -> None:
+        self._lost = error
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def exchange(self, frame: bytes, timeout: float) -> Frame:
+        """Send one request frame and wait for the next frame back."""
+        if self._lost is not None:
+            raise self._lost
+        if self._transport is None or self._transport.is_closing():
+            raise ExchangeFailed(Failure.RESET, "connection closed")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Frame] = loop.create_future()
+        self._waiter = waiter
+        self._transport.write(frame)
+        timer = loop.call_later(timeout, self._on_timeout, waiter, timeout)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _on_timeout(self, waiter: asyncio.Future[Frame], timeout: float) -> None:
+        if not waiter.done():
+            # A late answer would be taken for the next request's: the connection is done.
+            self._fail(ExchangeFailed(Failure.TIMEOUT, f"no answer within {timeout:g} s"))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+async def open_connection(host: str, port: int, fmt: FrameFormat, timeout: float) -> HostConnection:
+    """Connect, mapping every failure onto ExchangeFailed (refused, or timeout)."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            _transport, protocol = await loop.create_connection(lambda: HostConnection(fmt), host, port)
+    except TimeoutError:
+        raise ExchangeFailed(Failure.TIMEOUT, f"connect took longer than {timeout:g} s") from None
+    except ConnectionRefusedError:
+        raise ExchangeFailed(Failure.REFUSED, "connection refused") from None
+    except OSError as exc:
+        detail = f"cannot connect ({type(exc).__name__}: {exc.strerror})"
+        raise ExchangeFailed(Failure.REFUSED, detail) from None
+    return protocol
+
+
+async def exchange_once(
+    host: str, port: int, fmt: FrameFormat, frame: bytes, timeout: float
+) -> Frame:
+    """Connect, exchange one frame, close (the per-exchange connection habit)."""
+    conn = await open_connection(host, port, fmt, timeout)
+    try:
+        return await conn.exchange(frame, timeout)
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()

@@ -1,0 +1,312 @@
+"""The fleet runner: thousands of virtual terminals in one asyncio process.
+
+Each terminal is one task that runs its scenario (setup steps, a weighted mix until the run
+ends, teardown) over its own connection habit. A global token bucket caps the rate of
+exchanges (``rate``), terminals start at ``connect_rate`` per second, and the run ends after
+``duration`` seconds or ``exchanges`` exchanges, whichever comes first. The host's follow-up
+requests (39 = A0, header processing requirement 3/1/2) are obeyed at once, as real terminals do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from specs.codec import codec_for
+from terminals_sim.connection import ExchangeFailed, HostConnection, open_connection
+from terminals_sim.outcome import Failure, Kind, Outcome
+from terminals_sim.provision import (
+    DEFAULT_FIRST_TERMINAL,
+    DEFAULT_MERCHANT_PREFIX,
+    DEFAULT_SEED,
+    provision_plan,
+)
+from terminals_sim.scenario import ConnectionHabit, Scenario, Step
+from terminals_sim.stats import RunStats, Snapshot
+from terminals_sim.terminal import State, TerminalProfile, TerminalProtocolError, VirtualTerminal
+
+DEFAULT_TIMEOUT = 5.0
+_APPROVED = frozenset({"00"})
+_REFUSED_PAUSE = 0.2
+# Requests that need working keys, and those that need an operator signed in: a terminal
+# whose sign-in was lost does that first, as a real one would, instead of failing locally.
+_NEEDS_OPERATOR = frozenset({Kind.OPERATOR_SIGNOUT, Kind.PASSWORD_CHANGE})
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    host: str
+    port: int
+    terminals: int
+    scenario: Scenario
+    seed: str = DEFAULT_SEED
+    merchant_prefix: str = DEFAULT_MERCHANT_PREFIX
+    first_terminal: int = DEFAULT_FIRST_TERMINAL
+    connect_rate: float | None = None  # terminals started per second; None: all at once
+    duration: float | None = None  # seconds
+    exchanges: int | None = None  # total exchanges
+    rate: float | None = None  # global cap on exchanges per second
+    timeout: float = DEFAULT_TIMEOUT
+    accept_mirror: bool = False  # bench mode against a bare echo host
+    random_seed: int | None = None
+    operator: str = "01"
+    password: str = field(default="0000", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.terminals < 1:
+            raise ValueError("need at least one terminal")
+        if self.duration is None and self.exchanges is None:
+            raise ValueError("give a duration or a number of exchanges")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError("duration must be positive")
+        if self.exchanges is not None and self.exchanges < 1:
+            raise ValueError("exchanges must be at least 1")
+        for name in ("connect_rate", "rate"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+
+
+class TokenBucket:
+    """A global rate cap shared by every terminal: reservations may run the bucket negative,
+    and a caller then waits for its own token, so waiters are served in arrival order."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate / 20)
+        self._tokens = self.burst
+        self._last = time.monotonic()
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= 1
+        if self._tokens < 0:
+            await asyncio.sleep(-self._tokens / self.rate)
+
+
+@dataclass
+class FleetResult:
+    stats: RunStats
+    started_at: float  # Unix time
+    duration_s: float
+    config: FleetConfig
+
+    @property
+    def expectations_held(self) -> bool:
+        return self.stats.failed == 0 and self.stats.exchanges > 0
+
+
+class _Stop(Exception):
+    """The run's exchange budget is spent."""
+
+
+class _Driver:
+    """One virtual terminal's task: its scenario over its connection habit."""
+
+    def __init__(self, fleet: Fleet, profile: TerminalProfile) -> None:
+        self.fleet = fleet
+        self.terminal = VirtualTerminal(profile)
+        self.conn: HostConnection | None = None
+
+    async def run(self, delay: float) -> None:
+        fleet = self.fleet
+        scenario = fleet.config.scenario
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for step in scenario.setup:
+                if fleet.stopping:
+                    break
+                await self.step(step)
+            mix = scenario.mix
+            if mix:
+                cum = list(accumulate(s.weight for s in mix))
+                low, high = scenario.think_ms
+                rng = fleet.rng
+                while not fleet.stopping:
+                    if high > 0:
+                        await asyncio.sleep(rng.uniform(low, high) / 1000.0)
+                        if fleet.stopping:
+                            break
+                    await self.step(rng.choices(mix, cum_weights=cum)[0])
+            for step in scenario.teardown:
+                await self.step(step, teardown=True)
+        except _Stop:
+            pass
+        finally:
+            self.drop_connection()
+
+    async def step(self, step: Step, *, teardown: bool = False, depth: int = 0) -> None:
+        """One scenario step, after what it needs (sign-in, operator) and before what the host
+        asks for next (its follow-up)."""
+        terminal = self.terminal
+        kind = step.kind
+        auto = self.fleet.expect
+        if terminal.state is State.SIGNED_OUT and kind not in (Kind.SIGNIN, Kind.ECHO):
+            if kind is Kind.SIGNOFF:
+                return  # nothing to sign off from
+            await self.step(Step(Kind.SIGNIN, expect=auto(Kind.SIGNIN)), teardown=teardown, depth=depth + 1)
+            if not terminal.signed_in:
+                return  # the failed sign-in is counted; this step cannot be built without keys
+        if kind in _NEEDS_OPERATOR and terminal.state is not State.OPERATOR_IN:
+            operator = Step(Kind.OPERATOR_SIGNIN, expect=auto(Kind.OPERATOR_SIGNIN))
+            await self.step(operator, teardown=teardown, depth=depth + 1)
+            if not terminal.operator_signed_in:
+                return
+        outcome = await self.exchange(kind, step.expect, teardown)
+        follow = outcome.follow_up.kind
+        # Bounded: a host that asks for the same thing in every answer must not loop us.
+        if follow is not None and follow is not kind and depth < 2:
+            await self.step(Step(follow, expect=auto(follow)), teardown=teardown, depth=depth + 1)
+
+    async def exchange(self, kind: Kind, expect: frozenset[str], teardown: bool) -> Outcome:
+        fleet = self.fleet
+        fleet.reserve(teardown)
+        if fleet.bucket is not None:
+            await fleet.bucket.acquire()
+        started = time.monotonic()
+        try:
+            frame = self.terminal.start(kind)
+        except TerminalProtocolError as exc:
+            outcome = Outcome(kind=kind, response_code=None, failure=Failure.PROTOCOL, detail=exc.reason)
+            fleet.stats.record(outcome, 0.0, started)
+            return outcome
+        try:
+            conn = await self.connection()
+            answer = await conn.exchange(frame, fleet.config.timeout)
+        except ExchangeFailed as exc:
+            self.drop_connection()
+            outcome = self.terminal.fail_pending(exc.failure, exc.detail)
+        else:
+            outcome = self.terminal.receive(answer)
+            if fleet.per_exchange:
+                self.drop_connection()
+        now = time.monotonic()
+        outcome = outcome.as_unexpected(expect)
+        fleet.stats.record(outcome, now - started, now)
+        if outcome.failure is Failure.REFUSED:
+            # A refused connect fails at once: pause, as a terminal would, rather than spin.
+            await asyncio.sleep(_REFUSED_PAUSE)
+        return outcome
+
+    async def connection(self) -> HostConnection:
+        if self.conn is not None and self.conn.usable:
+            return self.conn
+        self.drop_connection()
+        fleet = self.fleet
+        cfg = fleet.config
+        self.conn = await open_connection(cfg.host, cfg.port, fleet.fmt, cfg.timeout)
+        fleet.stats.connection_opened()
+        return self.conn
+
+    def drop_connection(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+            self.fleet.stats.connection_closed()
+
+
+class Fleet:
+    """One run: create with a config, ``await run()``."""
+
+    def __init__(self, config: FleetConfig, on_tick: Callable[[Snapshot], None] | None = None) -> None:
+        self.config = config
+        self.fmt = codec_for("cup-pos").dialect.framing
+        self.rng = random.Random(config.random_seed)
+        self.bucket = TokenBucket(config.rate) if config.rate else None
+        self.per_exchange = config.scenario.connection is ConnectionHabit.PER_EXCHANGE
+        self.stopping = False
+        self.issued = 0
+        self.on_tick = on_tick
+        self.stats = RunStats(time.monotonic())
+        # The codes each kind is judged against: what the scenario says for that step.
+        expect: dict[Kind, frozenset[str]] = {}
+        for step in (*config.scenario.setup, *config.scenario.mix, *config.scenario.teardown):
+            expect[step.kind] = expect.get(step.kind, frozenset()) | step.expect
+        self._expect = expect
+
+    def reserve(self, teardown: bool) -> None:
+        limit = self.config.exchanges
+        if limit is not None and self.issued >= limit:
+            self.stopping = True
+            raise _Stop
+        if self.stopping and not teardown:
+            raise _Stop
+        self.issued += 1
+        if limit is not None and self.issued >= limit:
+            self.stopping = True
+
+    def expect(self, kind: Kind) -> frozenset[str]:
+        """What a step the fleet adds on its own (prerequisite, follow-up) is judged against:
+        whatever the scenario accepts for that kind anywhere, else 00."""
+        return self._expect.get(kind, _APPROVED)
+
+    def profiles(self) -> list[TerminalProfile]:
+        cfg = self.config
+        plan = provision_plan(cfg.terminals, cfg.seed, cfg.merchant_prefix, cfg.first_terminal)
+        rng = self.rng
+        return [
+            TerminalProfile(
+                merchant=p.merchant,
+                terminal=p.terminal,
+                tmk=p.tmk,
+                key_mode=cfg.scenario.key_mode,
+                operator=cfg.operator,
+                password=cfg.password,
+                first_stan=rng.randint(1, 900_000),
+                accept_mirror=cfg.accept_mirror,
+            )
+            for p in plan
+        ]
+
+    async def run(self) -> FleetResult:
+        cfg = self.config
+        started_at = time.time()
+        self.stats = RunStats(time.monotonic())
+        drivers = [_Driver(self, p) for p in self.profiles()]
+        rate = cfg.connect_rate
+        tasks = [
+            asyncio.create_task(d.run(i / rate if rate else 0.0)) for i, d in enumerate(drivers)
+        ]
+        ticker = asyncio.create_task(self._tick())
+        stopper = asyncio.create_task(self._stop_after(cfg.duration)) if cfg.duration else None
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for helper in (ticker, stopper):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
+            for driver in drivers:
+                driver.drop_connection()
+        duration = time.monotonic() - self.stats.start
+        if self.on_tick is not None:
+            self.on_tick(self.stats.snapshot(time.monotonic()))
+        return FleetResult(self.stats, started_at, duration, cfg)
+
+    async def _stop_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.stopping = True
+
+    async def _tick(self) -> None:
+        if self.on_tick is None:
+            return
+        while True:
+            await asyncio.sleep(0.25)
+            self.on_tick(self.stats.snapshot(time.monotonic()))
+
+
+async def run_fleet(config: FleetConfig, on_tick: Callable[[Snapshot], None] | None = None) -> FleetResult:
+    return await Fleet(config, on_tick).run()
