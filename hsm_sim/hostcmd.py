@@ -20,6 +20,7 @@ from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.lmk import KeyScheme, Lmk, format_key_field
 
 _HEX = frozenset(string.hexdigits.upper() + string.hexdigits.lower())
+_PRINTABLE = bytes(range(0x20, 0x7F))
 _DIGITS = frozenset(string.digits)
 
 #: End-message delimiter: what follows it is a trailer the HSM echoes back unchanged.
@@ -173,7 +174,7 @@ class FieldCursor:
         """``n`` printable ASCII characters."""
         start = self.offset
         raw = self.take_bytes(n, name)
-        if not all(0x20 <= b < 0x7F for b in raw):
+        if raw.translate(None, _PRINTABLE):  # anything left after deleting printables is not
             raise HsmError(ErrorCode.INPUT_DATA, f"{name}: non-printable data at offset {start}")
         return raw.decode("ascii")
 
@@ -181,7 +182,7 @@ class FieldCursor:
         """``n`` hex characters, upper-cased, as text."""
         start = self.offset
         text = self.take(n, name)
-        if not all(c in _HEX for c in text):
+        if not _HEX.issuperset(text):
             raise HsmError(code, f"{name}: expected {n} hex characters at offset {start}")
         return text.upper()
 
@@ -192,7 +193,7 @@ class FieldCursor:
     def take_digits(self, n: int, name: str, code: ErrorCode = ErrorCode.INPUT_DATA) -> str:
         start = self.offset
         text = self.take(n, name)
-        if not all(c in _DIGITS for c in text):
+        if not _DIGITS.issuperset(text):
             raise HsmError(code, f"{name}: expected {n} decimal digits at offset {start}")
         return text
 
