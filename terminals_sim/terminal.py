@@ -311,7 +311,8 @@ class VirtualTerminal:
             fields[64] = _MAC_PLACEHOLDER
             unsigned = codec.encode(codec.message(shape.mti, fields))
             fields[64] = cup_pos_mac(self._require_keys().mak, unsigned[:-_MAC_LEN]).hex().upper()
-        body = codec.encode(codec.message(shape.mti, fields))
+        # encode() normalises every value itself; codec.message() would do it a second time.
+        body = codec.encode(Message.build(codec.dialect, shape.mti, fields))
         frame = encode_frame(
             codec.dialect.framing, body, tpdu=self._profile.tpdu, header=self._profile.header
         )
