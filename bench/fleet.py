@@ -167,7 +167,12 @@ def worker_fleet(a: argparse.Namespace) -> None:
         accept_mirror=a.mirror, timeout=30.0, random_seed=1,
     )
     started = time.perf_counter()
-    result = asyncio.run(run_fleet(config))
+    if a.uvloop:
+        import uvloop
+
+        result = uvloop.run(run_fleet(config))
+    else:
+        result = asyncio.run(run_fleet(config))
     elapsed = time.perf_counter() - started
     stats = result.stats
     from terminals_sim.outcome import Kind
@@ -237,7 +242,8 @@ def ceiling(a: argparse.Namespace) -> dict[str, Any]:
             for _ in range(a.rounds):
                 b1 = run_json([*blast, "--conns", str(a.conns), "--depth", "1", "--count", str(a.count)])
                 fleet = run_json([PY, __file__, "--worker", "fleet", "--mode", "echo", "--mirror",
-                                  "--port", str(port), "--terminals", str(a.conns), "--count", str(a.count)])
+                                  "--port", str(port), "--terminals", str(a.conns), "--count", str(a.count),
+                                  *(["--uvloop"] if a.uvloop else [])])
                 b8 = run_json([*blast, "--conns", str(a.conns), "--depth", "8", "--count", str(a.count * 2)])
                 rounds.append({"blast_depth1": b1, "fleet": fleet, "blast_depth8": b8})
                 print(f"  round: fleet {fleet['tps']} TPS, blast depth 1 {b1['tps']} TPS, "
@@ -339,6 +345,7 @@ def main() -> None:
     p.add_argument("--hold-seconds", type=float, default=10.0, help="plateau after the ramp")
     p.add_argument("--think-ms", type=float, default=5000.0, help="mean pause between echo tests")
     p.add_argument("--hold-against", choices=("switch", "echo"), default="switch")
+    p.add_argument("--uvloop", action="store_true", help="run the fleet on uvloop (pip install uvloop)")
     p.add_argument("--skip-ceiling", action="store_true")
     p.add_argument("--skip-hold", action="store_true")
     p.add_argument("--skip-load", action="store_true")

@@ -8,6 +8,7 @@ import asyncio
 import importlib
 import inspect
 import re
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from terminals_sim.conformance import (
     run_conformance,
     write_junit,
 )
-from terminals_sim.fleet import DEFAULT_TIMEOUT, FleetConfig, run_fleet
+from terminals_sim.fleet import DEFAULT_TIMEOUT, FleetConfig, FleetResult, run_fleet
 from terminals_sim.progress import LiveProgress, summary_table
 from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
@@ -81,6 +82,8 @@ def register(subparsers: Any) -> None:
                        help=f"first terminal number (default {DEFAULT_FIRST_TERMINAL})")
     fleet.add_argument("--random-seed", type=int, metavar="N", help="make the step mix repeatable")
     fleet.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    fleet.add_argument("--uvloop", action="store_true",
+                       help="run on uvloop (pip install 'switchsim[fast]'); about 10-40%% more TPS")
     fleet.add_argument("--provision", action="store_true",
                        help="register the fleet's terminals in the switch store first (needs --db); "
                             "without --target, only provision")
@@ -182,14 +185,15 @@ def _fleet(args: argparse.Namespace) -> int:
             connect_rate=args.connect_rate, duration=duration, exchanges=args.exchanges,
             rate=args.rate, timeout=args.timeout, random_seed=args.random_seed,
         )
+        run = _runner(args.uvloop)
     except (_Usage, ScenarioError, ValueError) as exc:
-        err.print(f"switchsim fleet: {exc}", style="red", highlight=False, soft_wrap=True)
+        err.print(f"switchsim fleet: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
         return EXIT_USAGE
     if args.quiet:
-        result = asyncio.run(run_fleet(config))
+        result = run(run_fleet(config))
     else:
         with LiveProgress(console, duration=duration, exchanges=args.exchanges) as live:
-            result = asyncio.run(run_fleet(config, live.update))
+            result = run(run_fleet(config, live.update))
     report = build_report(
         result.stats, target=f"{host}:{port}", scenario=scenario.name, terminals=config.terminals,
         started_at=result.started_at, duration_s=result.duration_s,
@@ -197,8 +201,18 @@ def _fleet(args: argparse.Namespace) -> int:
     console.print(summary_table(report))
     if args.report is not None:
         html = write_report(report, args.report)
-        console.print(f"report: {args.report}  chart: {html}", highlight=False)
+        console.print(f"report: {args.report}  chart: {html}", highlight=False, markup=False)
     return EXIT_OK if report["expectations"]["held"] else EXIT_FAILED
+
+
+def _runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, FleetResult]], FleetResult]:
+    if not use_uvloop:
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        raise _Usage("--uvloop needs uvloop: pip install 'switchsim[fast]'") from None
+    return uvloop.run
 
 
 def _provision(args: argparse.Namespace, err: Console) -> None:
@@ -217,7 +231,7 @@ def _provision(args: argparse.Namespace, err: Console) -> None:
     outcome = hook(args.db, plan)
     if inspect.isawaitable(outcome):
         asyncio.run(_await(outcome))
-    err.print(f"provisioned {len(plan)} terminals in {args.db}", highlight=False)
+    err.print(f"provisioned {len(plan)} terminals in {args.db}", highlight=False, markup=False)
 
 
 async def _await(awaitable: Any) -> Any:
@@ -238,7 +252,7 @@ def _conformance(args: argparse.Namespace) -> int:
         only = frozenset(args.only) if args.only else None
         results = asyncio.run(run_conformance(target, only))
     except (_Usage, ValueError) as exc:
-        err.print(f"switchsim conformance: {exc}", style="red", highlight=False, soft_wrap=True)
+        err.print(f"switchsim conformance: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
         return EXIT_USAGE
     table = Table(title=f"cup-pos conformance against {host}:{port}")
     table.add_column("check")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder, FrameFormat, KeepAlive
@@ -34,8 +35,8 @@ class HostConnection(asyncio.Protocol):
         return self._lost is None and self._transport is not None and not self._transport.is_closing()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A cast, not an isinstance check: uvloop's TCP transport is not an asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -19,7 +19,8 @@ JSON schema (``"schema": "switchsim.fleet.report/1"``); every key is always pres
     response_codes  {field 39 value: count}
     by_kind         {step name: {exchanges, ok, failures, response_codes}}
     tps_over_time   one point per second of the run:
-                    [{second, exchanges, failures, p50_ms, p99_ms}], ``second`` counting from 1
+                    [{second, exchanges, failures, p50_ms, p99_ms}], ``second`` counting from 1;
+                    the last point may cover less than a whole second
     max_connected   most TCP connections open at once
     expectations    {held: bool, problems: [text, ...]}: held is false when any exchange
                     failed (including a 39 the scenario did not expect)
@@ -31,6 +32,7 @@ with plotly.js embedded so it opens offline.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,4 +147,5 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
         hovermode="x unified",
     )
     fig.update_xaxes(title_text="second of the run", row=2, col=1)
+    fig.update_xaxes(dtick=max(1, math.ceil(len(points) / 20)))
     fig.write_html(str(path), include_plotlyjs=True, full_html=True)

@@ -143,3 +143,17 @@ def test_conformance_bad_tmk_is_usage() -> None:
         main(["conformance", "--target", "h:1", "--merchant", MERCHANT, "--terminal", TERMINAL,
               "--tmk", "XYZ"])
     assert info.value.code == 2
+
+
+def test_fleet_runs_on_uvloop(tmp_path: Path) -> None:
+    pytest.importorskip("uvloop")
+    with threaded_host(provisioned_host(2)) as port:
+        rc = main(["fleet", "--target", f"127.0.0.1:{port}", "--terminals", "2", "--exchanges", "10",
+                   "--scenario", _scenario(tmp_path), "--quiet", "--uvloop"])
+    assert rc == 0
+
+
+def test_uvloop_missing_is_usage(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert main(["fleet", "--target", "127.0.0.1:9", "--exchanges", "1", "--uvloop"]) == 2
+    assert "switchsim[fast]" in capsys.readouterr().err
