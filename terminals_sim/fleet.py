@@ -178,7 +178,7 @@ class _Driver:
             frame = self.terminal.start(kind)
         except TerminalProtocolError as exc:
             outcome = Outcome(kind=kind, response_code=None, failure=Failure.PROTOCOL, detail=exc.reason)
-            fleet.stats.record(outcome, 0.0, started)
+            fleet.stats.record(outcome, None, started)
             return outcome
         try:
             conn = await self.connection()

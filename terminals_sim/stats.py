@@ -74,7 +74,8 @@ class RunStats:
         self.connected = 0
         self.max_connected = 0
 
-    def record(self, outcome: Outcome, latency_s: float, now: float) -> None:
+    def record(self, outcome: Outcome, latency_s: float | None, now: float) -> None:
+        """Count one exchange; ``latency_s`` None when nothing was sent (a local error)."""
         self.exchanges += 1
         kind = self.by_kind.get(outcome.kind)
         if kind is None:
@@ -98,7 +99,7 @@ class RunStats:
             kind.failures += 1
             bucket.failures += 1
             self.problems[f"{outcome.kind.value}: {failure.value}: {outcome.detail}"] += 1
-        if failure not in _NO_ANSWER:
+        if latency_s is not None and failure not in _NO_ANSWER:
             ms = latency_s * 1000.0
             self.latencies_ms.append(ms)
             bucket.latencies_ms.append(ms)

@@ -69,3 +69,12 @@ def test_write_report_puts_json_and_an_offline_chart_side_by_side(tmp_path: Path
     assert "plotly" in page.lower() and "Throughput" in page and "Latency" in page
     # plotly.js is embedded (megabytes of it), not fetched: the page works offline.
     assert "<script src=" not in page and len(page) > 1_000_000
+
+
+def test_exchanges_without_an_answer_have_no_latency() -> None:
+    stats = RunStats(start=0.0)
+    stats.record(Outcome(kind=Kind.ECHO, response_code=None, failure=Failure.REFUSED), 0.002, 0.1)
+    stats.record(Outcome(kind=Kind.ECHO, response_code=None, failure=Failure.PROTOCOL), None, 0.2)
+    stats.record(Outcome(kind=Kind.ECHO, response_code=None, failure=Failure.PROTOCOL), 0.003, 0.3)
+    assert list(stats.latencies_ms) == [3.0]
+    assert stats.exchanges == 3 and stats.failed == 3
