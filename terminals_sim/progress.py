@@ -42,12 +42,13 @@ class LiveProgress:
             goal = f"/{self._duration:.0f}s"
         done = f"{s.exchanges}" + (f"/{self._exchanges}" if self._exchanges else "")
         text = Text()
-        text.append(f"elapsed {s.elapsed:6.1f}s{goal}  ", style="bold")
-        text.append(f"exchanges {done}  ")
-        text.append(f"TPS {s.current_tps:8.1f}  ", style="cyan")
-        text.append(f"errors {s.errors}  ", style="red" if s.errors else "green")
-        text.append(f"timeouts {s.timeouts}  ", style="red" if s.timeouts else "green")
-        text.append(f"connected {s.connected}", style="dim")
+        # Short enough for an 80-column terminal.
+        text.append(f"{s.elapsed:.1f}s{goal} ", style="bold")
+        text.append(f"exchanges {done} ")
+        text.append(f"TPS {s.current_tps:.0f} ", style="cyan")
+        text.append(f"errors {s.errors} ", style="red" if s.errors else "green")
+        text.append(f"timeouts {s.timeouts} ", style="red" if s.timeouts else "green")
+        text.append(f"conns {s.connected}", style="dim")
         return text
 
 
