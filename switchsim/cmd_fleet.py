@@ -212,7 +212,8 @@ def _runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, FleetResult]], Fl
         import uvloop
     except ImportError:
         raise _Usage("--uvloop needs uvloop: pip install 'switchsim[fast]'") from None
-    return uvloop.run
+    run: Callable[[Coroutine[Any, Any, FleetResult]], FleetResult] = uvloop.run
+    return run
 
 
 def _provision(args: argparse.Namespace, err: Console) -> None:
