@@ -116,3 +116,67 @@ class JournalEntry:
     response_code: str
     masked_json: str  # the masked decode (specs.dump.to_json), or the raw length for garbage
     error: str  # the typed error of a malformed frame, else ""
+
+
+class CardStatus(StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A test card. The PAN itself is never stored: ``pan_ref`` is its fingerprint and
+    ``pan_masked`` its 6+4 view; the PIN exists only as HSM output (LMK-encrypted)."""
+
+    pan_ref: str
+    pan_masked: str
+    expiry: str  # YYMM
+    service_code: str
+    pin_lmk: str  # PIN under the LMK, account = the PAN's 12 digits (blocks with PAN)
+    pin_lmk_nopan: str  # PIN under the LMK, account = zeros (blocks without PAN, 53.1 = 1)
+    balance: int  # minor units (fen)
+    limit: int  # per-transaction limit, minor units; 0 = none
+    status: CardStatus = CardStatus.ACTIVE
+    pin_failures: int = 0
+
+
+class TxnKind(StrEnum):
+    PURCHASE = "purchase"
+    BALANCE = "balance"
+    VOID = "void"
+    REFUND = "refund"
+    PREAUTH = "preauth"
+    COMPLETION = "completion"
+
+
+class TxnStatus(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    VOIDED = "voided"  # a purchase undone by a void
+    REVERSED = "reversed"
+    COMPLETED = "completed"  # a pre-authorisation consumed by its completion
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One financial request and what became of it: the ledger the journal reconciles."""
+
+    merchant: str
+    terminal: str
+    batch: str
+    stan: str
+    kind: TxnKind
+    mti: str
+    processing_code: str
+    amount: int
+    pan_ref: str
+    pan_masked: str
+    response_code: str
+    status: TxnStatus
+    rrn: str
+    auth_code: str
+    date: str  # MMDD
+    time: float
+    original_id: int | None = None  # the purchase of a void/refund, the pre-auth of a completion
+    remaining: int = 0  # what can still be refunded (purchases) or completed (pre-auths)
+    id: int | None = None

@@ -9,20 +9,26 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from switch.records import (
     AuditEvent,
     AuditRecord,
+    Card,
+    CardStatus,
     JournalEntry,
     Operator,
     Role,
     SessionKeys,
     Terminal,
     TerminalId,
+    Transaction,
+    TxnKind,
+    TxnStatus,
 )
 from switch.store import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminals (
@@ -47,7 +53,27 @@ CREATE TABLE IF NOT EXISTS journal (
     terminal TEXT NOT NULL, remote TEXT NOT NULL, mti TEXT NOT NULL, stan TEXT NOT NULL,
     response_code TEXT NOT NULL, masked_json TEXT NOT NULL, error TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_terminal ON journal (terminal, id);
+CREATE TABLE IF NOT EXISTS cards (
+    pan_ref TEXT PRIMARY KEY, pan_masked TEXT NOT NULL, expiry TEXT NOT NULL,
+    service_code TEXT NOT NULL, pin_lmk TEXT NOT NULL, pin_lmk_nopan TEXT NOT NULL,
+    balance INTEGER NOT NULL, card_limit INTEGER NOT NULL, status TEXT NOT NULL,
+    pin_failures INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS transactions (
+    id INTEGER PRIMARY KEY, merchant TEXT NOT NULL, terminal TEXT NOT NULL, batch TEXT NOT NULL,
+    stan TEXT NOT NULL, kind TEXT NOT NULL, mti TEXT NOT NULL, processing_code TEXT NOT NULL,
+    amount INTEGER NOT NULL, pan_ref TEXT NOT NULL, pan_masked TEXT NOT NULL,
+    response_code TEXT NOT NULL, status TEXT NOT NULL, rrn TEXT NOT NULL, auth_code TEXT NOT NULL,
+    date TEXT NOT NULL, time REAL NOT NULL, original_id INTEGER, remaining INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS txn_stan ON transactions (merchant, terminal, batch, stan);
+CREATE INDEX IF NOT EXISTS txn_rrn ON transactions (merchant, terminal, rrn);
+CREATE INDEX IF NOT EXISTS txn_auth ON transactions (merchant, terminal, auth_code);
 """
+
+_TXN_COLUMNS = (
+    "merchant, terminal, batch, stan, kind, mti, processing_code, amount, pan_ref, pan_masked, "
+    "response_code, status, rrn, auth_code, date, time, original_id, remaining"
+)
+_CARD_COLUMNS = "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures"
 
 
 class SqliteStore:
@@ -117,6 +143,136 @@ class SqliteStore:
         )
         if cur.rowcount == 0:
             raise StoreError(f"no terminal {tid}")
+
+    def set_terminal_batch(self, tid: TerminalId, batch: str) -> None:
+        self._db.execute(
+            "UPDATE terminals SET batch=? WHERE merchant=? AND terminal=?",
+            (batch, tid.merchant, tid.terminal),
+        )
+
+    # -- cards and the ledger ----------------------------------------------------------------
+
+    def put_card(self, card: Card) -> None:
+        c = card
+        self._db.execute(
+            f"INSERT OR REPLACE INTO cards ({_CARD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                c.pan_ref,
+                c.pan_masked,
+                c.expiry,
+                c.service_code,
+                c.pin_lmk,
+                c.pin_lmk_nopan,
+                c.balance,
+                c.limit,
+                c.status.value,
+                c.pin_failures,
+            ),
+        )
+
+    def get_card(self, pan_ref: str) -> Card | None:
+        row = self._db.execute(f"SELECT {_CARD_COLUMNS} FROM cards WHERE pan_ref=?", (pan_ref,)).fetchone()
+        return _card(row) if row else None
+
+    def list_cards(self) -> Sequence[Card]:
+        return [_card(r) for r in self._db.execute(f"SELECT {_CARD_COLUMNS} FROM cards ORDER BY pan_masked")]
+
+    def set_card_pin_failures(self, pan_ref: str, failures: int) -> None:
+        self._db.execute("UPDATE cards SET pin_failures=? WHERE pan_ref=?", (failures, pan_ref))
+
+    def commit_financial(
+        self,
+        new: Transaction | None,
+        balance: tuple[str, int] | None = None,
+        updates: Sequence[tuple[int, TxnStatus, int]] = (),
+    ) -> int | None:
+        """Record a transaction, move a card balance and update originals in ONE commit, so an
+        approval the terminal sees is never lost and never half applied."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            new_id = None
+            if new is not None:
+                t = new
+                cur = self._db.execute(
+                    f"INSERT INTO transactions ({_TXN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        t.merchant,
+                        t.terminal,
+                        t.batch,
+                        t.stan,
+                        t.kind.value,
+                        t.mti,
+                        t.processing_code,
+                        t.amount,
+                        t.pan_ref,
+                        t.pan_masked,
+                        t.response_code,
+                        t.status.value,
+                        t.rrn,
+                        t.auth_code,
+                        t.date,
+                        t.time,
+                        t.original_id,
+                        t.remaining,
+                    ),
+                )
+                new_id = cur.lastrowid
+            if balance is not None:
+                self._db.execute(
+                    "UPDATE cards SET balance = balance + ? WHERE pan_ref=?", (balance[1], balance[0])
+                )
+            for txn_id, status, remaining in updates:
+                self._db.execute(
+                    "UPDATE transactions SET status=?, remaining=? WHERE id=?",
+                    (status.value, remaining, txn_id),
+                )
+        return new_id
+
+    def get_transaction(self, txn_id: int) -> Transaction | None:
+        row = self._db.execute(
+            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE id=?", (txn_id,)
+        ).fetchone()
+        return _txn(row) if row else None
+
+    def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
+        """The first request with this STAN in the batch (reversals are not transactions)."""
+        row = self._db.execute(
+            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE merchant=? AND terminal=? AND batch=? AND stan=? "
+            "ORDER BY id LIMIT 1",
+            (tid.merchant, tid.terminal, batch, stan),
+        ).fetchone()
+        return _txn(row) if row else None
+
+    def find_by_rrn(self, tid: TerminalId, rrn: str) -> Transaction | None:
+        row = self._db.execute(
+            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE merchant=? AND terminal=? AND rrn=? "
+            "ORDER BY id DESC LIMIT 1",
+            (tid.merchant, tid.terminal, rrn),
+        ).fetchone()
+        return _txn(row) if row else None
+
+    def find_preauth(self, tid: TerminalId, auth_code: str) -> Transaction | None:
+        row = self._db.execute(
+            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE merchant=? AND terminal=? AND auth_code=? "
+            "AND kind='preauth' ORDER BY id DESC LIMIT 1",
+            (tid.merchant, tid.terminal, auth_code),
+        ).fetchone()
+        return _txn(row) if row else None
+
+    def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
+        """(debit amount, debit count, credit amount, credit count) of the open batch."""
+        rows = self._db.execute(
+            "SELECT kind, COUNT(*), COALESCE(SUM(amount), 0) FROM transactions WHERE merchant=? AND terminal=? "
+            "AND batch=? AND status='approved' AND kind IN ('purchase','completion','refund') GROUP BY kind",
+            (tid.merchant, tid.terminal, batch),
+        ).fetchall()
+        debit_amount = debit_count = credit_amount = credit_count = 0
+        for kind, count, amount in rows:
+            if kind == "refund":
+                credit_amount, credit_count = credit_amount + amount, credit_count + count
+            else:
+                debit_amount, debit_count = debit_amount + amount, debit_count + count
+        return debit_amount, debit_count, credit_amount, credit_count
 
     # -- operators ---------------------------------------------------------------------------
 
@@ -235,6 +391,58 @@ class SqliteStore:
             (terminal, last),
         ).fetchall()
         return [JournalEntry(*r) for r in reversed(rows)]
+
+
+def _txn(row: tuple[Any, ...]) -> Transaction:
+    (
+        txn_id,
+        merchant,
+        terminal,
+        batch,
+        stan,
+        kind,
+        mti,
+        pcode,
+        amount,
+        pan_ref,
+        pan_masked,
+        rc,
+        status,
+        rrn,
+        auth,
+        date,
+        when,
+        original,
+        remaining,
+    ) = row
+    return Transaction(
+        merchant,
+        terminal,
+        batch,
+        stan,
+        TxnKind(kind),
+        mti,
+        pcode,
+        amount,
+        pan_ref,
+        pan_masked,
+        rc,
+        TxnStatus(status),
+        rrn,
+        auth,
+        date,
+        when,
+        original,
+        remaining,
+        txn_id,
+    )
+
+
+def _card(row: tuple[Any, ...]) -> Card:
+    pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, status, failures = row
+    return Card(
+        pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, CardStatus(status), failures
+    )
 
 
 def _terminal(row: tuple[object, ...]) -> Terminal:
