@@ -97,12 +97,20 @@ class KeyService:
 
     async def encrypt_password(self, password: str) -> str:
         """An operator password as an LMK-encrypted PIN (BA)."""
-        _, rest = await self._call("BA", f"{password}F{_ACCOUNT_NONE}".encode())
+        return await self.encrypt_pin(password, _ACCOUNT_NONE)
+
+    async def encrypt_pin(self, pin: str, account: str) -> str:
+        """BA: a clear PIN (test-card set-up) to its LMK-encrypted form for ``account``."""
+        _, rest = await self._call("BA", f"{pin}F{account}".encode())
         return rest[:16]
 
     async def verify_password(self, pik_lmk: str, pin_block: bytes, pin_lmk: str) -> bool:
         """BC: the PIK-encrypted block against the stored LMK-encrypted password."""
-        request = f"{pik_lmk}{pin_block.hex().upper()}{_PIN_FORMAT_ISO0}{_ACCOUNT_NONE}{pin_lmk}"
+        return await self.verify_pin(pik_lmk, pin_block, _ACCOUNT_NONE, pin_lmk)
+
+    async def verify_pin(self, pik_lmk: str, pin_block: bytes, account: str, pin_lmk: str) -> bool:
+        """BC: an ISO format 0 block under the PIK against an LMK-encrypted PIN, for ``account``."""
+        request = f"{pik_lmk}{pin_block.hex().upper()}{_PIN_FORMAT_ISO0}{account}{pin_lmk}"
         code, _ = await self._call("BC", request.encode(), accept=("00", "01"))
         return code == "00"
 

@@ -73,7 +73,9 @@ _TXN_COLUMNS = (
     "merchant, terminal, batch, stan, kind, mti, processing_code, amount, pan_ref, pan_masked, "
     "response_code, status, rrn, auth_code, date, time, original_id, remaining"
 )
-_CARD_COLUMNS = "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures"
+_CARD_COLUMNS = (
+    "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures"
+)
 
 
 class SqliteStore:
