@@ -74,7 +74,8 @@ class SwitchConfig:
     max_pipeline: int = 32  # requests queued per connection before reading pauses
     acquirer_id: str = "00000000001"
     key_lifetime: float = 86400.0
-    max_operator_failures: int = 3
+    max_operator_failures: int = 3  # also the wrong-PIN count that locks a test card's PIN
+    unknown_reversal: str = "00"  # answer to a reversal whose original is unknown (00 or 25)
     parameters: Mapping[str, str] = field(default_factory=dict)
     terminals: tuple[DeclaredTerminal, ...] = ()
     operators: tuple[DeclaredOperator, ...] = ()
@@ -122,13 +123,13 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
             if not isinstance(value, allowed[key]) or isinstance(value, bool):
                 raise ConfigError(source, f"{table}.{key}", f"wrong type {type(value).__name__}")
             values[key] = value
+    if values.get("unknown_reversal", "00") not in ("00", "25"):
+        raise ConfigError(source, "session.unknown_reversal", "must be '00' or '25'")
     for key in ("idle_timeout", "frame_timeout", "key_lifetime"):
         if key in values and values[key] <= 0:
             raise ConfigError(source, key, "must be positive")
     params = data.get("parameters", {})
-    if not all(
-        isinstance(k, str) and k.isdigit() and len(k) == 2 and isinstance(v, str) for k, v in params.items()
-    ):
+    if not all(isinstance(k, str) and k.isdigit() and len(k) == 2 and isinstance(v, str) for k, v in params.items()):
         raise ConfigError(source, "parameters", "keys are 2-digit tags, values text")
     terminals = tuple(_terminal(source, i, raw) for i, raw in enumerate(data.get("terminals", [])))
     operators = tuple(_operator(source, i, raw) for i, raw in enumerate(data.get("operators", [])))

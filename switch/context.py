@@ -25,6 +25,12 @@ class Services:
     clock: Callable[[], float] = time.time
     # Sessions by terminal, written through to the store: a sign-in outlives its connection.
     sessions: dict[TerminalId, SessionKeys | None] = field(default_factory=dict)
+    _rrn: int = 0
+
+    def next_rrn(self) -> str:
+        """Retrieval reference number (37): YYDDD + a 6-digit sequence + 0, unique per run-day."""
+        self._rrn = (self._rrn + 1) % 1_000_000
+        return time.strftime("%y%j", time.localtime(self.clock()))[:5] + f"{self._rrn:06d}" + "0"
 
     def session(self, tid: TerminalId) -> SessionKeys | None:
         if tid not in self.sessions:
@@ -62,9 +68,7 @@ class Result:
     sign_in_again: bool = False
 
 
-def audit(
-    services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = ""
-) -> None:
+def audit(services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = "") -> None:
     services.store.add_audit(
         AuditRecord(
             time=services.clock(),

@@ -18,7 +18,7 @@ from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
 from specs.message import Message
 from specs.response import ResponseCode
-from switch import netmgmt, operators, signin
+from switch import financial, netmgmt, operators, signin
 from switch.context import Exchange, Result, Services, audit
 from switch.keyservice import HsmFailure
 from switch.records import AuditEvent, JournalEntry, SessionKeys, Terminal, TerminalId
@@ -27,6 +27,7 @@ from switchsim.logs import get_logger
 
 _log = get_logger("switch")
 _MAC_PLACEHOLDER = "0" * 16
+_ECHOED = (2, 3, 4, 11, 14, 22, 25, 41, 42, 49, 60, 61)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,6 @@ class SwitchEngine:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.codec = services.codec
-        self._rrn = 0
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -77,11 +77,7 @@ class SwitchEngine:
         if terminal is None or not terminal.enabled:
             known_merchant = services.store.merchant_exists(ex.tid.merchant)
             code = ResponseCode.TERMINAL_NOT_REGISTERED if known_merchant else ResponseCode.INVALID_MERCHANT
-            reason = (
-                "terminal disabled"
-                if terminal
-                else ("unknown terminal" if known_merchant else "unknown merchant")
-            )
+            reason = "terminal disabled" if terminal else ("unknown terminal" if known_merchant else "unknown merchant")
             result = Result(code, reason=reason)
             if request is Request.TERMINAL_SIGNIN:
                 audit(services, ex, _audit_event(request), code.value, reason)
@@ -108,9 +104,7 @@ class SwitchEngine:
             result = Result(result.code, result.fields, reason=result.reason, sign_in_again=True)
         return result, services.session(ex.tid)
 
-    async def _run(
-        self, request: Request, ex: Exchange, terminal: Terminal, session: SessionKeys | None
-    ) -> Result:
+    async def _run(self, request: Request, ex: Exchange, terminal: Terminal, session: SessionKeys | None) -> Result:
         services = self.services
         match request:
             case Request.TERMINAL_SIGNIN:
@@ -131,6 +125,8 @@ class SwitchEngine:
                 return await operators.operator_signout(services, ex, session)
             case Request.PASSWORD_CHANGE:
                 return await operators.password_change(services, ex, session)
+            case Request.FINANCIAL:
+                return await financial.handle(services, ex, terminal, session)
         raise AssertionError(f"unrouted request {request}")
 
     # -- MAC -----------------------------------------------------------------------------------
@@ -151,11 +147,11 @@ class SwitchEngine:
 
     async def _respond(self, ex: Exchange, result: Result, session: SessionKeys | None) -> Message:
         request = ex.message
-        fields: dict[int, str] = {n: request[n] for n in (3, 4, 11, 41, 42, 49, 60) if n in request}
+        fields: dict[int, str] = {n: request[n] for n in _ECHOED if n in request}
         now = time.localtime(self.services.clock())
         fields[12] = time.strftime("%H%M%S", now)
         fields[13] = time.strftime("%m%d", now)
-        fields[37] = self._next_rrn(now)
+        fields[37] = self.services.next_rrn()
         fields[39] = result.code.value
         fields.update(result.fields)
         response = self.codec.message(response_mti(request.mti), fields)
@@ -163,10 +159,6 @@ class SwitchEngine:
         if wants_mac and session is not None and session.expires_at > self.services.clock():
             response = await self._with_mac(response, session)
         return response
-
-    def _next_rrn(self, now: time.struct_time) -> str:
-        self._rrn = (self._rrn + 1) % 1_000_000
-        return time.strftime("%y%j", now)[:5] + f"{self._rrn:06d}" + "0"
 
     def _frame(self, request: Frame, response: Message, sign_in_again: bool) -> bytes:
         fmt = self.codec.dialect.framing

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from specs.message import Message
 from specs.response import ResponseCode
+from switch.financial import FINANCIAL_MTIS
 from switch.records import SessionKeys
 
 
@@ -34,6 +35,7 @@ class Request(StrEnum):
     ECHO = "echo"
     PARAMETER_DOWNLOAD = "parameter_download"
     STATUS_UPLOAD = "status_upload"
+    FINANCIAL = "financial"  # every 0100/0200/0220/0320/0400/0500 (see switch.financial)
 
 
 #: (MTI, 60.3) -> request. 011/012/013 are this product's operator extension (see cup-pos.toml).
@@ -54,7 +56,7 @@ ROUTES: Mapping[tuple[str, str], Request] = MappingProxyType(
 
 #: Requests that must carry a MAC (field 64) under the session MAK.
 MACED: frozenset[Request] = frozenset(
-    {Request.OPERATOR_SIGNIN, Request.OPERATOR_SIGNOUT, Request.PASSWORD_CHANGE}
+    {Request.OPERATOR_SIGNIN, Request.OPERATOR_SIGNOUT, Request.PASSWORD_CHANGE, Request.FINANCIAL}
 )
 
 
@@ -83,6 +85,7 @@ TABLE: Mapping[tuple[State, Request], State | Refusal] = MappingProxyType(
         (_S.SIGNED_OFF, _R.ECHO): _S.SIGNED_OFF,
         (_S.SIGNED_OFF, _R.PARAMETER_DOWNLOAD): _NEEDS_SIGNIN,
         (_S.SIGNED_OFF, _R.STATUS_UPLOAD): _NEEDS_SIGNIN,
+        (_S.SIGNED_OFF, _R.FINANCIAL): _NEEDS_SIGNIN,
         (_S.SIGNED_IN, _R.TERMINAL_SIGNIN): _S.SIGNED_IN,
         (_S.SIGNED_IN, _R.TERMINAL_SIGNOFF): _S.SIGNED_OFF,
         (_S.SIGNED_IN, _R.OPERATOR_SIGNIN): _S.OPERATOR_SIGNED_IN,
@@ -91,6 +94,7 @@ TABLE: Mapping[tuple[State, Request], State | Refusal] = MappingProxyType(
         (_S.SIGNED_IN, _R.ECHO): _S.SIGNED_IN,
         (_S.SIGNED_IN, _R.PARAMETER_DOWNLOAD): _S.SIGNED_IN,
         (_S.SIGNED_IN, _R.STATUS_UPLOAD): _S.SIGNED_IN,
+        (_S.SIGNED_IN, _R.FINANCIAL): _S.SIGNED_IN,
         (_S.OPERATOR_SIGNED_IN, _R.TERMINAL_SIGNIN): _S.SIGNED_IN,
         (_S.OPERATOR_SIGNED_IN, _R.TERMINAL_SIGNOFF): _S.SIGNED_OFF,
         (_S.OPERATOR_SIGNED_IN, _R.OPERATOR_SIGNIN): _S.OPERATOR_SIGNED_IN,
@@ -99,6 +103,7 @@ TABLE: Mapping[tuple[State, Request], State | Refusal] = MappingProxyType(
         (_S.OPERATOR_SIGNED_IN, _R.ECHO): _S.OPERATOR_SIGNED_IN,
         (_S.OPERATOR_SIGNED_IN, _R.PARAMETER_DOWNLOAD): _S.OPERATOR_SIGNED_IN,
         (_S.OPERATOR_SIGNED_IN, _R.STATUS_UPLOAD): _S.OPERATOR_SIGNED_IN,
+        (_S.OPERATOR_SIGNED_IN, _R.FINANCIAL): _S.OPERATOR_SIGNED_IN,
     }
 )
 
@@ -109,6 +114,8 @@ class SessionTableError(Exception):
 
 def classify(message: Message) -> Request | None:
     """The request a message makes, or None for one this switch does not serve (answer 40)."""
+    if message.mti in FINANCIAL_MTIS:
+        return Request.FINANCIAL
     return ROUTES.get((message.mti, message.sub("60.3") or ""))
 
 

@@ -42,3 +42,10 @@ def cup_pos_mac(mak: bytes, data: bytes) -> bytes:
     first = ecb_encrypt(mak, hexed[:8])
     second = ecb_encrypt(mak, bytes(a ^ b for a, b in zip(first, hexed[8:], strict=True)))
     return second.hex().upper().encode()[:8]
+
+
+def card_pin_block(pin: str, pan: str, pik: bytes) -> bytes:
+    """ISO 9564 format 0 with the PAN: PIN field XOR 0000 + the 12 PAN digits before the check digit."""
+    pin_field = bytes.fromhex(f"0{len(pin)}{pin}".ljust(16, "F"))
+    pan_field = bytes.fromhex("0000" + pan[-13:-1])
+    return ecb_encrypt(pik, bytes(a ^ b for a, b in zip(pin_field, pan_field, strict=True)))
