@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from hsm_sim.facade import HsmTransport
 from hsm_sim.transport import close_transport, transport_from_url
 from specs.codec import codec_for
+from switch.cards import add_card
 from switch.config import SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
@@ -16,6 +17,7 @@ from switch.records import (
     DEFAULT_OPERATORS,
     AuditEvent,
     AuditRecord,
+    CardStatus,
     Operator,
     Role,
     Terminal,
@@ -26,9 +28,7 @@ from switch.sqlite_store import SqliteStore
 from switch.store import Store
 
 
-def build_services(
-    config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None
-) -> Services:
+def build_services(config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None) -> Services:
     return Services(
         codec=codec_for(config.dialect),
         store=store if store is not None else SqliteStore(config.db),
@@ -56,9 +56,7 @@ async def register_terminal(services: Services, merchant: str, terminal: str, tm
     for operator_id, password in DEFAULT_OPERATORS:
         await set_operator(services, tid, operator_id, password)
     services.store.add_audit(
-        AuditRecord(
-            time.time(), AuditEvent.TERMINAL_REGISTERED, merchant, terminal, "", "cli", "ok", f"kcv {kcv}"
-        )
+        AuditRecord(time.time(), AuditEvent.TERMINAL_REGISTERED, merchant, terminal, "", "cli", "ok", f"kcv {kcv}")
     )
     return record
 
@@ -76,6 +74,17 @@ async def apply_declarations(services: Services) -> None:
         await register_terminal(services, declared.merchant, declared.terminal, declared.tmk)
     for op in services.config.operators:
         await set_operator(services, TerminalId(op.merchant, op.terminal), op.operator_id, op.password)
+    for card in services.config.cards:
+        await add_card(
+            services,
+            card.pan,
+            card.expiry,
+            card.pin,
+            card.balance,
+            card.limit,
+            card.service_code,
+            CardStatus(card.status),
+        )
 
 
 @dataclass

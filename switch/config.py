@@ -30,6 +30,13 @@ A team keeps its test set-up in a TOML file in its own repository:
     terminal = "00000764"
     id = "02"
     password = "2222"
+
+    [[cards]]                 # test cards: the PIN goes straight to the HSM, the PAN is not stored
+    pan = "6222021234567890123"
+    expiry = "3012"
+    pin = "123456"
+    balance = 100000000       # minor units (fen)
+    limit = 5000000
 """
 
 from __future__ import annotations
@@ -62,6 +69,17 @@ class DeclaredOperator:
 
 
 @dataclass(frozen=True, slots=True)
+class DeclaredCard:
+    pan: str = field(repr=False)
+    expiry: str
+    pin: str = field(repr=False)
+    balance: int  # minor units
+    limit: int = 0
+    service_code: str = "201"
+    status: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
 class SwitchConfig:
     host: str = "127.0.0.1"
     port: int = 5800
@@ -79,6 +97,7 @@ class SwitchConfig:
     parameters: Mapping[str, str] = field(default_factory=dict)
     terminals: tuple[DeclaredTerminal, ...] = ()
     operators: tuple[DeclaredOperator, ...] = ()
+    cards: tuple[DeclaredCard, ...] = ()
 
 
 _SERVER_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -111,7 +130,7 @@ def load_config(path: str | Path) -> SwitchConfig:
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchConfig:
-    unknown = set(data) - {"server", "session", "parameters", "terminals", "operators"}
+    unknown = set(data) - {"server", "session", "parameters", "terminals", "operators", "cards", "rules"}
     if unknown:
         raise ConfigError(source, "top level", f"unknown tables {sorted(unknown)}")
     values: dict[str, Any] = {}
@@ -133,7 +152,8 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
         raise ConfigError(source, "parameters", "keys are 2-digit tags, values text")
     terminals = tuple(_terminal(source, i, raw) for i, raw in enumerate(data.get("terminals", [])))
     operators = tuple(_operator(source, i, raw) for i, raw in enumerate(data.get("operators", [])))
-    return SwitchConfig(**values, parameters=dict(params), terminals=terminals, operators=operators)
+    cards = tuple(_card(source, i, raw) for i, raw in enumerate(data.get("cards", [])))
+    return SwitchConfig(**values, parameters=dict(params), terminals=terminals, operators=operators, cards=cards)
 
 
 def _ids(source: str, where: str, raw: Mapping[str, Any]) -> tuple[str, str]:
@@ -167,3 +187,29 @@ def _operator(source: str, index: int, raw: Mapping[str, Any]) -> DeclaredOperat
     if not isinstance(password, str) or not password.isdigit() or not 4 <= len(password) <= 12:
         raise ConfigError(source, f"{where}.password", "must be 4 to 12 digits")
     return DeclaredOperator(merchant, terminal, op_id, password)
+
+
+def _card(source: str, index: int, raw: Mapping[str, Any]) -> DeclaredCard:
+    where = f"cards[{index}]"
+    pan, expiry, pin = raw.get("pan"), raw.get("expiry"), raw.get("pin")
+    if not isinstance(pan, str) or not pan.isdigit() or not 12 <= len(pan) <= 19:
+        raise ConfigError(source, f"{where}.pan", "must be 12 to 19 digits")
+    if not isinstance(expiry, str) or not expiry.isdigit() or len(expiry) != 4:
+        raise ConfigError(source, f"{where}.expiry", "must be YYMM")
+    if not isinstance(pin, str) or not pin.isdigit() or not 4 <= len(pin) <= 12:
+        raise ConfigError(source, f"{where}.pin", "must be 4 to 12 digits")
+    for key in ("balance", "limit"):
+        if not isinstance(raw.get(key, 0), int) or raw.get(key, 0) < 0:
+            raise ConfigError(source, f"{where}.{key}", "must be a whole number of minor units (fen)")
+    status = raw.get("status", "active")
+    if status not in ("active", "blocked"):
+        raise ConfigError(source, f"{where}.status", "must be 'active' or 'blocked'")
+    return DeclaredCard(
+        pan,
+        expiry,
+        pin,
+        int(raw.get("balance", 0)),
+        int(raw.get("limit", 0)),
+        str(raw.get("service_code", "201")),
+        status,
+    )

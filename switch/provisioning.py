@@ -7,14 +7,30 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from switch.app import build_services, register_terminal
+from switch.cards import add_card, pan_ref
 from switch.config import SwitchConfig
 from switch.context import Services
+from switch.records import CardStatus
+from terminals_sim.testcards import DEFAULT_TEST_CARDS
 
 
 async def provision_into(services: Services, plan: Sequence[tuple[str, str, bytes]]) -> int:
-    """Register every (merchant, terminal, clear TMK) of ``plan``; returns how many."""
+    """Register every (merchant, terminal, clear TMK) of ``plan`` and the shared test cards the
+    fleet presents (terminals_sim.testcards); returns how many terminals."""
     for merchant, terminal, tmk in plan:
         await register_terminal(services, merchant, terminal, tmk)
+    for card in DEFAULT_TEST_CARDS:
+        if services.store.get_card(pan_ref(card.pan)) is None:
+            await add_card(
+                services,
+                card.pan,
+                card.expiry,
+                card.pin,
+                card.balance_cents,
+                card.limit_cents,
+                card.service_code,
+                CardStatus(card.status.value),
+            )
     return len(plan)
 
 

@@ -19,10 +19,11 @@ from rich.table import Table
 from specs.errors import SpecError
 from switch import admin
 from switch.app import build_services, register_terminal, serve_switch, set_operator
+from switch.cards import add_card
 from switch.config import ConfigError, SwitchConfig, load_config
 from switch.context import Services
 from switch.keyservice import HsmFailure
-from switch.records import TerminalId
+from switch.records import CardStatus, TerminalId
 from switch.store import StoreError
 from switchsim import logs
 
@@ -76,6 +77,22 @@ def register(sub: Any) -> None:
         p.add_argument("--id", required=True)
         p.set_defaults(func=_operator_state, action=name)
 
+    card = sub.add_parser("card", help="test cards the switch authorises against")
+    csub = card.add_subparsers(dest="card_command", required=True)
+    cadd = csub.add_parser("add", help="add (or replace) a test card; the PIN goes straight to the HSM")
+    _common(cadd)
+    cadd.add_argument("--pan", required=True)
+    cadd.add_argument("--expiry", required=True, help="YYMM")
+    cadd.add_argument("--pin", required=True, help="4 to 12 digits")
+    cadd.add_argument("--balance", type=int, default=0, help="minor units (fen)")
+    cadd.add_argument("--limit", type=int, default=0, help="per-transaction limit in fen; 0 = none")
+    cadd.add_argument("--service-code", default="201")
+    cadd.add_argument("--blocked", action="store_true")
+    cadd.set_defaults(func=_card_add)
+    clist = csub.add_parser("list", help="list test cards (PANs masked 6+4)")
+    _common(clist)
+    clist.set_defaults(func=_card_list)
+
     aud = sub.add_parser("audit", help="show the audit trail")
     _common(aud)
     aud.add_argument("--terminal")
@@ -104,9 +121,7 @@ def _ids(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace) -> SwitchConfig:
     config = load_config(args.config) if getattr(args, "config", None) else SwitchConfig()
     overrides = {
-        k: getattr(args, k)
-        for k in ("db", "hsm", "host", "port", "dialect")
-        if getattr(args, k, None) is not None
+        k: getattr(args, k) for k in ("db", "hsm", "host", "port", "dialect") if getattr(args, k, None) is not None
     }
     return replace(config, **overrides)
 
@@ -213,6 +228,30 @@ def _operator_state(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def _card_add(args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        status = CardStatus.BLOCKED if args.blocked else CardStatus.ACTIVE
+        card = await add_card(
+            services, args.pan, args.expiry, args.pin, args.balance, args.limit, args.service_code, status
+        )
+        print(f"card {card.pan_masked} added: balance {card.balance / 100:.2f}, status {card.status.value}")
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+def _card_list(args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        table = Table("PAN", "expiry", "balance", "limit", "status", "wrong PINs")
+        for c in services.store.list_cards():
+            limit = f"{c.limit / 100:.2f}" if c.limit else "-"
+            table.add_row(c.pan_masked, c.expiry, f"{c.balance / 100:.2f}", limit, c.status.value, str(c.pin_failures))
+        Console().print(table)
+        return EXIT_OK
+
+    return _run(args, action)
+
+
 def _audit(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
         since = dt.datetime.fromisoformat(args.since).timestamp() if args.since else None
@@ -224,9 +263,7 @@ def _audit(args: argparse.Namespace) -> int:
         table = Table("time", "event", "merchant", "terminal", "operator", "remote", "result", "reason")
         for r in records:
             when = dt.datetime.fromtimestamp(r.time).isoformat(timespec="seconds")
-            table.add_row(
-                when, r.event.value, r.merchant, r.terminal, r.operator, r.remote, r.result, r.reason
-            )
+            table.add_row(when, r.event.value, r.merchant, r.terminal, r.operator, r.remote, r.result, r.reason)
         Console(width=160).print(table)
         return EXIT_OK
 

@@ -39,8 +39,20 @@ def test_store_never_holds_the_clear_tmk(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     main(["terminal", "add", "--db", str(db), *IDS, "--tmk", "0123456789ABCDEFFEDCBA9876543210"])
     raw = (
-        db.read_bytes() + (tmp_path / "s.db-wal").read_bytes()
-        if (tmp_path / "s.db-wal").exists()
-        else db.read_bytes()
+        db.read_bytes() + (tmp_path / "s.db-wal").read_bytes() if (tmp_path / "s.db-wal").exists() else db.read_bytes()
     )
     assert b"0123456789ABCDEF" not in raw.upper()
+
+
+def test_card_add_and_list_mask_the_pan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "s.db")
+    pan = "6222021234567890123"
+    assert (
+        main(["card", "add", "--db", db, "--pan", pan, "--expiry", "3012", "--pin", "123456", "--balance", "5000"]) == 0
+    )
+    assert main(["card", "list", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "622202*********0123" in out and pan not in out and "50.00" in out
+    assert main(["card", "add", "--db", db, "--pan", "1", "--expiry", "3012", "--pin", "1234"]) == 2
+    for path in tmp_path.iterdir():
+        assert pan.encode() not in path.read_bytes()
