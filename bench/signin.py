@@ -12,26 +12,18 @@ costs the switch three A0 and three BU host commands, a session write, audit and
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness import ROOT, blast, free_port, stop, wait_port
 
 from specs.codec import codec_for
 from specs.framing import CupHeader, Tpdu, encode_frame
 
-ROOT = Path(__file__).resolve().parents[1]
 N_TERMINALS = 100
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ids(i: int) -> tuple[str, str]:
@@ -52,9 +44,7 @@ def write_setup(tmp: Path) -> tuple[Path, Path]:
             "",
         ]
         body = codec.encode(
-            codec.message(
-                "0800", {11: f"{i + 1:06d}", 41: terminal, 42: merchant, 60: "00000001003", 63: "001"}
-            )
+            codec.message("0800", {11: f"{i + 1:06d}", 41: terminal, 42: merchant, 60: "00000001003", 63: "001"})
         )
         frames += encode_frame(
             codec.dialect.framing,
@@ -65,39 +55,6 @@ def write_setup(tmp: Path) -> tuple[Path, Path]:
     (tmp / "switch.toml").write_text("\n".join(config))
     (tmp / "signin.frames").write_bytes(bytes(frames))
     return tmp / "switch.toml", tmp / "signin.frames"
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def blast(shared: Path, port: int, frames: Path, conns: int, count: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(shared / "bench" / "blast.py"),
-            "127.0.0.1",
-            str(port),
-            str(frames),
-            "--conns",
-            str(conns),
-            "--depth",
-            "1",
-            "--count",
-            str(count),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
 
 
 def main() -> None:
@@ -147,9 +104,7 @@ def main() -> None:
                     f"{base['tps']:>9.0f} {base.get('p50_ms', 0):>8.3f} {ours['tps'] / base['tps']:>6.3f}"
                 )
         finally:
-            for proc in (switch, echo):
-                proc.terminate()
-                proc.wait(10)
+            stop(switch, echo)
 
 
 if __name__ == "__main__":
