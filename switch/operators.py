@@ -64,9 +64,7 @@ async def _check_password(
             reason=f"{failures} consecutive wrong passwords",
             operator=operator_id,
         )
-    return None, Result(
-        ResponseCode.INCORRECT_PIN, audit=event, reason="wrong password", operator=operator_id
-    )
+    return None, Result(ResponseCode.INCORRECT_PIN, audit=event, reason="wrong password", operator=operator_id)
 
 
 async def operator_signin(services: Services, ex: Exchange, session: SessionKeys) -> Result:
@@ -95,14 +93,10 @@ async def password_change(services: Services, ex: Exchange, session: SessionKeys
         return refusal or Result(ResponseCode.SYSTEM_MALFUNCTION)
     new_block = ex.message.get(62)
     if new_block is None or len(new_block) != 16:
-        return Result(
-            ResponseCode.FORMAT_ERROR, audit=event, reason="field 62 must hold the new 8-byte PIN block"
-        )
+        return Result(ResponseCode.FORMAT_ERROR, audit=event, reason="field 62 must hold the new 8-byte PIN block")
     try:
         pin_lmk = await services.keys.translate_password(session.pik_lmk, bytes.fromhex(new_block))
     except HsmFailure:  # the HSM refused the new block (bad format or PIN length)
-        return Result(
-            ResponseCode.PIN_FORMAT_ERROR, audit=event, reason="new password block refused by the HSM"
-        )
+        return Result(ResponseCode.PIN_FORMAT_ERROR, audit=event, reason="new password block refused by the HSM")
     services.store.put_operator(replace(operator, pin_lmk=pin_lmk, failures=0))
     return Result(ResponseCode.APPROVED, audit=event, operator=operator.operator_id)

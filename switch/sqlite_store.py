@@ -86,9 +86,7 @@ class SqliteStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: schema version {version} is newer than this switchsim ({SCHEMA_VERSION})"
-            )
+            raise StoreError(f"{path}: schema version {version} is newer than this switchsim ({SCHEMA_VERSION})")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._pending: list[tuple[object, ...]] = []
@@ -220,9 +218,7 @@ class SqliteStore:
                 )
                 new_id = cur.lastrowid
             if balance is not None:
-                self._db.execute(
-                    "UPDATE cards SET balance = balance + ? WHERE pan_ref=?", (balance[1], balance[0])
-                )
+                self._db.execute("UPDATE cards SET balance = balance + ? WHERE pan_ref=?", (balance[1], balance[0]))
             for txn_id, status, remaining in updates:
                 self._db.execute(
                     "UPDATE transactions SET status=?, remaining=? WHERE id=?",
@@ -231,9 +227,7 @@ class SqliteStore:
         return new_id
 
     def get_transaction(self, txn_id: int) -> Transaction | None:
-        row = self._db.execute(
-            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE id=?", (txn_id,)
-        ).fetchone()
+        row = self._db.execute(f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE id=?", (txn_id,)).fetchone()
         return _txn(row) if row else None
 
     def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
@@ -442,9 +436,7 @@ def _txn(row: tuple[Any, ...]) -> Transaction:
 
 def _card(row: tuple[Any, ...]) -> Card:
     pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, status, failures = row
-    return Card(
-        pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, CardStatus(status), failures
-    )
+    return Card(pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, CardStatus(status), failures)
 
 
 def _terminal(row: tuple[object, ...]) -> Terminal:

@@ -26,9 +26,7 @@ async def switch() -> AsyncIterator[RunningSwitch]:
         frame_timeout=0.5,
         terminals=(DeclaredTerminal(MERCHANT, TERMINAL, TMK),),
     )
-    running = await serve_switch(
-        config, SqliteStore(":memory:"), InProcTransport(Dispatcher(reraise_bugs=True))
-    )
+    running = await serve_switch(config, SqliteStore(":memory:"), InProcTransport(Dispatcher(reraise_bugs=True)))
     yield running
     await running.close()
 
