@@ -23,6 +23,7 @@ from switch.records import (
     Terminal,
     TerminalId,
 )
+from switch.rules import RuleSet, load_rules, parse_rules
 from switch.server import SwitchServer
 from switch.sqlite_store import SqliteStore
 from switch.store import Store
@@ -30,11 +31,19 @@ from switch.store import Store
 
 def build_services(config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None) -> Services:
     return Services(
+        rules=_rules(config),
         codec=codec_for(config.dialect),
         store=store if store is not None else SqliteStore(config.db),
         keys=KeyService(transport if transport is not None else transport_from_url(config.hsm)),
         config=config,
     )
+
+
+def _rules(config: SwitchConfig) -> RuleSet | None:
+    rules = list(parse_rules(list(config.rules), config.source).rules) if config.rules else []
+    if config.rules_file:
+        rules += load_rules(config.rules_file).rules
+    return RuleSet(tuple(rules)) if rules else None
 
 
 async def register_terminal(services: Services, merchant: str, terminal: str, tmk: bytes) -> Terminal:

@@ -98,6 +98,11 @@ class SwitchConfig:
     terminals: tuple[DeclaredTerminal, ...] = ()
     operators: tuple[DeclaredOperator, ...] = ()
     cards: tuple[DeclaredCard, ...] = ()
+    # Response rules as parsed TOML ([[rules]] in this file) and an optional rules file; the
+    # switch builds its switch.rules.RuleSet from both (config first, then the file).
+    rules: tuple[Any, ...] = ()
+    rules_file: str | None = None
+    source: str = "<config>"
 
 
 _SERVER_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -153,7 +158,18 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
     terminals = tuple(_terminal(source, i, raw) for i, raw in enumerate(data.get("terminals", [])))
     operators = tuple(_operator(source, i, raw) for i, raw in enumerate(data.get("operators", [])))
     cards = tuple(_card(source, i, raw) for i, raw in enumerate(data.get("cards", [])))
-    return SwitchConfig(**values, parameters=dict(params), terminals=terminals, operators=operators, cards=cards)
+    rules = data.get("rules", [])
+    if not isinstance(rules, list):
+        raise ConfigError(source, "rules", "must be an array of tables ([[rules]])")
+    return SwitchConfig(
+        **values,
+        parameters=dict(params),
+        terminals=terminals,
+        operators=operators,
+        cards=cards,
+        rules=tuple(rules),
+        source=source,
+    )
 
 
 def _ids(source: str, where: str, raw: Mapping[str, Any]) -> tuple[str, str]:

@@ -8,9 +8,11 @@ only moves bytes in and out of `SwitchEngine.handle`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from hsm_sim.transport import HsmTransportError
 from specs.dump import Decoded, to_json
@@ -22,6 +24,7 @@ from switch import financial, netmgmt, operators, signin
 from switch.context import Exchange, Result, Services, audit
 from switch.keyservice import HsmFailure
 from switch.records import AuditEvent, JournalEntry, SessionKeys, Terminal, TerminalId
+from switch.rules import ActionKind
 from switch.session import MACED, Refusal, Request, State, classify, state_of, transition
 from switchsim.logs import get_logger
 
@@ -56,8 +59,28 @@ class SwitchEngine:
         tid = TerminalId(message.get(42) or "", message.get(41) or "")
         ex = Exchange(frame, message, tid, remote)
         self._journal("in", ex, message, "")
+        rule = self.services.rules.evaluate(message, datetime.now()) if self.services.rules else None
+        if rule is not None:
+            _log.info(
+                "rule",
+                terminal=str(tid),
+                mti=message.mti,
+                stan=message.get(11),
+                rule=rule.name,
+                action=rule.action.kind.value,
+            )
+            if rule.action.delay_ms:
+                await asyncio.sleep(rule.action.delay_ms / 1000)
+            if rule.action.kind is ActionKind.DROP:
+                return Answer(None)
+            if rule.action.kind is ActionKind.CLOSE:
+                return Answer(None, close=True)
         try:
-            result, session = await self._dispatch(ex)
+            if rule is not None and rule.action.kind is ActionKind.RESPOND:
+                session = self.services.session(tid)
+                result = Result(rule.action.code or ResponseCode.SYSTEM_MALFUNCTION, reason=f"rule: {rule.name}")
+            else:
+                result, session = await self._dispatch(ex)
         except (HsmFailure, HsmTransportError, OSError, TimeoutError) as exc:
             _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
             result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
@@ -95,11 +118,11 @@ class SwitchEngine:
         live = session if state is not State.SIGNED_OFF else None
         if request in MACED and live is not None and not await self._mac_ok(ex.message, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
-            audit(services, ex, _audit_event(request), result.code.value, result.reason)
+            audit(services, ex, _audit_event(request), str(result.code), result.reason)
             return result, None
         result = await self._run(request, ex, terminal, live)
         if result.audit is not None:
-            audit(services, ex, result.audit, result.code.value, result.reason, result.operator)
+            audit(services, ex, result.audit, str(result.code), result.reason, result.operator)
         if expired and request is not Request.TERMINAL_SIGNIN:
             result = Result(result.code, result.fields, reason=result.reason, sign_in_again=True)
         return result, services.session(ex.tid)
@@ -152,10 +175,10 @@ class SwitchEngine:
         fields[12] = time.strftime("%H%M%S", now)
         fields[13] = time.strftime("%m%d", now)
         fields[37] = self.services.next_rrn()
-        fields[39] = result.code.value
+        fields[39] = str(result.code)
         fields.update(result.fields)
         response = self.codec.message(response_mti(request.mti), fields)
-        wants_mac = 64 in request and result.code is not ResponseCode.MAC_ERROR
+        wants_mac = 64 in request and result.code != ResponseCode.MAC_ERROR
         if wants_mac and session is not None and session.expires_at > self.services.clock():
             response = await self._with_mac(response, session)
         return response
@@ -236,7 +259,7 @@ class SwitchEngine:
             mti=ex.message.mti,
             nmic=ex.message.sub("60.3"),
             stan=ex.message.get(11),
-            response_code=result.code.value,
+            response_code=str(result.code),
             reason=result.reason,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )

@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 5800; 0 picks one)")
     serve.add_argument("--dialect", help="dialect (default cup-pos)")
+    serve.add_argument("--rules", dest="rules_file", help="response rules file (TOML [[rules]])")
     serve.set_defaults(func=_serve)
 
     term = sub.add_parser("terminal", help="register and manage terminals")

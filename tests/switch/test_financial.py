@@ -3,6 +3,8 @@ with independent PIN blocks and MACs."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
@@ -216,3 +218,35 @@ async def test_store_holds_no_pan(services: Services) -> None:
     cards = services.store.list_cards()
     assert all(PAN not in repr(c) for c in cards)
     assert services.store.get_card(pan_ref(PAN)) is not None
+
+
+@pytest.fixture
+async def ruled() -> Services:
+    rules = [
+        {"name": "decline 51", "match": {"mti": "0200", "amount_last_digits": "51"}, "action": {"respond": "05"}},
+        {"name": "slow", "match": {"mti": "0200", "amount_eq": 777}, "action": {"delay_ms": 30}},
+        {"name": "swallow", "match": {"mti": "0100"}, "action": {"drop": True}},
+        {"name": "hang up", "match": {"mti": "0220"}, "action": {"close": True}},
+    ]
+    config = SwitchConfig(db=":memory:", rules=tuple(rules))
+    svc = build_services(config, SqliteStore(":memory:"), InProcTransport(Dispatcher(reraise_bugs=True)))
+    await register_terminal(svc, MERCHANT, TERMINAL, TMK)
+    await add_card(svc, PAN, EXPIRY, PIN, balance=100_000)
+    return svc
+
+
+async def test_rules_respond_delay_drop_close(ruled: Services) -> None:
+    till = Till(ruled)
+    await till.open("000", "123456")
+    declined = await till.purchase(151)
+    assert declined[39] == "05"
+    till.pos.check_mac(declined)
+    assert await till.balance() == 100_000  # a rule's answer moves nothing
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await till.purchase(777))[39] == "00"
+    assert loop.time() - started >= 0.03
+    dropped = await till.engine.handle(till.pos.frame(till.fin("0100", "030000", "10", 100, **till.card())), "t")
+    assert dropped.wire is None and not dropped.close
+    closed = await till.engine.handle(till.pos.frame(till.fin("0220", "200000", "25", 100, **till.card())), "t")
+    assert closed.wire is None and closed.close
