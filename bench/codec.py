@@ -8,10 +8,9 @@ pyiso8583 with the very spec our dialect builds, so the ratio is what our layer 
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import iso8583
+from harness import per_call_us
 
 from specs.codec import Codec, codec_for
 from specs.message import Message
@@ -67,18 +66,6 @@ CASES: dict[str, tuple[str, str, dict[int, str]]] = {
         },
     ),
 }
-
-
-def per_call_us(fn: Callable[[], object], n: int) -> float:
-    for _ in range(min(n // 10, 1000)):
-        fn()
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, time.perf_counter() - start)
-    return best / n * 1e6
 
 
 def main() -> None:

@@ -158,13 +158,20 @@ def worker_fleet(a: argparse.Namespace) -> None:
     elif a.mode == "load":  # sign in, then echo tests back to back
         text = '[[setup]]\nstep = "signin"\n[[mix]]\nstep = "echo"\n'
     else:  # hold: sign in, then an echo test every few seconds
-        text = f'think_ms = [{a.think_ms * 0.5}, {a.think_ms * 1.5}]\n'
+        text = f"think_ms = [{a.think_ms * 0.5}, {a.think_ms * 1.5}]\n"
         text += '[[setup]]\nstep = "signin"\n[[mix]]\nstep = "echo"\n'
     scenario = parse_scenario(text, f"bench-{a.mode}")
     config = FleetConfig(
-        host="127.0.0.1", port=a.port, terminals=a.terminals, scenario=scenario,
-        connect_rate=a.connect_rate, duration=a.duration, exchanges=a.count,
-        accept_mirror=a.mirror, timeout=30.0, random_seed=1,
+        host="127.0.0.1",
+        port=a.port,
+        terminals=a.terminals,
+        scenario=scenario,
+        connect_rate=a.connect_rate,
+        duration=a.duration,
+        exchanges=a.count,
+        accept_mirror=a.mirror,
+        timeout=30.0,
+        random_seed=1,
     )
     started = time.perf_counter()
     if a.uvloop:
@@ -178,18 +185,23 @@ def worker_fleet(a: argparse.Namespace) -> None:
     from terminals_sim.outcome import Kind
 
     signin = stats.by_kind.get(Kind.SIGNIN)
-    print(json.dumps({
-        "exchanges": stats.exchanges,
-        "ok": stats.ok,
-        "failures": {k.value: v for k, v in stats.failures.items() if v},
-        "seconds": round(elapsed, 3),
-        "tps": round(stats.exchanges / result.duration_s, 1),
-        "max_connected": stats.max_connected,
-        "signins_ok": signin.ok if signin else 0,
-        "problems": dict(stats.problems.most_common(3)),
-        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "cpu_s": round(_cpu_self(), 3),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "exchanges": stats.exchanges,
+                "ok": stats.ok,
+                "failures": {k.value: v for k, v in stats.failures.items() if v},
+                "seconds": round(elapsed, 3),
+                "tps": round(stats.exchanges / result.duration_s, 1),
+                "max_connected": stats.max_connected,
+                "signins_ok": signin.ok if signin else 0,
+                "problems": dict(stats.problems.most_common(3)),
+                "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "cpu_s": round(_cpu_self(), 3),
+            }
+        ),
+        flush=True,
+    )
 
 
 def _cpu_self() -> float:
@@ -216,12 +228,20 @@ def worker_switch(a: argparse.Namespace) -> None:
 
     async def main() -> None:
         declared = tuple(DeclaredTerminal(p.merchant, p.terminal, p.tmk) for p in provision_plan(a.terminals))
-        config = SwitchConfig(port=a.port, db=a.db, hsm="inproc", terminals=declared,
-                              max_connections=a.terminals + 1000, idle_timeout=600.0)
+        config = SwitchConfig(
+            port=a.port,
+            db=a.db,
+            hsm="inproc",
+            terminals=declared,
+            max_connections=a.terminals + 1000,
+            idle_timeout=600.0,
+        )
         started = time.perf_counter()
         running = await serve_switch(config)
-        print(f"switch listening {running.port} registered {a.terminals} in "
-              f"{time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"switch listening {running.port} registered {a.terminals} in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -241,13 +261,30 @@ def ceiling(a: argparse.Namespace) -> dict[str, Any]:
             blast = [PY, str(SHARED_BENCH / "blast.py"), "127.0.0.1", str(port), str(frames)]
             for _ in range(a.rounds):
                 b1 = run_json([*blast, "--conns", str(a.conns), "--depth", "1", "--count", str(a.count)])
-                fleet = run_json([PY, __file__, "--worker", "fleet", "--mode", "echo", "--mirror",
-                                  "--port", str(port), "--terminals", str(a.conns), "--count", str(a.count),
-                                  *(["--uvloop"] if a.uvloop else [])])
+                fleet = run_json(
+                    [
+                        PY,
+                        __file__,
+                        "--worker",
+                        "fleet",
+                        "--mode",
+                        "echo",
+                        "--mirror",
+                        "--port",
+                        str(port),
+                        "--terminals",
+                        str(a.conns),
+                        "--count",
+                        str(a.count),
+                        *(["--uvloop"] if a.uvloop else []),
+                    ]
+                )
                 b8 = run_json([*blast, "--conns", str(a.conns), "--depth", "8", "--count", str(a.count * 2)])
                 rounds.append({"blast_depth1": b1, "fleet": fleet, "blast_depth8": b8})
-                print(f"  round: fleet {fleet['tps']} TPS, blast depth 1 {b1['tps']} TPS, "
-                      f"blast depth 8 {b8['tps']} TPS", flush=True)
+                print(
+                    f"  round: fleet {fleet['tps']} TPS, blast depth 1 {b1['tps']} TPS, blast depth 8 {b8['tps']} TPS",
+                    flush=True,
+                )
     finally:
         stop(echo)
     fleet_tps = statistics.median(r["fleet"]["tps"] for r in rounds)
@@ -271,13 +308,37 @@ def load(a: argparse.Namespace) -> dict[str, Any]:
     """The fleet against the switch at full speed: who runs out of CPU first."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [PY, __file__, "--worker", "switch", "--port", str(port), "--terminals", str(a.conns),
-                "--db", str(Path(tmp) / "switch.db")]
+        argv = [
+            PY,
+            __file__,
+            "--worker",
+            "switch",
+            "--port",
+            str(port),
+            "--terminals",
+            str(a.conns),
+            "--db",
+            str(Path(tmp) / "switch.db"),
+        ]
         host = start_server(argv, "switch listening", timeout=600)
         try:
             before = cpu_seconds(host.pid)
-            fleet = run_json([PY, __file__, "--worker", "fleet", "--mode", "load", "--port", str(port),
-                              "--terminals", str(a.conns), "--count", str(a.count)])
+            fleet = run_json(
+                [
+                    PY,
+                    __file__,
+                    "--worker",
+                    "fleet",
+                    "--mode",
+                    "load",
+                    "--port",
+                    str(port),
+                    "--terminals",
+                    str(a.conns),
+                    "--count",
+                    str(a.count),
+                ]
+            )
             host_cpu = cpu_seconds(host.pid) - before
         finally:
             stop(host)
@@ -297,21 +358,45 @@ def hold(a: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         if a.hold_against == "switch":
-            argv = [PY, __file__, "--worker", "switch", "--port", str(port), "--terminals", str(a.hold),
-                    "--db", str(Path(tmp) / "switch.db")]
+            argv = [
+                PY,
+                __file__,
+                "--worker",
+                "switch",
+                "--port",
+                str(port),
+                "--terminals",
+                str(a.hold),
+                "--db",
+                str(Path(tmp) / "switch.db"),
+            ]
             host = start_server(argv, "switch listening", timeout=600)
         else:
             host = start_server([PY, str(SHARED_BENCH / "echo_limit.py"), str(port)], "echo listening")
         ramp = a.hold / a.connect_rate
         duration = ramp + a.hold_seconds
-        fleet_argv = [PY, __file__, "--worker", "fleet", "--mode", "hold", "--port", str(port),
-                      "--terminals", str(a.hold), "--connect-rate", str(a.connect_rate),
-                      "--duration", str(duration), "--think-ms", str(a.think_ms)]
+        fleet_argv = [
+            PY,
+            __file__,
+            "--worker",
+            "fleet",
+            "--mode",
+            "hold",
+            "--port",
+            str(port),
+            "--terminals",
+            str(a.hold),
+            "--connect-rate",
+            str(a.connect_rate),
+            "--duration",
+            str(duration),
+            "--think-ms",
+            str(a.think_ms),
+        ]
         if a.hold_against == "echo":
             fleet_argv.append("--mirror")
         try:
-            fleet = subprocess.Popen(fleet_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     cwd=ROOT)
+            fleet = subprocess.Popen(fleet_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
             with RssSampler({"fleet": fleet.pid, "host": host.pid}) as sampler:
                 out, err = fleet.communicate(timeout=duration + 300)
             lines = [line for line in out.splitlines() if line.startswith("{")]
@@ -372,25 +457,31 @@ def main() -> None:
         print(f"ceiling: {a.conns} connections, {a.count} echo tests, {a.rounds} rounds", flush=True)
         c = ceiling(a)
         report["ceiling"] = c
-        print(f"ceiling: fleet {c['fleet_tps']} TPS vs blast (same conns, depth 1) {c['blast_depth1_tps']} "
-              f"TPS: ratio {c['fleet_over_blast_depth1']}; blast depth 8 {c['blast_depth8_tps']} TPS: "
-              f"ratio {c['fleet_over_blast_depth8']}; fleet max RSS {c['fleet_maxrss_kb'] / 1024:.1f} MB",
-              flush=True)
+        print(
+            f"ceiling: fleet {c['fleet_tps']} TPS vs blast (same conns, depth 1) {c['blast_depth1_tps']} "
+            f"TPS: ratio {c['fleet_over_blast_depth1']}; blast depth 8 {c['blast_depth8_tps']} TPS: "
+            f"ratio {c['fleet_over_blast_depth8']}; fleet max RSS {c['fleet_maxrss_kb'] / 1024:.1f} MB",
+            flush=True,
+        )
     if not a.skip_load:
         print(f"load: {a.conns} terminals against the switch, {a.count} exchanges", flush=True)
         lo = load(a)
         report["load"] = lo
-        print(f"load: fleet drives the switch at {lo['tps']} TPS; CPU over the run: fleet "
-              f"{lo['fleet_cpu_share_of_run']:.0%} of a core, switch {lo['switch_cpu_share_of_run']:.0%}",
-              flush=True)
+        print(
+            f"load: fleet drives the switch at {lo['tps']} TPS; CPU over the run: fleet "
+            f"{lo['fleet_cpu_share_of_run']:.0%} of a core, switch {lo['switch_cpu_share_of_run']:.0%}",
+            flush=True,
+        )
     if not a.skip_hold:
         print(f"hold: {a.hold} terminals against the {a.hold_against}, {a.connect_rate:g}/s", flush=True)
         h = hold(a)
         report["hold"] = h
-        print(f"hold: {h['max_connected']} connected at once, {h['signins_ok']} signed in, "
-              f"failures {h['failures'] or 'none'}; peak RSS fleet {h['fleet_peak_rss_mb']} MB, "
-              f"host {h['host_peak_rss_mb']} MB",
-              flush=True)
+        print(
+            f"hold: {h['max_connected']} connected at once, {h['signins_ok']} signed in, "
+            f"failures {h['failures'] or 'none'}; peak RSS fleet {h['fleet_peak_rss_mb']} MB, "
+            f"host {h['host_peak_rss_mb']} MB",
+            flush=True,
+        )
     print(json.dumps(report))
 
 

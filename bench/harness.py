@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +79,16 @@ def stop(*procs: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def per_call_us(fn: Callable[[], object], n: int, rounds: int = 5) -> float:
+    """Best-of-``rounds`` microseconds per call of ``fn`` over ``n`` calls, after a warm-up."""
+    for _ in range(min(n // 10, 1000)):
+        fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, time.perf_counter() - start)
+    return best / n * 1e6

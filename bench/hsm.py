@@ -103,14 +103,23 @@ def build_loads(lmk: Lmk) -> tuple[Load, Load, Load]:
 
     ca_expected = b"CB00" + b"04" + tdes_ecb(ZPK, clear_block).hex().upper().encode() + b"01"
     ca = Load(
-        "CA", b"CA" + under(TPK, "002") + under(ZPK, "001") + ca_tail,
+        "CA",
+        b"CA" + under(TPK, "002") + under(ZPK, "001") + ca_tail,
         lambda answer: answer == ca_expected,
     )
     mac_expected = b"M700" + retail_mac(TAK, MAC_MESSAGE)[:4].hex().upper().encode()
     m6 = Load(
         "M6",
-        b"M6" + b"0" + b"0" + b"0" + b"3" + b"1" + b"003" + under(TAK, "003")
-        + f"{len(MAC_MESSAGE):04X}".encode() + MAC_MESSAGE,
+        b"M6"
+        + b"0"
+        + b"0"
+        + b"0"
+        + b"3"
+        + b"1"
+        + b"003"
+        + under(TAK, "003")
+        + f"{len(MAC_MESSAGE):04X}".encode()
+        + MAC_MESSAGE,
         lambda answer: answer == mac_expected,
     )
 
@@ -124,7 +133,8 @@ def build_loads(lmk: Lmk) -> tuple[Load, Load, Load]:
     # pythales "translates" with the ZPK as sent, without decrypting it under its LMK, so only
     # the error code and the PIN length can be checked on its answer.
     ca_pythales = Load(
-        "CA", b"CA" + under_pythales(TPK) + under_pythales(ZPK) + ca_tail,
+        "CA",
+        b"CA" + under_pythales(TPK) + under_pythales(ZPK) + ca_tail,
         lambda answer: answer[:6] == b"CB0004" and len(answer) == 24,
     )
     return ca, m6, ca_pythales
@@ -296,9 +306,7 @@ class _PipelinedClient(asyncio.Protocol):
             self.done.set_exception(ConnectionError("server closed the connection"))
 
 
-async def bench_pipelined(
-    port: int, load: Load, connections: int, depth: int, seconds: float, pid: int
-) -> Measured:
+async def bench_pipelined(port: int, load: Load, connections: int, depth: int, seconds: float, pid: int) -> Measured:
     loop = asyncio.get_running_loop()
     counter = _Counter()
     wire = frame(HEADER + load.message)
@@ -320,9 +328,7 @@ async def bench_pipelined(
     return measured
 
 
-def bench_sequential(
-    port: int, load: Load, seconds: float, pid: int | None
-) -> Measured:
+def bench_sequential(port: int, load: Load, seconds: float, pid: int | None) -> Measured:
     """One connection, one request at a time, blocking socket: what pythales supports."""
     wire = frame(HEADER + load.message)
     hl = len(HEADER)
@@ -360,9 +366,7 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(out)
 
 
-async def bench_transport(
-    port: int, load: Load, tasks: int, seconds: float, pid: int
-) -> Measured:
+async def bench_transport(port: int, load: Load, tasks: int, seconds: float, pid: int) -> Measured:
     """The full round trip through our own client: TcpTransport, ``tasks`` concurrent callers."""
     transport = TcpTransport("127.0.0.1", port, header=HEADER, pool_size=4)
     answered = 0
@@ -393,9 +397,11 @@ async def bench_transport(
 
 def start_ours() -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "switchsim.cli", "hsm", "serve", "--port", "0",
-         "--log-level", "warning"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, "-m", "switchsim.cli", "hsm", "serve", "--port", "0", "--log-level", "warning"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.stdout is not None
@@ -437,8 +443,7 @@ def ensure_pythales() -> Path | None:
     print(f"installing pythales into {PYTHALES_VENV} ...", flush=True)
     steps = [
         [shutil.which("python3") or sys.executable, "-m", "venv", str(PYTHALES_VENV)],
-        [str(PYTHALES_VENV / "bin" / "pip"), "install", "-q", "--no-deps", "pythales",
-         "pynblock", "tracetools==1.12"],
+        [str(PYTHALES_VENV / "bin" / "pip"), "install", "-q", "--no-deps", "pythales", "pynblock", "tracetools==1.12"],
         [str(PYTHALES_VENV / "bin" / "pip"), "install", "-q", "pycryptodome"],
     ]
     for step in steps:
@@ -460,7 +465,9 @@ def start_pythales(python: Path, workdir: Path) -> tuple[subprocess.Popen[bytes]
     # It prints a trace of every message; as shipped, so it prints them, to /dev/null.
     proc = subprocess.Popen(
         [str(python), str(launcher), str(port), HEADER.decode()],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=workdir,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -530,32 +537,32 @@ def main() -> int:
     lmk = Lmk.default()
     ca, m6, ca_pythales = build_loads(lmk)
     results: list[Result] = []
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s per row; median of "
-          f"{SLICE:g} s slices; CPU columns: share of one core used by the server and by the "
-          "client process", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s per row; median of "
+        f"{SLICE:g} s slices; CPU columns: share of one core used by the server and by the "
+        "client process",
+        flush=True,
+    )
 
     dispatcher = Dispatcher(lmk)
     for load in (ca, m6):
-        results.append(
-            Result("switchsim", load.name, INPROC, bench_inproc(load, dispatcher, args.seconds))
-        )
+        results.append(Result("switchsim", load.name, INPROC, bench_inproc(load, dispatcher, args.seconds)))
 
     proc, port = start_ours()
     pipelined = f"TCP, {args.connections} conns x depth {args.depth}, raw client"
     try:
         for load in (ca, m6):
-            measured = asyncio.run(
-                bench_pipelined(port, load, args.connections, args.depth, args.seconds, proc.pid)
-            )
+            measured = asyncio.run(bench_pipelined(port, load, args.connections, args.depth, args.seconds, proc.pid))
             results.append(Result("switchsim", load.name, pipelined, measured))
+        results.append(Result("switchsim", "CA", SEQUENTIAL, bench_sequential(port, ca, args.seconds, proc.pid)))
         results.append(
-            Result("switchsim", "CA", SEQUENTIAL,
-                   bench_sequential(port, ca, args.seconds, proc.pid))
-        )
-        results.append(
-            Result("switchsim", "CA", f"TCP via TcpTransport, pool 4, {args.tasks} callers",
-                   asyncio.run(bench_transport(port, ca, args.tasks, args.seconds, proc.pid)))
+            Result(
+                "switchsim",
+                "CA",
+                f"TCP via TcpTransport, pool 4, {args.tasks} callers",
+                asyncio.run(bench_transport(port, ca, args.tasks, args.seconds, proc.pid)),
+            )
         )
     finally:
         stop(proc)
@@ -575,8 +582,13 @@ def main() -> int:
                     check_pythales_lmk(pport)
                     pythales = bench_sequential(pport, ca_pythales, args.seconds, pproc.pid)
                     results.append(
-                        Result("pythales", "CA", SEQUENTIAL, pythales,
-                               "(serves one client, one request per recv: cannot pipeline)")
+                        Result(
+                            "pythales",
+                            "CA",
+                            SEQUENTIAL,
+                            pythales,
+                            "(serves one client, one request per recv: cannot pipeline)",
+                        )
                     )
                 except (RuntimeError, OSError, SystemExit) as exc:
                     pythales_note = f"pythales run failed: {exc}"
@@ -589,23 +601,26 @@ def main() -> int:
     ours_pipelined = by[("switchsim", pipelined)]
     ours_sequential = by[("switchsim", SEQUENTIAL)]
     if pythales is not None:
-        print(f"CA ours/pythales: {ours_pipelined / pythales.rate:.1f}x (ours pipelined), "
-              f"{ours_sequential / pythales.rate:.1f}x (both one request at a time); "
-              "target >= 10x")
+        print(
+            f"CA ours/pythales: {ours_pipelined / pythales.rate:.1f}x (ours pipelined), "
+            f"{ours_sequential / pythales.rate:.1f}x (both one request at a time); "
+            "target >= 10x"
+        )
     if pythales_note:
         print(pythales_note)
     print(f"CA over TCP vs the {TARGET_TCP_CA:,}/s target: {ours_pipelined / TARGET_TCP_CA:.2f}x")
     # Server CPU seconds per command: what one core can do, whatever else runs on the machine.
     cost = {
-        (r.where, r.command, r.mode): (r.measured.server_cpu or r.measured.client_cpu or 0)
-        / r.measured.rate * 1e6
+        (r.where, r.command, r.mode): (r.measured.server_cpu or r.measured.client_cpu or 0) / r.measured.rate * 1e6
         for r in results
     }
     ca_inproc = cost[("switchsim", "CA", INPROC)]
     ca_tcp = cost[("switchsim", "CA", pipelined)]
-    print(f"CPU per CA: {ca_inproc:.1f} us in Dispatcher.handle, {ca_tcp:.1f} us in the TCP "
-          f"server ({ca_tcp - ca_inproc:.1f} us for sockets and framing); one core's ceiling "
-          f"over TCP: {1e6 / ca_tcp:,.0f} CA/s")
+    print(
+        f"CPU per CA: {ca_inproc:.1f} us in Dispatcher.handle, {ca_tcp:.1f} us in the TCP "
+        f"server ({ca_tcp - ca_inproc:.1f} us for sockets and framing); one core's ceiling "
+        f"over TCP: {1e6 / ca_tcp:,.0f} CA/s"
+    )
     if pythales is not None and pythales.server_cpu:
         theirs = pythales.server_cpu / pythales.rate * 1e6
         print(f"CPU per CA in pythales: {theirs:.1f} us ({theirs / ca_tcp:.1f}x ours over TCP)")

@@ -17,9 +17,9 @@ Each figure is the best of 5 timed loops (other work on a shared machine only ad
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from datetime import datetime
+
+from harness import per_call_us
 
 from specs.codec import codec_for
 from switch.rules import Action, ActionKind, Match, Rule, RuleSet
@@ -97,18 +97,6 @@ def worst() -> list[Rule]:
         {"amount_min": 5000, "amount_max": 9000},
     ]
     return [rule(f"worst {i}", **same, **tails[i % 4]) for i in range(20)]
-
-
-def per_call_us(fn: Callable[[], object], n: int) -> float:
-    for _ in range(min(n // 10, 1000)):
-        fn()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, time.perf_counter() - start)
-    return best / n * 1e6
 
 
 def main() -> None:

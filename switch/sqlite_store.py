@@ -226,34 +226,25 @@ class SqliteStore:
                 )
         return new_id
 
-    def get_transaction(self, txn_id: int) -> Transaction | None:
-        row = self._db.execute(f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE id=?", (txn_id,)).fetchone()
+    def _one_txn(self, where: str, args: tuple[object, ...], newest: bool = False) -> Transaction | None:
+        order = "DESC" if newest else "ASC"
+        row = self._db.execute(
+            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", args
+        ).fetchone()
         return _txn(row) if row else None
+
+    def get_transaction(self, txn_id: int) -> Transaction | None:
+        return self._one_txn("id=?", (txn_id,))
 
     def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
         """The first request with this STAN in the batch (reversals are not transactions)."""
-        row = self._db.execute(
-            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE merchant=? AND terminal=? AND batch=? AND stan=? "
-            "ORDER BY id LIMIT 1",
-            (tid.merchant, tid.terminal, batch, stan),
-        ).fetchone()
-        return _txn(row) if row else None
-
-    def find_by_rrn(self, tid: TerminalId, rrn: str) -> Transaction | None:
-        row = self._db.execute(
-            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE merchant=? AND terminal=? AND rrn=? "
-            "ORDER BY id DESC LIMIT 1",
-            (tid.merchant, tid.terminal, rrn),
-        ).fetchone()
-        return _txn(row) if row else None
+        return self._one_txn(
+            "merchant=? AND terminal=? AND batch=? AND stan=?", (tid.merchant, tid.terminal, batch, stan)
+        )
 
     def find_preauth(self, tid: TerminalId, auth_code: str) -> Transaction | None:
-        row = self._db.execute(
-            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE merchant=? AND terminal=? AND auth_code=? "
-            "AND kind='preauth' ORDER BY id DESC LIMIT 1",
-            (tid.merchant, tid.terminal, auth_code),
-        ).fetchone()
-        return _txn(row) if row else None
+        where = "merchant=? AND terminal=? AND auth_code=? AND kind='preauth'"
+        return self._one_txn(where, (tid.merchant, tid.terminal, auth_code), newest=True)
 
     def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
         """(debit amount, debit count, credit amount, credit count) of the open batch."""
