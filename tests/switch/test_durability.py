@@ -51,9 +51,12 @@ async def _roundtrip(port: int, wire: bytes) -> bytes:
         event = decoder.next_event()
         if isinstance(event, Frame):
             writer.close()
-            return b"\x00\x00" + (event.tpdu.to_bytes() if event.tpdu else b"") + (
-                event.header.to_bytes() if event.header else b""
-            ) + event.body
+            return (
+                b"\x00\x00"
+                + (event.tpdu.to_bytes() if event.tpdu else b"")
+                + (event.header.to_bytes() if event.header else b"")
+                + event.body
+            )
 
 
 def _rewire(raw: bytes) -> bytes:
@@ -71,7 +74,10 @@ async def test_kill_9_loses_no_approved_transaction(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchsim.cli", "serve", "--config", str(config), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
     )
     approved: list[tuple[str, int]] = []
     try:
@@ -82,8 +88,17 @@ async def test_kill_9_loses_no_approved_transaction(tmp_path: Path) -> None:
 
         def purchase(amount: int) -> bytes:
             message = pos.message(
-                "0200", "000", f3="000000", f4=f"{amount:012d}", f22="021", f25="00", f26="12", f49="156",
-                f35=f"{PAN}D30122010000", f52=block, f53="2600000000000000",
+                "0200",
+                "000",
+                f3="000000",
+                f4=f"{amount:012d}",
+                f22="021",
+                f25="00",
+                f26="12",
+                f49="156",
+                f35=f"{PAN}D30122010000",
+                f52=block,
+                f53="2600000000000000",
             )
             return pos.wire(message.replace(f60="22" + message[60][2:]), mac=True)
 
