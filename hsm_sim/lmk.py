@@ -217,17 +217,12 @@ class Lmk:
 
     def decrypt_key(self, key_type: str, encrypted: bytes) -> bytes:
         """Inverse of :meth:`encrypt_key` (parity is the caller's to check)."""
-        return self._apply(key_type, encrypted, encrypt=False)
+        pair_name, type_variant = parse_key_type(key_type)
+        return _decrypt_cached(self.pairs[pair_name], type_variant, bytes(encrypted))
 
     def _apply(self, key_type: str, data: bytes, *, encrypt: bool) -> bytes:
         pair_name, type_variant = parse_key_type(key_type)
-        pair = self.pairs[pair_name]
-        op = tdes_ecb_encrypt if encrypt else tdes_ecb_decrypt
-        out = bytearray()
-        for i, scheme_variant in enumerate(_scheme_variants(len(data))):
-            lmk = _component_lmk(pair, type_variant, scheme_variant)
-            out += op(lmk, data[8 * i : 8 * i + 8])
-        return bytes(out)
+        return _variant_crypt(self.pairs[pair_name], type_variant, data, encrypt=encrypt)
 
     def check_value(self) -> bytes:
         """The 8-byte LMK check value reported by NC (hex it for the 16 characters).
@@ -282,3 +277,20 @@ def format_key_field(scheme: KeyScheme, encrypted: bytes) -> str:
         )
     body = encrypted.hex().upper()
     return body if scheme is KeyScheme.Z else f"{scheme}{body}"
+
+
+def _variant_crypt(pair: bytes, type_variant: int, data: bytes, *, encrypt: bool) -> bytes:
+    op = tdes_ecb_encrypt if encrypt else tdes_ecb_decrypt
+    out = bytearray()
+    for i, scheme_variant in enumerate(_scheme_variants(len(data))):
+        lmk = _component_lmk(pair, type_variant, scheme_variant)
+        out += op(lmk, data[8 * i : 8 * i + 8])
+    return bytes(out)
+
+
+# Working keys arrive under the LMK with every command; like a real HSM's key cache, keep the
+# clear values of recently used ones inside the HSM process (never outside it) so a PIN
+# translation does not pay two variant decryptions per request.
+@lru_cache(maxsize=8192)
+def _decrypt_cached(pair: bytes, type_variant: int, encrypted: bytes) -> bytes:
+    return _variant_crypt(pair, type_variant, encrypted, encrypt=False)
