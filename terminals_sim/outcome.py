@@ -18,6 +18,15 @@ class Kind(StrEnum):
     SIGNOFF = "signoff"
     PARAM_DOWNLOAD = "param_download"
     STATUS_UPLOAD = "status_upload"
+    PURCHASE = "purchase"
+    BALANCE = "balance"
+    VOID = "void"
+    REFUND = "refund"
+    PREAUTH = "preauth"
+    COMPLETION = "completion"
+    REVERSAL = "reversal"
+    SETTLEMENT = "settlement"
+    BATCH_UPLOAD = "batch_upload"
 
 
 class Failure(StrEnum):
@@ -52,6 +61,7 @@ class Outcome:
     ``failure`` is None when the answer was well formed and trustworthy; ``ok`` additionally
     needs 39 = 00. ``detail`` is for people and never holds key, PIN or MAC material.
     ``mirrored`` marks an answer a bare echo host bounced back (bench mode only).
+    ``balance_cents`` is field 54 of an approved balance inquiry.
     """
 
     kind: Kind
@@ -60,6 +70,7 @@ class Outcome:
     detail: str = ""
     follow_up: FollowUp = FollowUp.NONE
     mirrored: bool = False
+    balance_cents: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -75,4 +86,5 @@ class Outcome:
             failure=Failure.UNEXPECTED_CODE,
             detail=f"39 = {self.response_code}, expected {'/'.join(sorted(expected))}",
             follow_up=self.follow_up,
+            balance_cents=self.balance_cents,
         )

@@ -6,13 +6,17 @@ allowed (state, request) pair is in ``_TRANSITIONS``; a request the table does n
 second request while one is outstanding, raises ``TerminalProtocolError`` (our fault). A bad
 answer is the host's fault and comes back as an ``Outcome`` with a ``Failure``.
 
+Financial requests (docs/financial.md) are booked in the terminal's own batch (``ledger``).
+When one gets no trustworthy answer the terminal owes a reversal, and, as real terminals do,
+refuses every further financial request until ``start_reversal()`` has been answered.
+
 The terminal holds its TMK and working keys in clear, as a PIN pad does; they never appear in
 a repr, an outcome or an error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
@@ -22,6 +26,27 @@ from specs.codec import codec_for
 from specs.errors import WireError
 from specs.framing import CupHeader, Frame, Tpdu, decode_frame, encode_frame
 from specs.message import Message
+from terminals_sim.financial import (
+    CURRENCY,
+    FINANCIAL_KINDS,
+    MAX_BATCH_COUNT,
+    PIN_CAPTURE,
+    POS_CONDITION,
+    REVERSIBLE_KINDS,
+    SHAPES,
+    TRANSACTION_KINDS,
+    CardProfile,
+    Ledger,
+    OriginalRef,
+    ReversalReason,
+    Transaction,
+    card_fields,
+    encrypted_pin_block,
+    next_batch,
+    parse_balance,
+    parse_field48,
+    security_control,
+)
 from terminals_sim.outcome import Failure, FollowUp, Kind, Outcome
 from terminals_sim.workingkeys import KeyCheckError, KeyMode, WorkingKeys, unwrap_working_keys
 
@@ -70,6 +95,9 @@ _TRANSITIONS: dict[tuple[State, Kind], _Transition] = {
     (_IN, Kind.STATUS_UPLOAD): _Transition(_IN, _IN),
     (_OP, Kind.STATUS_UPLOAD): _Transition(_OP, _OP),
 }
+# Financial requests need working keys and leave the terminal where it was, whatever 39 says.
+_TRANSITIONS.update({(state, kind): _Transition(state, state)
+                     for state in (_IN, _OP) for kind in FINANCIAL_KINDS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +116,13 @@ _SHAPES = {
     Kind.SIGNOFF: _RequestShape("0820", "002", False),
     Kind.PARAM_DOWNLOAD: _RequestShape("0800", "360", False),
     Kind.STATUS_UPLOAD: _RequestShape("0820", "362", False),
+    **{kind: _RequestShape(shape.mti, "000", True) for kind, shape in SHAPES.items()},
+    Kind.REVERSAL: _RequestShape("0400", "000", True),
+    Kind.SETTLEMENT: _RequestShape("0500", "201", True),
+    Kind.BATCH_UPLOAD: _RequestShape("0320", "201", True),
 }
+# Answers that close a reversal or a batch-upload item: done, or the host holds nothing for it.
+_ANSWERED = frozenset({"00", "25"})
 
 
 class TerminalProtocolError(Exception):
@@ -118,6 +152,7 @@ class TerminalProfile:
     # Bench mode: a bare echo host bounces the request back unchanged (same MTI, no 39);
     # count such a frame as answered instead of as a protocol failure.
     accept_mirror: bool = False
+    card: CardProfile | None = None  # the card financial requests use when given none
 
     def __post_init__(self) -> None:
         if len(self.merchant) != 15 or not self.merchant.isascii() or not self.merchant.isprintable():
@@ -145,6 +180,8 @@ class _Pending:
     maced: bool
     key_mode: KeyMode | None
     new_password: str | None = field(default=None, repr=False)
+    seq: int | None = None  # the ledger record this request made or concerns
+    reason: ReversalReason | None = None  # of a reversal
 
 
 class VirtualTerminal:
@@ -154,11 +191,13 @@ class VirtualTerminal:
         "_batch",
         "_codec",
         "_keys",
+        "_ledger",
         "_password",
         "_pending",
         "_profile",
         "_stan",
         "_state",
+        "last_transaction",
         "parameters",
     )
 
@@ -172,6 +211,9 @@ class VirtualTerminal:
         self._keys: WorkingKeys | None = None
         self._password = profile.password
         self.parameters: bytes = b""  # field 62 of the last parameter download
+        self._ledger = Ledger()
+        # The record of the last financial request answered or given up on.
+        self.last_transaction: Transaction | None = None
 
     def __repr__(self) -> str:
         return (
@@ -214,6 +256,27 @@ class VirtualTerminal:
     def working_keys(self) -> WorkingKeys | None:
         """The clear working keys (the terminal's own business: never log them)."""
         return self._keys
+
+    @property
+    def ledger(self) -> Ledger:
+        """The open batch: read it, do not change it."""
+        return self._ledger
+
+    @property
+    def reversal_due(self) -> Transaction | None:
+        """The transaction a reversal is owed for; no financial request goes before it."""
+        due = self._ledger.reversal_due
+        return due[0] if due else None
+
+    @property
+    def uploading(self) -> bool:
+        """A settlement answered 95 and batch-upload items are left to send."""
+        return self._ledger.next_upload is not None
+
+    @property
+    def batch_full(self) -> bool:
+        """Settle before the next transaction: field 48 counts at most 999 of each."""
+        return len(self._ledger) >= MAX_BATCH_COUNT
 
     # -- requests ------------------------------------------------------------------------
 
@@ -274,8 +337,189 @@ class VirtualTerminal:
             Kind.SIGNOFF: self.start_signoff,
             Kind.PARAM_DOWNLOAD: self.start_param_download,
             Kind.STATUS_UPLOAD: self.start_status_upload,
+            Kind.REVERSAL: self.start_reversal,
+            Kind.SETTLEMENT: self.start_settlement,
+            Kind.BATCH_UPLOAD: self.start_batch_upload,
         }
+        if kind in TRANSACTION_KINDS:
+            return self.start_transaction(kind)
         return starters[kind]()
+
+    # -- financial requests (docs/financial.md) ---------------------------------------------
+
+    def start_purchase(self, amount_cents: int, card: CardProfile | None = None, *,
+                       with_pin: bool = True, pin: str | None = None, stan: int | None = None) -> bytes:
+        """Purchase 0200/000000/22. ``pin`` is what the cardholder types (default: the card's
+        PIN); ``stan`` reuses a STAN on purpose (a host must answer 94)."""
+        return self.start_transaction(Kind.PURCHASE, amount_cents, card, with_pin=with_pin, pin=pin,
+                                      stan=stan)
+
+    def start_balance(self, card: CardProfile | None = None, *, pin: str | None = None) -> bytes:
+        """Balance inquiry 0200/310000/01; the balance comes back in ``Outcome.balance_cents``."""
+        return self.start_transaction(Kind.BALANCE, None, card, pin=pin)
+
+    def start_void(self, original: Transaction | OriginalRef | None = None,
+                   card: CardProfile | None = None, *, with_pin: bool = False) -> bytes:
+        """Void 0200/200000/23 of a purchase (default: the last one approved and not voided)."""
+        return self.start_transaction(Kind.VOID, None, card, original=original, with_pin=with_pin)
+
+    def start_refund(self, amount_cents: int | None = None, original: Transaction | OriginalRef | None = None,
+                     card: CardProfile | None = None, *, with_pin: bool = False) -> bytes:
+        """Refund 0220/200000/25 (default: all that is left of the last approved purchase)."""
+        return self.start_transaction(Kind.REFUND, amount_cents, card, original=original, with_pin=with_pin)
+
+    def start_preauth(self, amount_cents: int, card: CardProfile | None = None, *,
+                      with_pin: bool = True, pin: str | None = None) -> bytes:
+        """Pre-authorisation 0100/030000/10."""
+        return self.start_transaction(Kind.PREAUTH, amount_cents, card, with_pin=with_pin, pin=pin)
+
+    def start_completion(self, amount_cents: int | None = None,
+                         original: Transaction | OriginalRef | None = None,
+                         card: CardProfile | None = None, *, with_pin: bool = False) -> bytes:
+        """Completion 0200/000000/20 of a pre-authorisation (default: the last one approved,
+        for its whole amount)."""
+        return self.start_transaction(Kind.COMPLETION, amount_cents, card, original=original,
+                                      with_pin=with_pin)
+
+    def start_transaction(
+        self,
+        kind: Kind,
+        amount_cents: int | None = None,
+        card: CardProfile | None = None,
+        *,
+        original: Transaction | OriginalRef | None = None,
+        with_pin: bool | None = None,
+        pin: str | None = None,
+        stan: int | None = None,
+    ) -> bytes:
+        """Any of purchase, balance, void, refund, preauth, completion."""
+        shape = SHAPES.get(kind)
+        if shape is None:
+            raise ValueError(f"{kind.value} is not a card transaction")
+        self._check_financial(kind)
+        ref = self._original(kind, original) if shape.original is not None else None
+        in_batch = self._ledger_record(ref)
+        card = card or (in_batch.card if in_batch else None) or self._profile.card
+        if card is None:
+            raise TerminalProtocolError(self._state, kind.value, "no card given and the profile has none")
+        amount = self._amount(kind, amount_cents, ref, in_batch)
+        with_pin = shape.pin_by_default if with_pin is None else with_pin
+        fields = {3: shape.processing_code, 25: POS_CONDITION, 49: CURRENCY, **card_fields(card, with_pin)}
+        if amount:
+            fields[4] = f"{amount:012d}"
+        if with_pin:
+            typed = card.pin if pin is None else pin
+            if not typed:
+                raise ValueError(f"card {card.masked_pan} has no PIN to enter")
+            pik = self._require_keys().pik
+            fields.update({26: PIN_CAPTURE, 52: encrypted_pin_block(pik, typed, card.pan),
+                           53: security_control(pik)})
+        if ref is not None:
+            fields.update(_original_fields(kind, ref))
+        if stan is not None and not 1 <= stan <= MAX_STAN:
+            raise ValueError(f"STAN must be 1..{MAX_STAN}")
+        frame = self._start(kind, fields, type_code=shape.type_code,
+                            stan=None if stan is None else f"{stan:06d}")
+        assert self._pending is not None
+        txn = self._ledger.add(kind=kind, stan=self._pending.stan, batch=self._batch, amount_cents=amount,
+                               card=card, with_pin=with_pin, original=ref)
+        self._pending = replace(self._pending, seq=txn.seq)
+        return frame
+
+    def start_reversal(self, txn: Transaction | None = None, reason: ReversalReason | None = None) -> bytes:
+        """0400 for the reversal that is due, or (``txn``) of any transaction on purpose.
+
+        It repeats the original's 2/35, 3, 4, 11, 22, 25, 49 and 60, with 39 = the reason.
+        """
+        if txn is None:
+            due = self._ledger.reversal_due
+            if due is None:
+                raise TerminalProtocolError(self._state, Kind.REVERSAL.value, "no reversal is due")
+            txn, due_reason = due
+            reason = reason or due_reason
+        reason = reason or ReversalReason.OTHER
+        self._check_allowed(Kind.REVERSAL)
+        original = card_fields(txn.card, txn.with_pin)
+        original.pop(14)
+        fields = {3: txn.shape.processing_code, 25: POS_CONDITION, 49: CURRENCY, 39: reason.value,
+                  **original}
+        if txn.amount_cents:
+            fields[4] = f"{txn.amount_cents:012d}"
+        frame = self._start(Kind.REVERSAL, fields, stan=txn.stan, sixty=txn.sixty())
+        assert self._pending is not None
+        self._pending = replace(self._pending, seq=txn.seq, reason=reason)
+        return frame
+
+    def start_settlement(self) -> bytes:
+        """0500/201 with the open batch's totals in 48 (flag 0)."""
+        self._check_financial(Kind.SETTLEMENT)
+        totals = self._ledger.totals(self._batch)
+        return self._start(Kind.SETTLEMENT, {48: totals.field48("0"), 49: CURRENCY})
+
+    def start_batch_upload(self) -> bytes:
+        """0320/201 for the next transaction of the batch, after a settlement answered 95."""
+        txn = self._ledger.next_upload
+        if txn is None:
+            raise TerminalProtocolError(self._state, Kind.BATCH_UPLOAD.value, "no batch upload is under way")
+        self._check_financial(Kind.BATCH_UPLOAD)
+        fields = {2: txn.card.pan, 3: txn.shape.processing_code, 4: f"{txn.amount_cents:012d}", 48: "00"}
+        frame = self._start(Kind.BATCH_UPLOAD, fields, stan=txn.stan)
+        assert self._pending is not None
+        self._pending = replace(self._pending, seq=txn.seq)
+        return frame
+
+    def _check_financial(self, kind: Kind) -> None:
+        self._check_allowed(kind)
+        due = self.reversal_due
+        if due is not None:
+            raise TerminalProtocolError(
+                self._state, kind.value, f"the reversal of STAN {due.stan} is due: send start_reversal() first"
+            )
+        if kind in TRANSACTION_KINDS and self.uploading:
+            raise TerminalProtocolError(
+                self._state, kind.value, "a batch upload is under way: finish it (start_batch_upload()) first"
+            )
+
+    def _original(self, kind: Kind, given: Transaction | OriginalRef | None) -> OriginalRef:
+        if isinstance(given, OriginalRef):
+            return given
+        if isinstance(given, Transaction):
+            return given.as_original()
+        found = self._ledger.latest_original(kind)
+        if found is None:
+            want = SHAPES[kind].original
+            assert want is not None
+            raise TerminalProtocolError(
+                self._state, kind.value, f"no approved {want.value} in the batch to refer to"
+            )
+        return found.as_original()
+
+    def _ledger_record(self, ref: OriginalRef | None) -> Transaction | None:
+        if ref is None or ref.seq is None:
+            return None
+        try:
+            return self._ledger.get(ref.seq)
+        except KeyError:
+            return None
+
+    def _amount(self, kind: Kind, given: int | None, ref: OriginalRef | None,
+                record: Transaction | None) -> int:
+        if kind is Kind.BALANCE:
+            if given:
+                raise ValueError("a balance inquiry carries no amount")
+            return 0
+        if kind is Kind.VOID:
+            assert ref is not None
+            if given is not None and given != ref.amount_cents:
+                raise ValueError("a void carries the original amount")
+            return ref.amount_cents
+        if given is None:
+            if ref is None:
+                raise ValueError(f"{kind.value} needs an amount")
+            given = record.left_cents if record is not None else ref.amount_cents
+        if not 0 < given <= 999_999_999_999:
+            raise ValueError("amount must be 1 to 999999999999 cents")
+        return given
 
     def _check_allowed(self, kind: Kind) -> _Transition:
         if self._pending is not None:
@@ -294,16 +538,20 @@ class VirtualTerminal:
         *,
         key_mode: KeyMode | None = None,
         new_password: str | None = None,
+        type_code: str = "00",
+        stan: str | None = None,
+        sixty: str | None = None,
     ) -> bytes:
+        """``stan`` and ``sixty`` repeat an earlier request's 11 and 60 (reversal, upload)."""
         self._check_allowed(kind)
         shape = _SHAPES[kind]
         code = key_mode.value if key_mode is not None else shape.code
-        stan = self._next_stan()
+        stan = stan or self._next_stan()
         fields = {
             11: stan,
             41: self._profile.terminal,
             42: self._profile.merchant,
-            60: "00" + self._batch + code,
+            60: sixty or type_code + self._batch + code,
             **extra,
         }
         codec = self._codec
@@ -346,21 +594,30 @@ class VirtualTerminal:
     def fail_pending(self, failure: Failure, detail: str = "") -> Outcome:
         """The shell's report that the outstanding request got no answer (timeout, reset...)."""
         pending = self._take_pending("fail_pending")
+        if pending.seq is not None:
+            self._book_no_answer(pending, failure)
         return Outcome(kind=pending.kind, response_code=None, failure=failure, detail=detail)
 
     def receive(self, data: bytes | Frame) -> Outcome:
         """Judge the answer to the outstanding request (a whole wire frame, or a decoded Frame)."""
         pending = self._take_pending("receive")
+        outcome, message = self._judge(pending, data)
+        if pending.seq is not None or pending.kind is Kind.SETTLEMENT:
+            outcome = self._book(pending, outcome, message)
+        return outcome
+
+    def _judge(self, pending: _Pending, data: bytes | Frame) -> tuple[Outcome, Message | None]:
+        """The outcome, and the answer when it is trustworthy (well formed, MAC verified)."""
         try:
             frame = data if isinstance(data, Frame) else decode_frame(self._codec.dialect.framing, data)
             message = self._codec.decode(frame.body)
         except WireError as exc:
-            return self._protocol(pending, f"undecodable answer: {exc.describe()}")
+            return self._protocol(pending, f"undecodable answer: {exc.describe()}"), None
         if self._profile.accept_mirror and message.mti == pending.mti:
-            return Outcome(kind=pending.kind, response_code=None, mirrored=True, detail="mirrored")
+            return Outcome(kind=pending.kind, response_code=None, mirrored=True, detail="mirrored"), None
         problem = self._mismatch(pending, message)
         if problem:
-            return self._protocol(pending, problem)
+            return self._protocol(pending, problem), None
         code = message[39]
         transition = _TRANSITIONS[(self._state, pending.kind)]
         # A sign-in answer is never MACed: the keys it carries are the ones a MAC would need.
@@ -368,24 +625,114 @@ class VirtualTerminal:
             mac_problem = self._mac_problem(frame.body, message, required=pending.maced and code == "00")
             if mac_problem:
                 return Outcome(kind=pending.kind, response_code=code, failure=Failure.BAD_MAC,
-                               detail=mac_problem, follow_up=FollowUp.SIGNIN)
+                               detail=mac_problem, follow_up=FollowUp.SIGNIN), None
         follow_up = self._follow_up(code, frame.header)
         if code in _SIGN_IN_AGAIN:
             self._drop_keys()
-            return Outcome(kind=pending.kind, response_code=code, follow_up=FollowUp.SIGNIN)
+            return Outcome(kind=pending.kind, response_code=code, follow_up=FollowUp.SIGNIN), message
         if code != "00":
             self._enter(transition.declined)
-            return Outcome(kind=pending.kind, response_code=code, follow_up=follow_up)
+            return Outcome(kind=pending.kind, response_code=code, follow_up=follow_up), message
         if pending.kind is Kind.SIGNIN:
             failure = self._install_keys(pending, message)
             if failure is not None:
-                return failure
+                return failure, None
         elif pending.kind is Kind.PARAM_DOWNLOAD:
             self.parameters = bytes.fromhex(message.get(62) or "")
         elif pending.kind is Kind.PASSWORD_CHANGE and pending.new_password is not None:
             self._password = pending.new_password
         self._enter(transition.approved)
-        return Outcome(kind=pending.kind, response_code=code, follow_up=follow_up)
+        return Outcome(kind=pending.kind, response_code=code, follow_up=follow_up), message
+
+    # -- booking financial answers in the batch -------------------------------------------
+
+    def _book_no_answer(self, pending: _Pending, failure: Failure) -> None:
+        """No trustworthy answer came (timeout, reset, bad MAC, unusable answer)."""
+        seq = pending.seq
+        assert seq is not None
+        ledger = self._ledger
+        if pending.kind is Kind.REVERSAL:
+            ledger.owe_reversal(seq, pending.reason or ReversalReason.OTHER)
+        elif pending.kind in REVERSIBLE_KINDS and failure is not Failure.REFUSED:
+            silent = failure in (Failure.TIMEOUT, Failure.RESET)
+            reason = ReversalReason.NO_ANSWER if silent else ReversalReason.OTHER
+            self.last_transaction = ledger.lose(seq, reason)
+        elif pending.kind in TRANSACTION_KINDS:
+            # A refused connection sent nothing; a lost balance inquiry moved no money.
+            self.last_transaction = ledger.get(seq)
+            ledger.forget(seq)
+
+    def _book(self, pending: _Pending, outcome: Outcome, message: Message | None) -> Outcome:
+        kind = pending.kind
+        if kind is Kind.SETTLEMENT:
+            return self._book_settlement(outcome, message)
+        seq = pending.seq
+        assert seq is not None
+        ledger = self._ledger
+        if outcome.mirrored:
+            if kind in TRANSACTION_KINDS:
+                ledger.forget(seq)
+            return outcome
+        if message is None:
+            self._book_no_answer(pending, outcome.failure or Failure.PROTOCOL)
+            return outcome
+        code = outcome.response_code
+        if kind is Kind.REVERSAL:
+            if code in _ANSWERED:
+                self.last_transaction = ledger.reversed(seq)
+            return outcome
+        if kind is Kind.BATCH_UPLOAD:
+            if code in _ANSWERED:
+                ledger.uploaded()
+                if ledger.next_upload is None:
+                    self._close_batch()
+            return outcome
+        problem = _echo_problem(ledger.get(seq), message)
+        if problem:
+            self.last_transaction = ledger.lose(seq, ReversalReason.OTHER)
+            return replace(outcome, failure=Failure.PROTOCOL, detail=problem)
+        if code != "00":
+            self.last_transaction = ledger.decline(seq, code or "")
+            ledger.forget(seq)
+            return outcome
+        balance = None
+        if kind is Kind.BALANCE:
+            try:
+                balance = parse_balance(message.get(54) or "")
+            except ValueError as exc:
+                ledger.forget(seq)
+                return replace(outcome, failure=Failure.PROTOCOL, detail=f"approved balance inquiry: {exc}")
+        self.last_transaction = ledger.approve(
+            seq, code=code, rrn=message.get(37) or "", auth_code=message.get(38) or "", date=message.get(13) or ""
+        )
+        if kind is Kind.BALANCE:
+            ledger.forget(seq)
+            return replace(outcome, balance_cents=balance)
+        return outcome
+
+    def _book_settlement(self, outcome: Outcome, message: Message | None) -> Outcome:
+        code = outcome.response_code
+        if message is None or outcome.failure is not None or code not in ("00", "95"):
+            return outcome
+        try:
+            _totals, flag = parse_field48(message.get(48) or "")
+        except ValueError as exc:
+            return replace(outcome, failure=Failure.PROTOCOL, detail=f"settlement answer: {exc}")
+        want = "1" if code == "00" else "2"
+        if flag != want:
+            return replace(outcome, failure=Failure.PROTOCOL,
+                           detail=f"48 settlement flag {flag} with 39 = {code}, expected {want}")
+        if code == "00":
+            self._close_batch()
+        else:
+            self._ledger.start_uploads(self._batch)
+            if self._ledger.next_upload is None:
+                self._close_batch()
+        return outcome
+
+    def _close_batch(self) -> None:
+        self._ledger.close(self._batch)
+        self._batch = next_batch(self._batch)
 
     def _take_pending(self, event: str) -> _Pending:
         pending = self._pending
@@ -441,7 +788,8 @@ class VirtualTerminal:
             return Outcome(kind=pending.kind, response_code=message[39], failure=failure, detail=exc.reason)
         self._keys = keys
         batch = message.sub("60.2")
-        if batch:
+        # The host's batch number, unless this terminal has transactions in its open batch.
+        if batch and not any(t.batch == self._batch for t in self._ledger):
             self._batch = batch
         return None
 
@@ -453,3 +801,25 @@ class VirtualTerminal:
         self._state = state
         if state is State.SIGNED_OUT:
             self._keys = None
+
+
+def _original_fields(kind: Kind, ref: OriginalRef) -> dict[int, str]:
+    """37, 38 and 61 of a void, refund or completion: what identifies the original."""
+    fields = {61: ref.batch + ref.stan + (ref.date if kind is not Kind.VOID else "")}
+    if kind is Kind.COMPLETION:
+        if ref.auth_code:
+            fields[38] = ref.auth_code
+    elif ref.rrn:
+        fields[37] = ref.rrn
+    return fields
+
+
+def _echo_problem(txn: Transaction, message: Message) -> str:
+    """An answer whose 3 or 4 is not the request's answers some other request."""
+    code = message.get(3)
+    if code is not None and code != txn.shape.processing_code:
+        return f"3 answered {code}, expected {txn.shape.processing_code}"
+    amount = message.get(4)
+    if amount is not None and txn.amount_cents and int(amount) != txn.amount_cents:
+        return "4 (amount) answered differs from the request's"
+    return ""

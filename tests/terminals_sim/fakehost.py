@@ -5,7 +5,8 @@ MAK 3333..., CV ADC67D84; TDK 4444..., CV E2F24340). A second key set, used when
 rotates keys, has check values computed by hand with
 ``openssl enc -des-ede3 -nopad -K 5555...`` (0CD7DC49) and ``-K 6666...`` (B0B563C2).
 Operator passwords are held as hand-worked clear ISO 9564 format 0 blocks with an all-zero PAN
-field: "0000" is 04 0000 FFFFFFFFFF.
+field: "0000" is 04 0000 FFFFFFFFFF, the supervisor's "123456" is 06 123456 FFFFFFFF.
+Financial requests (0100/0200/0220/0320/0400/0500) go to the `FakeBank` (fakebank.py).
 
 The host uses the shared wire layer and crypto core (codec, framing, TDES, CUP MAC): it is the
 terminal's behaviour that the tests judge, against check values and blocks worked out by hand.
@@ -25,11 +26,14 @@ from specs.codec import codec_for
 from specs.errors import WireError
 from specs.framing import CupHeader, Frame, FrameDecoder, KeepAlive, Tpdu, encode_frame
 from specs.message import Message
+from tests.terminals_sim.fakebank import SUPERVISOR, FakeBank
 
 MERCHANT = "848100058126002"
 TERMINAL = "00000764"
 TMK = bytes.fromhex("11111111111111111111111111111111")
 OPERATOR_0000 = bytes.fromhex("040000FFFFFFFFFF")
+SUPERVISOR_123456 = bytes.fromhex("06123456FFFFFFFF")
+_FINANCIAL = frozenset({"0100", "0200", "0220", "0320", "0400", "0500"})
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,11 @@ class _Session:
     tmk: bytes
     keys: KeySet | None = None
     signins: int = 0
-    operators: dict[str, bytes] = field(default_factory=lambda: {"001": OPERATOR_0000})
+    operators: dict[str, bytes] = field(
+        default_factory=lambda: {"001": OPERATOR_0000, SUPERVISOR: SUPERVISOR_123456}
+    )
     failures: dict[str, int] = field(default_factory=dict)
+    operator: str | None = None  # signed in
 
 
 @dataclass
@@ -83,6 +90,8 @@ class FakeHost:
     close_on_malformed: bool = False
     lock_after: int = 3
     silent: bool = False  # read everything, answer nothing (for timeouts)
+    swallow: dict[str, int] = field(default_factory=dict)  # MTI -> how many to leave unanswered
+    bank: FakeBank = field(default_factory=FakeBank)
     connections: int = 0
     seen: list[Message] = field(default_factory=list)
     _sessions: dict[tuple[str, str], _Session] = field(default_factory=dict)
@@ -102,6 +111,9 @@ class FakeHost:
             body = self.codec.encode(self.codec.message("0810", {39: "30"}), validate=False)
             return encode_frame(self.fmt, body, tpdu=tpdu, header=header)
         self.seen.append(request)
+        if self.swallow.get(request.mti, 0) > 0:
+            self.swallow[request.mti] -= 1
+            return b""
         fields, maced = self._answer(request)
         mti = request.mti[:2] + str(int(request.mti[2]) + 1) + request.mti[3]
         body = self.codec.encode(self.codec.message(mti, fields))
@@ -144,6 +156,8 @@ class FakeHost:
             if code == "360":
                 out[62] = "0102030405"
             return answer("00")
+        if req.mti in _FINANCIAL:
+            return self._financial(req, session, out)
         if code in ("011", "012", "013"):
             if session.keys is None:
                 return answer("12")
@@ -152,6 +166,7 @@ class FakeHost:
                 return answer("A0")
             operator = req[63]
             if code == "012":
+                session.operator = None
                 return answer("00", maced=True)
             if session.failures.get(operator, 0) >= self.lock_after:
                 return answer("75", maced=True)
@@ -160,10 +175,25 @@ class FakeHost:
                 session.failures[operator] = session.failures.get(operator, 0) + 1
                 return answer("55", maced=True)
             session.failures[operator] = 0
+            session.operator = operator
             if code == "013":
                 session.operators[operator] = tdes_ecb_decrypt(session.keys.pik, bytes.fromhex(req[62]))
             return answer("00", maced=True)
         return answer("12")
+
+    def _financial(self, req: Message, session: _Session, out: dict[int, str]) -> tuple[dict[int, str], bool]:
+        fields = dict(out)
+        if session.keys is None:
+            fields[39] = "58"
+            return fields, False
+        mac = cup_pos_mac(session.keys.mak, self._unsigned(req))
+        if req.get(64) != mac.hex().upper():
+            fields.update({n: req[n] for n in (3, 4) if n in req})
+            fields[39] = "A0"
+            return fields, True
+        fields = self.bank.answer(req, session.keys.pik, session.operator)
+        fields.update({12: out[12], 13: out[13], 32: out[32]})
+        return fields, True
 
     def _unsigned(self, req: Message) -> bytes:
         return self.codec.encode(req.replace(f64="0" * 16))[:-8]

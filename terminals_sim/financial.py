@@ -1,0 +1,376 @@
+"""What a virtual terminal needs to sell (docs/financial.md): the card it reads, the shape of
+each financial request, its own batch of transactions, and the fields built from them.
+
+The batch (``Ledger``) is the terminal's journal, as on a real POS: from it the terminal picks
+the original of a void, refund or completion, builds a reversal when an answer never came,
+adds up the settlement totals (field 48) and runs the batch upload. Card numbers, tracks and
+PINs stay out of every repr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from hsm_sim.ciphers import tdes_ecb_encrypt
+from hsm_sim.pinblock import PinBlockFormat, build_pinblock
+from terminals_sim.outcome import Kind
+from terminals_sim.testcards import TestCard
+
+CURRENCY = "156"  # CNY
+POS_CONDITION = "00"  # normal presentment
+PIN_CAPTURE = "12"  # the longest PIN the pad accepts
+MAX_AMOUNT_CENTS = 999_999_999_999  # 12 digits
+# A batch holds at most this many settled transactions: field 48 counts them in 3 digits.
+MAX_BATCH_COUNT = 999
+_TRACK2_DISCRETIONARY = "00000"
+# 53: PIN block format 2 = ISO 0 with PAN; algorithm 6 = double-length 3DES, 0 = single DES.
+_SECURITY_WITH_PAN = {16: "2600000000000000", 8: "2000000000000000"}
+_BALANCE_PREFIX = "1002" + CURRENCY  # 54: account type 10, amount type 02, currency 156
+
+
+class EntryMode(StrEnum):
+    """The first two digits of field 22."""
+
+    MANUAL = "01"  # 2 and 14, no track
+    SWIPED = "02"  # 2, 35 and 14
+
+
+class ReversalReason(StrEnum):
+    """Field 39 of a 0400."""
+
+    NO_ANSWER = "98"
+    OTHER = "06"
+
+
+@dataclass(frozen=True, slots=True)
+class CardProfile:
+    """The card a terminal reads: what it needs for 2, 35, 14 and the PIN block."""
+
+    pan: str
+    expiry: str  # YYMM
+    service_code: str = "101"
+    pin: str = field(default="", repr=False)
+    entry: EntryMode = EntryMode.SWIPED
+
+    def __post_init__(self) -> None:
+        if not (self.pan.isdigit() and 12 <= len(self.pan) <= 19):
+            raise ValueError("card PAN must be 12 to 19 digits")
+        if not (self.expiry.isdigit() and len(self.expiry) == 4):
+            raise ValueError("card expiry must be YYMM")
+        if not (self.service_code.isdigit() and len(self.service_code) == 3):
+            raise ValueError("card service code must be 3 digits")
+        if self.pin and not (self.pin.isdigit() and 4 <= len(self.pin) <= 12):
+            raise ValueError("card PIN must be 4 to 12 digits")
+
+    @classmethod
+    def of(cls, card: TestCard, entry: EntryMode = EntryMode.SWIPED) -> CardProfile:
+        return cls(card.pan, card.expiry, card.service_code, card.pin, entry)
+
+    @property
+    def masked_pan(self) -> str:
+        return f"{self.pan[:6]}...{self.pan[-4:]}"
+
+    def track2(self) -> str:
+        return f"{self.pan}D{self.expiry}{self.service_code}{_TRACK2_DISCRETIONARY}"
+
+    def __repr__(self) -> str:
+        return f"CardProfile({self.masked_pan}, entry={self.entry.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class TxnShape:
+    """One financial transaction type on the wire (docs/financial.md, Requests)."""
+
+    mti: str
+    processing_code: str  # 3
+    type_code: str  # 60.1
+    pin_by_default: bool
+    needs_amount: bool
+    original: Kind | None  # what a void, refund or completion refers to
+
+
+SHAPES: dict[Kind, TxnShape] = {
+    Kind.PURCHASE: TxnShape("0200", "000000", "22", True, True, None),
+    Kind.BALANCE: TxnShape("0200", "310000", "01", True, False, None),
+    Kind.VOID: TxnShape("0200", "200000", "23", False, True, Kind.PURCHASE),
+    Kind.REFUND: TxnShape("0220", "200000", "25", False, True, Kind.PURCHASE),
+    Kind.PREAUTH: TxnShape("0100", "030000", "10", True, True, None),
+    Kind.COMPLETION: TxnShape("0200", "000000", "20", False, True, Kind.PREAUTH),
+}
+TRANSACTION_KINDS = frozenset(SHAPES)
+# Everything the contract calls a financial request: a due reversal goes before any of them.
+FINANCIAL_KINDS = TRANSACTION_KINDS | {Kind.REVERSAL, Kind.SETTLEMENT, Kind.BATCH_UPLOAD}
+# A balance inquiry moves no money: when its answer is lost there is nothing to reverse.
+REVERSIBLE_KINDS = TRANSACTION_KINDS - {Kind.BALANCE}
+_DEBITS = frozenset({Kind.PURCHASE, Kind.COMPLETION})
+_CREDITS = frozenset({Kind.REFUND})
+
+
+class TxnStatus(StrEnum):
+    SENT = "sent"  # the request is out, no answer yet
+    APPROVED = "approved"
+    DECLINED = "declined"
+    UNKNOWN = "unknown"  # no trustworthy answer: a reversal is due
+    VOIDED = "voided"  # an approved purchase a later void cancelled
+    REVERSED = "reversed"
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalRef:
+    """What a void, refund or completion says about its original (37, 38, 61, 4).
+
+    ``seq`` links to the original's record in the terminal's batch, when it has one there.
+    """
+
+    batch: str
+    stan: str
+    amount_cents: int
+    rrn: str = ""
+    auth_code: str = ""
+    date: str = ""  # MMDD
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One request the terminal made, as its batch remembers it."""
+
+    seq: int
+    kind: Kind
+    stan: str
+    batch: str
+    amount_cents: int  # 0 for a balance inquiry
+    card: CardProfile
+    with_pin: bool
+    original: OriginalRef | None = None
+    status: TxnStatus = TxnStatus.SENT
+    response_code: str | None = None
+    rrn: str = ""
+    auth_code: str = ""
+    date: str = ""  # 13 of the answer, MMDD
+    used_cents: int = 0  # refunded (a purchase) or completed (a pre-authorisation)
+
+    @property
+    def shape(self) -> TxnShape:
+        return SHAPES[self.kind]
+
+    @property
+    def left_cents(self) -> int:
+        return self.amount_cents - self.used_cents
+
+    def as_original(self) -> OriginalRef:
+        return OriginalRef(self.batch, self.stan, self.amount_cents, self.rrn, self.auth_code,
+                           self.date, self.seq)
+
+    def sixty(self) -> str:
+        return f"{self.shape.type_code}{self.batch}000"
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Settlement totals: what field 48 of a 0500 carries."""
+
+    debit_cents: int = 0
+    debit_count: int = 0
+    credit_cents: int = 0
+    credit_count: int = 0
+
+    def field48(self, flag: str = "0") -> str:
+        if self.debit_count > MAX_BATCH_COUNT or self.credit_count > MAX_BATCH_COUNT:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_COUNT} debits and credits")
+        if max(self.debit_cents, self.credit_cents) > MAX_AMOUNT_CENTS:
+            raise ValueError("settlement totals above 12 digits")
+        return (f"{self.debit_cents:012d}{self.debit_count:03d}"
+                f"{self.credit_cents:012d}{self.credit_count:03d}{flag}")
+
+
+def parse_field48(value: str) -> tuple[Totals, str]:
+    """Totals and the settlement flag from a 31-digit field 48."""
+    if len(value) != 31 or not value.isdigit():
+        raise ValueError(f"settlement field 48 must be 31 digits, got {len(value)} characters")
+    totals = Totals(int(value[0:12]), int(value[12:15]), int(value[15:27]), int(value[27:30]))
+    return totals, value[30]
+
+
+def parse_balance(value: str) -> int:
+    """Field 54 of a balance inquiry answer ("1002156C" + 12 digits) in cents; D is negative."""
+    if len(value) != 20 or not value.startswith(_BALANCE_PREFIX) or value[7] not in "CD":
+        raise ValueError("field 54 is not 1002156 + C/D + 12 digits")
+    digits = value[8:]
+    if not digits.isdigit():
+        raise ValueError("field 54 amount is not 12 digits")
+    cents = int(digits)
+    return -cents if value[7] == "D" else cents
+
+
+def parse_amount(text: str) -> int:
+    """Cents from a decimal yuan amount: "12.34", "12.3", "12"."""
+    whole, dot, frac = text.strip().partition(".")
+    if not whole.isdigit() or (dot and not (frac.isdigit() and len(frac) <= 2)):
+        raise ValueError(f"not an amount with at most two decimals: {text!r}")
+    cents = int(whole) * 100 + (int(frac.ljust(2, "0")) if dot else 0)
+    if cents > MAX_AMOUNT_CENTS:
+        raise ValueError(f"amount above 12 digits: {text!r}")
+    return cents
+
+
+def security_control(pik: bytes) -> str:
+    """53 for a format-0-with-PAN PIN block under this PIK."""
+    return _SECURITY_WITH_PAN[8 if len(pik) == 8 else 16]
+
+
+def encrypted_pin_block(pik: bytes, pin: str, pan: str) -> str:
+    """52: the ISO 9564 format 0 block of ``pin`` with ``pan``, encrypted under the PIK."""
+    return tdes_ecb_encrypt(pik, build_pinblock(PinBlockFormat.ISO0, pin, pan)).hex().upper()
+
+
+def card_fields(card: CardProfile, with_pin: bool) -> dict[int, str]:
+    """2, 35 and 14 as the card's entry mode gives them, and 22."""
+    fields = {2: card.pan, 14: card.expiry, 22: f"{card.entry.value}{1 if with_pin else 2}"}
+    if card.entry is EntryMode.SWIPED:
+        fields[35] = card.track2()
+    return fields
+
+
+def next_batch(batch: str) -> str:
+    number = int(batch) + 1
+    return f"{1 if number > 999_999 else number:06d}"
+
+
+class Ledger:
+    """The terminal's batch: every financial request it made since the last settlement,
+    the reversals it owes, and the batch upload under way. Mutable; one owner."""
+
+    __slots__ = ("_due", "_next_seq", "_records", "_uploads")
+
+    def __init__(self) -> None:
+        self._records: dict[int, Transaction] = {}
+        self._next_seq = 1
+        self._due: list[tuple[int, ReversalReason]] = []  # oldest first
+        self._uploads: list[int] = []
+
+    def __iter__(self) -> Iterator[Transaction]:
+        return iter(self._records.values())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, seq: int) -> Transaction:
+        return self._records[seq]
+
+    def add(self, **values: object) -> Transaction:
+        txn = Transaction(seq=self._next_seq, **values)  # type: ignore[arg-type]
+        self._records[txn.seq] = txn
+        self._next_seq += 1
+        return txn
+
+    def forget(self, seq: int) -> None:
+        self._records.pop(seq, None)
+
+    def update(self, seq: int, **changes: object) -> Transaction:
+        txn = replace(self._records[seq], **changes)  # type: ignore[arg-type]
+        self._records[seq] = txn
+        return txn
+
+    # -- originals ------------------------------------------------------------------------
+
+    def latest_original(self, kind: Kind) -> Transaction | None:
+        """The most recent record a new ``kind`` (void, refund, completion) can refer to."""
+        want = SHAPES[kind].original
+        for txn in reversed(self._records.values()):
+            if txn.kind is not want or txn.status is not TxnStatus.APPROVED:
+                continue
+            if kind is Kind.REFUND and txn.left_cents > 0:
+                return txn
+            if kind in (Kind.VOID, Kind.COMPLETION) and txn.used_cents == 0:
+                return txn
+        return None
+
+    # -- answers --------------------------------------------------------------------------
+
+    def approve(self, seq: int, *, code: str, rrn: str, auth_code: str, date: str) -> Transaction:
+        txn = self.update(seq, status=TxnStatus.APPROVED, response_code=code, rrn=rrn,
+                          auth_code=auth_code, date=date)
+        self._apply(txn, +1)
+        return txn
+
+    def decline(self, seq: int, code: str) -> Transaction:
+        return self.update(seq, status=TxnStatus.DECLINED, response_code=code)
+
+    def lose(self, seq: int, reason: ReversalReason) -> Transaction:
+        """No trustworthy answer: the record is in doubt and a reversal is owed for it."""
+        txn = self.update(seq, status=TxnStatus.UNKNOWN)
+        self.owe_reversal(seq, reason)
+        return txn
+
+    def _apply(self, txn: Transaction, sign: int) -> None:
+        """Apply (+1) or undo (-1) what an approved void, refund or completion did to its
+        original in this batch."""
+        ref = txn.original
+        if ref is None or ref.seq is None or ref.seq not in self._records:
+            return
+        original = self._records[ref.seq]
+        if txn.kind is Kind.VOID:
+            status = TxnStatus.VOIDED if sign > 0 else TxnStatus.APPROVED
+            if original.status in (TxnStatus.APPROVED, TxnStatus.VOIDED):
+                self.update(original.seq, status=status)
+        elif txn.kind in (Kind.REFUND, Kind.COMPLETION):
+            used = max(0, original.used_cents + sign * txn.amount_cents)
+            self.update(original.seq, used_cents=used)
+
+    # -- reversals ------------------------------------------------------------------------
+
+    @property
+    def reversal_due(self) -> tuple[Transaction, ReversalReason] | None:
+        if not self._due:
+            return None
+        seq, reason = self._due[0]
+        return self._records[seq], reason
+
+    def owe_reversal(self, seq: int, reason: ReversalReason) -> None:
+        if seq in self._records and all(s != seq for s, _ in self._due):
+            self._due.append((seq, reason))
+
+    def reversed(self, seq: int) -> Transaction | None:
+        """The host answered the reversal of ``seq`` (00, or 25: it holds nothing to undo)."""
+        self._due = [(s, r) for s, r in self._due if s != seq]
+        txn = self._records.get(seq)
+        if txn is None:
+            return None
+        if txn.status is TxnStatus.APPROVED:
+            self._apply(txn, -1)
+        if txn.status is TxnStatus.DECLINED:
+            return txn
+        return self.update(seq, status=TxnStatus.REVERSED)
+
+    # -- settlement -----------------------------------------------------------------------
+
+    def settled(self, batch: str) -> list[Transaction]:
+        """What settlement counts in ``batch``: approved purchases and completions (not voided
+        or reversed) and approved refunds (not reversed), in the order they were made."""
+        return [t for t in self._records.values() if t.batch == batch
+                and t.status is TxnStatus.APPROVED and t.kind in _DEBITS | _CREDITS]
+
+    def totals(self, batch: str) -> Totals:
+        debits = [t.amount_cents for t in self.settled(batch) if t.kind in _DEBITS]
+        credits = [t.amount_cents for t in self.settled(batch) if t.kind in _CREDITS]
+        return Totals(sum(debits), len(debits), sum(credits), len(credits))
+
+    @property
+    def next_upload(self) -> Transaction | None:
+        return self._records[self._uploads[0]] if self._uploads else None
+
+    def start_uploads(self, batch: str) -> None:
+        self._uploads = [t.seq for t in self.settled(batch)]
+
+    def uploaded(self) -> None:
+        if self._uploads:
+            self._uploads.pop(0)
+
+    def close(self, batch: str) -> None:
+        """The batch is settled: forget its records (a reversal owed stays, with its record)."""
+        owed = {s for s, _ in self._due}
+        self._records = {s: t for s, t in self._records.items() if t.batch != batch or s in owed}
+        self._uploads = []
