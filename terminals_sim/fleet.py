@@ -5,6 +5,10 @@ ends, teardown) over its own connection habit. A global token bucket caps the ra
 exchanges (``rate``), terminals start at ``connect_rate`` per second, and the run ends after
 ``duration`` seconds or ``exchanges`` exchanges, whichever comes first. The host's follow-up
 requests (39 = A0, header processing requirement 3/1/2) are obeyed at once, as real terminals do.
+
+Selling follows the terminal's rules: a reversal it owes goes out right after the request that
+lost its answer and, until answered, before every later financial request; a batch upload the
+host asked for is finished before the next sale; a full batch is settled first.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from specs.codec import codec_for
+from specs.errors import WireError
+from specs.framing import Frame
 from terminals_sim.connection import ExchangeFailed, HostConnection, open_connection
+from terminals_sim.financial import FINANCIAL_KINDS, SHAPES, TRANSACTION_KINDS
 from terminals_sim.outcome import Failure, Kind, Outcome
 from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
@@ -36,6 +43,11 @@ _REFUSED_PAUSE = 0.2
 # Requests that need working keys, and those that need an operator signed in: a terminal
 # whose sign-in was lost does that first, as a real one would, instead of failing locally.
 _NEEDS_OPERATOR = frozenset({Kind.OPERATOR_SIGNOUT, Kind.PASSWORD_CHANGE})
+# What a step the fleet adds on its own is judged against when the scenario does not say:
+# a host may answer a reversal of something it never saw 25 (docs/financial.md, Reversals).
+_DEFAULT_EXPECT = {Kind.REVERSAL: frozenset({"00", "25"})}
+_PREREQUISITE_CENTS = 100  # a purchase or pre-auth made so that a void/refund/completion has one
+_OWED = frozenset({Kind.REVERSAL, Kind.BATCH_UPLOAD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,22 +174,84 @@ class _Driver:
             await self.step(operator, teardown=teardown, depth=depth + 1)
             if not terminal.operator_signed_in:
                 return
-        outcome = await self.exchange(kind, step.expect, teardown)
+        if kind in FINANCIAL_KINDS and kind not in _OWED and not await self.prepare_sale(step, teardown, depth):
+            return
+        outcome = await self.exchange(kind, step.expect, teardown, step)
+        if kind in FINANCIAL_KINDS and kind not in _OWED:
+            await self.pay_debts(teardown, depth)
         follow = outcome.follow_up.kind
         # Bounded: a host that asks for the same thing in every answer must not loop us.
         if follow is not None and follow is not kind and depth < 2:
             await self.step(Step(follow, expect=auto(follow)), teardown=teardown, depth=depth + 1)
 
-    async def exchange(self, kind: Kind, expect: frozenset[str], teardown: bool) -> Outcome:
+    async def pay_debts(self, teardown: bool, depth: int) -> bool:
+        """Send the reversal owed and finish a batch upload under way; True when nothing is
+        left owing."""
+        terminal = self.terminal
+        auto = self.fleet.expect
+        if terminal.reversal_due is not None:
+            await self.step(Step(Kind.REVERSAL, expect=auto(Kind.REVERSAL)), teardown=teardown, depth=depth + 1)
+            if terminal.reversal_due is not None:
+                return False
+        while terminal.uploading:
+            before = terminal.ledger.next_upload
+            await self.step(Step(Kind.BATCH_UPLOAD, expect=auto(Kind.BATCH_UPLOAD)), teardown=teardown,
+                            depth=depth + 1)
+            if terminal.uploading and terminal.ledger.next_upload is before:
+                return False  # this item got no usable answer: try again before the next sale
+        return True
+
+    async def prepare_sale(self, step: Step, teardown: bool, depth: int) -> bool:
+        """What has to happen before a financial step can go: debts paid, an original to refer
+        to, room in the batch. False when the step cannot go."""
+        terminal = self.terminal
+        auto = self.fleet.expect
+        if not await self.pay_debts(teardown, depth):
+            return False
+        kind = step.kind
+        if kind not in TRANSACTION_KINDS:
+            return True
+        if terminal.batch_full:
+            await self.step(Step(Kind.SETTLEMENT, expect=auto(Kind.SETTLEMENT)), teardown=teardown, depth=depth + 1)
+            if terminal.batch_full:
+                return False
+        original = SHAPES[kind].original
+        if original is not None and terminal.ledger.latest_original(kind) is None:
+            amount = step.amount or (_PREREQUISITE_CENTS, _PREREQUISITE_CENTS)
+            # Judged against 00 whatever the scenario expects of its own purchases: only an
+            # approved one can be voided, refunded or completed.
+            first = Step(original, expect=_APPROVED, amount=amount, card=step.card)
+            await self.step(first, teardown=teardown, depth=depth + 1)
+            return terminal.ledger.latest_original(kind) is not None
+        return True
+
+    def request(self, kind: Kind, step: Step | None) -> bytes:
+        """The frame for ``kind``, with what the scenario step says about a card transaction."""
+        terminal = self.terminal
+        if step is None or kind not in TRANSACTION_KINDS:
+            return terminal.start(kind)
+        amount = None
+        if step.amount is not None:
+            low, high = step.amount
+            amount = low if low == high else self.fleet.rng.randint(low, high)
+        pin = None
+        if step.wrong_pin:
+            card = step.card or terminal.profile.card
+            if card is not None and card.pin:
+                pin = card.pin[:-1] + str((int(card.pin[-1]) + 1) % 10)
+        return terminal.start_transaction(kind, amount, step.card, with_pin=step.with_pin, pin=pin)
+
+    async def exchange(self, kind: Kind, expect: frozenset[str], teardown: bool, step: Step | None = None) -> Outcome:
         fleet = self.fleet
         fleet.reserve(teardown)
         if fleet.bucket is not None:
             await fleet.bucket.acquire()
         started = time.monotonic()
         try:
-            frame = self.terminal.start(kind)
-        except TerminalProtocolError as exc:
-            outcome = Outcome(kind=kind, response_code=None, failure=Failure.PROTOCOL, detail=exc.reason)
+            frame = self.request(kind, step)
+        except (TerminalProtocolError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, TerminalProtocolError) else str(exc)
+            outcome = Outcome(kind=kind, response_code=None, failure=Failure.PROTOCOL, detail=reason)
             fleet.stats.record(outcome, None, started)
             return outcome
         try:
@@ -187,7 +261,10 @@ class _Driver:
             self.drop_connection()
             outcome = self.terminal.fail_pending(exc.failure, exc.detail)
         else:
-            outcome = self.terminal.receive(answer)
+            if step is not None and step.force_reversal:
+                outcome = self.set_aside(kind, answer)
+            else:
+                outcome = self.terminal.receive(answer)
             if fleet.per_exchange:
                 self.drop_connection()
         now = time.monotonic()
@@ -197,6 +274,17 @@ class _Driver:
             # A refused connect fails at once: pause, as a terminal would, rather than spin.
             await asyncio.sleep(_REFUSED_PAUSE)
         return outcome
+
+    def set_aside(self, kind: Kind, answer: Frame) -> Outcome:
+        """force_reversal: count what the host answered, but let the terminal take the request
+        as unanswered, so that it owes a reversal."""
+        self.terminal.fail_pending(Failure.TIMEOUT, "answer set aside (force_reversal)")
+        try:
+            code = codec_for("cup-pos").decode(answer.body, validate=False).get(39)
+        except WireError as exc:
+            return Outcome(kind=kind, response_code=None, failure=Failure.PROTOCOL,
+                           detail=f"undecodable answer: {exc.describe()}")
+        return Outcome(kind=kind, response_code=code, detail="answer set aside (force_reversal)")
 
     async def connection(self) -> HostConnection:
         if self.conn is not None and self.conn.usable:
@@ -248,7 +336,7 @@ class Fleet:
     def expect(self, kind: Kind) -> frozenset[str]:
         """What a step the fleet adds on its own (prerequisite, follow-up) is judged against:
         whatever the scenario accepts for that kind anywhere, else 00."""
-        return self._expect.get(kind, _APPROVED)
+        return self._expect.get(kind) or _DEFAULT_EXPECT.get(kind, _APPROVED)
 
     def profiles(self) -> list[TerminalProfile]:
         cfg = self.config
@@ -260,8 +348,9 @@ class Fleet:
                 terminal=p.terminal,
                 tmk=p.tmk,
                 key_mode=cfg.scenario.key_mode,
-                operator=cfg.operator,
-                password=cfg.password,
+                operator=cfg.scenario.operator or cfg.operator,
+                password=cfg.scenario.password or cfg.password,
+                card=cfg.scenario.card,
                 first_stan=rng.randint(1, 900_000),
                 accept_mirror=cfg.accept_mirror,
             )

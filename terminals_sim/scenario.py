@@ -20,27 +20,68 @@ A scenario file (TOML)::
     step = "signoff"
 
 Steps: signin, operator_signin, operator_signout, password_change, echo, signoff,
-param_download, status_upload. Every problem is a `ScenarioError` naming the file, the step
-and what is wrong.
+param_download, status_upload, and the financial ones (docs/financial.md): purchase, balance,
+void, refund, preauth, completion, settlement. Financial steps take::
+
+    amount = "88.00"                  # yuan, or a range ["1.00", "500.00"] picked at random;
+                                      # needed by purchase and preauth; refund and completion
+                                      # default to what is left of their original
+    card = "6212340000000001"         # PAN of a test card or of a [[cards]] entry
+    with_pin = true                   # default: purchase, balance, preauth yes; others no
+    wrong_pin = true                  # key in a PIN that is not the card's
+    force_reversal = true             # send, set the answer aside unread as if it never came,
+                                      # and reverse (purchase, void, refund, preauth, completion)
+
+A void, refund or completion refers to the terminal's latest eligible transaction; when there
+is none the terminal makes one first. Reversals and batch uploads are not steps: the terminal
+sends them itself. Top-level keys for selling::
+
+    operator = "00"                   # who signs in for operator_signin (00: supervisor, who
+    password = "123456"               # may void and refund); default: the fleet's
+    card = "6222021234567890123"      # the card steps use when they name none
+                                      # (default: the first of testcards.DEFAULT_TEST_CARDS)
+    [[cards]]                         # more cards: pan, expiry (YYMM), pin,
+    pan = "6200000000000000004"       # service_code (default "101"),
+    expiry = "3012"                   # entry = "swiped" (default) or "manual"
+    pin = "4321"
+
+Every problem is a `ScenarioError` naming the file, the step and what is wrong.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from terminals_sim.financial import (
+    REVERSIBLE_KINDS,
+    SHAPES,
+    TRANSACTION_KINDS,
+    CardProfile,
+    EntryMode,
+    parse_amount,
+)
 from terminals_sim.outcome import Kind
+from terminals_sim.testcards import DEFAULT_TEST_CARDS
 from terminals_sim.workingkeys import KeyMode
 
 _TOP_KEYS = frozenset(
-    {"name", "description", "connection", "key_mode", "think_ms", "setup", "mix", "teardown"}
+    {"name", "description", "connection", "key_mode", "think_ms", "setup", "mix", "teardown",
+     "operator", "password", "card", "cards"}
 )
-_STEP_KEYS = frozenset({"step", "weight", "expect"})
+_STEP_KEYS = frozenset({"step", "weight", "expect", "amount", "card", "with_pin", "wrong_pin", "force_reversal"})
+_CARD_KEYS = frozenset({"pan", "expiry", "pin", "service_code", "entry"})
 _SECTIONS = ("setup", "mix", "teardown")
+_NOT_STEPS = {
+    Kind.REVERSAL: "the terminal reverses on its own: mark a step force_reversal = true",
+    Kind.BATCH_UPLOAD: "the terminal uploads its batch on its own after a settlement answered 95",
+}
+_ENTRY = {"swiped": EntryMode.SWIPED, "manual": EntryMode.MANUAL}
+DEFAULT_CARD = CardProfile.of(DEFAULT_TEST_CARDS[0])
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -62,6 +103,11 @@ class Step:
     kind: Kind
     weight: int = 1
     expect: frozenset[str] = frozenset({"00"})
+    amount: tuple[int, int] | None = None  # cents, inclusive range
+    card: CardProfile | None = None  # None: the scenario's card
+    with_pin: bool | None = None  # None: as the transaction type does by default
+    wrong_pin: bool = False
+    force_reversal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +120,9 @@ class Scenario:
     setup: tuple[Step, ...] = ()
     mix: tuple[Step, ...] = ()
     teardown: tuple[Step, ...] = ()
+    operator: str | None = None  # None: the fleet's
+    password: str | None = field(default=None, repr=False)
+    card: CardProfile = DEFAULT_CARD
 
 
 def builtin_names() -> list[str]:
@@ -105,7 +154,15 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     name = data.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
         raise ScenarioError(source, "name", "must be a non-empty string")
-    sections = {s: _steps(source, s, data.get(s, [])) for s in _SECTIONS}
+    cards = _cards(source, data.get("cards", []))
+    card = _card_ref(source, "card", data.get("card"), cards) or DEFAULT_CARD
+    operator = data.get("operator")
+    if operator is not None and not (isinstance(operator, str) and operator.isdigit() and 1 <= len(operator) <= 3):
+        raise ScenarioError(source, "operator", "must be 1 to 3 digits, as a string")
+    password = data.get("password")
+    if password is not None and not (isinstance(password, str) and password.isdigit() and 4 <= len(password) <= 12):
+        raise ScenarioError(source, "password", "must be 4 to 12 digits, as a string")
+    sections = {s: _steps(source, s, data.get(s, []), cards) for s in _SECTIONS}
     if not sections["setup"] and not sections["mix"]:
         raise ScenarioError(source, "steps", "needs at least one [[setup]] or [[mix]] step")
     return Scenario(
@@ -117,16 +174,19 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         setup=sections["setup"],
         mix=sections["mix"],
         teardown=sections["teardown"],
+        operator=operator,
+        password=password,
+        card=card,
     )
 
 
-def _steps(source: str, section: str, raw: Any) -> tuple[Step, ...]:
+def _steps(source: str, section: str, raw: Any, cards: dict[str, CardProfile]) -> tuple[Step, ...]:
     if not isinstance(raw, list):
         raise ScenarioError(source, section, "must be an array of tables ([[" + section + "]])")
-    return tuple(_step(source, f"{section} step {i}", entry) for i, entry in enumerate(raw, 1))
+    return tuple(_step(source, f"{section} step {i}", entry, cards) for i, entry in enumerate(raw, 1))
 
 
-def _step(source: str, where: str, entry: Any) -> Step:
+def _step(source: str, where: str, entry: Any, cards: dict[str, CardProfile]) -> Step:
     if not isinstance(entry, dict):
         raise ScenarioError(source, where, "must be a table")
     unknown = set(entry) - _STEP_KEYS
@@ -141,6 +201,11 @@ def _step(source: str, where: str, entry: Any) -> Step:
         known = ", ".join(k.value for k in Kind)
         raise ScenarioError(source, where, f"unknown step {name!r} (known: {known})") from None
     where = f"{where} ({kind.value})"
+    if kind in _NOT_STEPS:
+        raise ScenarioError(source, where, f"not a step: {_NOT_STEPS[kind]}")
+    selling = {"amount", "card", "with_pin", "wrong_pin", "force_reversal"} & set(entry)
+    if selling and kind not in TRANSACTION_KINDS:
+        raise ScenarioError(source, where, f"{sorted(selling)} only go with card transactions")
     weight = entry.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
         raise ScenarioError(source, where, f"weight must be a positive integer, got {weight!r}")
@@ -150,7 +215,82 @@ def _step(source: str, where: str, entry: Any) -> Step:
     for code in expect:
         if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalnum()):
             raise ScenarioError(source, where, f"expect: {code!r} is not a two-character response code")
-    return Step(kind=kind, weight=weight, expect=frozenset(c.upper() for c in expect))
+    amount = _amount(source, where, kind, entry.get("amount"))
+    card = _card_ref(source, f"{where}: card", entry.get("card"), cards)
+    with_pin = entry.get("with_pin")
+    if with_pin is not None and not isinstance(with_pin, bool):
+        raise ScenarioError(source, where, "with_pin must be true or false")
+    wrong_pin = _flag(source, where, entry, "wrong_pin")
+    if wrong_pin and (with_pin is False or (with_pin is None and not SHAPES[kind].pin_by_default)):
+        raise ScenarioError(source, where, "wrong_pin needs a PIN: add with_pin = true")
+    force_reversal = _flag(source, where, entry, "force_reversal")
+    if force_reversal and kind not in REVERSIBLE_KINDS:
+        raise ScenarioError(source, where, "force_reversal goes with a request that moves money")
+    return Step(kind=kind, weight=weight, expect=frozenset(c.upper() for c in expect), amount=amount,
+                card=card, with_pin=with_pin, wrong_pin=wrong_pin, force_reversal=force_reversal)
+
+
+def _flag(source: str, where: str, entry: dict[str, Any], key: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise ScenarioError(source, where, f"{key} must be true or false")
+    return value
+
+
+def _amount(source: str, where: str, kind: Kind, raw: Any) -> tuple[int, int] | None:
+    if raw is None:
+        if kind in (Kind.PURCHASE, Kind.PREAUTH):
+            raise ScenarioError(source, where, 'needs an amount, e.g. amount = "88.00"')
+        return None
+    if kind in (Kind.BALANCE, Kind.VOID):
+        raise ScenarioError(source, where, "takes no amount (a void carries its original's)")
+    texts = raw if isinstance(raw, list) else [raw]
+    if not (1 <= len(texts) <= 2 and all(isinstance(t, str) for t in texts)):
+        raise ScenarioError(source, where, 'amount must be "12.34" or ["1.00", "500.00"] (yuan, as strings)')
+    try:
+        cents = [parse_amount(t) for t in texts]
+    except ValueError as exc:
+        raise ScenarioError(source, where, str(exc)) from None
+    low, high = cents[0], cents[-1]
+    if not 0 < low <= high:
+        raise ScenarioError(source, where, "amount must be above zero, and a range low <= high")
+    return (low, high)
+
+
+def _cards(source: str, raw: Any) -> dict[str, CardProfile]:
+    """The [[cards]] of the scenario and the shared test cards, by PAN."""
+    known = {c.pan: CardProfile.of(c) for c in DEFAULT_TEST_CARDS}
+    if not isinstance(raw, list):
+        raise ScenarioError(source, "cards", "must be an array of tables ([[cards]])")
+    for i, entry in enumerate(raw, 1):
+        where = f"cards entry {i}"
+        if not isinstance(entry, dict):
+            raise ScenarioError(source, where, "must be a table")
+        unknown = set(entry) - _CARD_KEYS
+        if unknown:
+            raise ScenarioError(source, where, f"unknown keys {sorted(unknown)}")
+        values = {k: entry.get(k) for k in ("pan", "expiry", "pin")}
+        if not all(isinstance(v, str) for v in values.values()):
+            raise ScenarioError(source, where, "pan, expiry and pin are required, as strings")
+        entry_mode = _ENTRY.get(entry.get("entry", "swiped"))
+        if entry_mode is None:
+            raise ScenarioError(source, where, f"entry must be one of {', '.join(_ENTRY)}")
+        try:
+            card = CardProfile(pan=entry["pan"], expiry=entry["expiry"], pin=entry["pin"],
+                               service_code=str(entry.get("service_code", "101")), entry=entry_mode)
+        except ValueError as exc:
+            raise ScenarioError(source, where, str(exc)) from None
+        known[card.pan] = card
+    return known
+
+
+def _card_ref(source: str, where: str, pan: Any, cards: dict[str, CardProfile]) -> CardProfile | None:
+    if pan is None:
+        return None
+    if not isinstance(pan, str) or pan not in cards:
+        # Not quoting the value: it may be a real PAN typed by mistake.
+        raise ScenarioError(source, where, "not the PAN of a test card or of a [[cards]] entry")
+    return cards[pan]
 
 
 def _string(source: str, where: str, value: Any) -> str:

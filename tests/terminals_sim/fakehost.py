@@ -90,7 +90,7 @@ class FakeHost:
     close_on_malformed: bool = False
     lock_after: int = 3
     silent: bool = False  # read everything, answer nothing (for timeouts)
-    swallow: dict[str, int] = field(default_factory=dict)  # MTI -> how many to leave unanswered
+    swallow: dict[str, int] = field(default_factory=dict)  # MTI -> how many answers to lose
     bank: FakeBank = field(default_factory=FakeBank)
     connections: int = 0
     seen: list[Message] = field(default_factory=list)
@@ -111,10 +111,10 @@ class FakeHost:
             body = self.codec.encode(self.codec.message("0810", {39: "30"}), validate=False)
             return encode_frame(self.fmt, body, tpdu=tpdu, header=header)
         self.seen.append(request)
-        if self.swallow.get(request.mti, 0) > 0:
+        fields, maced = self._answer(request)
+        if self.swallow.get(request.mti, 0) > 0:  # processed, but the answer is lost
             self.swallow[request.mti] -= 1
             return b""
-        fields, maced = self._answer(request)
         mti = request.mti[:2] + str(int(request.mti[2]) + 1) + request.mti[3]
         body = self.codec.encode(self.codec.message(mti, fields))
         if maced:
