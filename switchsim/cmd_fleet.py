@@ -24,6 +24,7 @@ from terminals_sim.conformance import (
     run_conformance,
     write_junit,
 )
+from terminals_sim.financial import CardProfile
 from terminals_sim.fleet import DEFAULT_TIMEOUT, FleetConfig, FleetResult, run_fleet
 from terminals_sim.progress import LiveProgress, summary_table
 from terminals_sim.provision import (
@@ -35,6 +36,7 @@ from terminals_sim.provision import (
 )
 from terminals_sim.report import build_report, write_report
 from terminals_sim.scenario import ScenarioError, builtin_names, load_scenario
+from terminals_sim.testcards import DEFAULT_TEST_CARDS, card_by_pan
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -94,7 +96,9 @@ def register(subparsers: Any) -> None:
         "conformance",
         help="run named cup-pos checks against a host",
         description="Sign-in 001/003/004, key rotation, echo, operator sign-in, sign-off, malformed "
-                    "frame, unknown terminal/merchant. Exit 0 when no check failed, 1 otherwise.",
+                    "frame, unknown terminal/merchant; MAC, PIN, reversal and duplicate-STAN handling with "
+                    "a test card (skipped when the host answers 14 for it). Exit 0 when no check failed, "
+                    "1 otherwise.",
     )
     conf.add_argument("--target", required=True, metavar="HOST:PORT")
     conf.add_argument("--merchant", required=True, help="merchant id (field 42), 15 characters")
@@ -103,6 +107,14 @@ def register(subparsers: Any) -> None:
                       help="the terminal's clear master key as registered on the host (test keys only)")
     conf.add_argument("--operator", default="01", help="operator id to sign in (default 01)")
     conf.add_argument("--password", default="0000", help="that operator's password (default 0000)")
+    default_card = DEFAULT_TEST_CARDS[0]
+    conf.add_argument("--card-pan", default=default_card.pan, metavar="DIGITS",
+                      help=f"test card for the financial checks (default {default_card.masked_pan}, the "
+                           "first shared test card)")
+    conf.add_argument("--card-pin", default=None, metavar="DIGITS",
+                      help="that card's PIN (default: the shared test card's, when --card-pan is one)")
+    conf.add_argument("--card-expiry", default=None, metavar="YYMM",
+                      help="that card's expiry (default: the shared test card's, when --card-pan is one)")
     conf.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
     conf.add_argument("--only", action="append", choices=CHECK_NAMES, metavar="CHECK",
                       help="run only this check (repeatable)")
@@ -152,6 +164,15 @@ def _tmk(text: str) -> bytes:
     if len(key) not in (8, 16, 24):
         raise argparse.ArgumentTypeError(f"TMK must be 16, 32 or 48 hex digits, got {len(text)}")
     return key
+
+
+def _card(args: argparse.Namespace) -> CardProfile:
+    known = card_by_pan(args.card_pan)
+    pin = args.card_pin or (known.pin if known else None)
+    expiry = args.card_expiry or (known.expiry if known else None)
+    if pin is None or expiry is None:
+        raise _Usage("--card-pan is not a shared test card: give --card-pin and --card-expiry too")
+    return CardProfile(args.card_pan, expiry, known.service_code if known else "101", pin)
 
 
 def _target(text: str) -> tuple[str, int]:
@@ -248,7 +269,7 @@ def _conformance(args: argparse.Namespace) -> int:
         host, port = _target(args.target)
         target = ConformanceTarget(
             host=host, port=port, merchant=args.merchant, terminal=args.terminal, tmk=args.tmk,
-            operator=args.operator, password=args.password, timeout=args.timeout,
+            operator=args.operator, password=args.password, timeout=args.timeout, card=_card(args),
         )
         only = frozenset(args.only) if args.only else None
         results = asyncio.run(run_conformance(target, only))

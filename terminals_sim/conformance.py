@@ -3,6 +3,11 @@
 Each check passes, fails with the reason, or is skipped with why; `write_junit` turns the
 results into JUnit XML for CI. Every exchange uses a new TCP connection, so one check that
 leaves a connection in a bad state cannot spoil the next. Reasons never hold key material.
+
+The financial checks (docs/financial.md) use one test card (``ConformanceTarget.card``, by
+default the first of ``testcards.DEFAULT_TEST_CARDS``); a host that answers 14 for it does not
+know the card, and those checks are skipped with that reason. Their purchases are of 1.00 and
+are reversed again, so a run leaves the card's balance as it found it.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ from pathlib import Path
 
 from specs.codec import codec_for
 from specs.errors import WireError
-from specs.framing import encode_frame
+from specs.framing import decode_frame, encode_frame
 from specs.message import Message
 from terminals_sim.connection import ExchangeFailed, exchange_once
+from terminals_sim.financial import CardProfile, ReversalReason, Transaction
 from terminals_sim.outcome import Failure, Outcome
 from terminals_sim.terminal import TerminalProfile, VirtualTerminal
+from terminals_sim.testcards import DEFAULT_TEST_CARDS
 from terminals_sim.workingkeys import KeyCheckError, KeyMode, unwrap_working_keys
 
 DEFAULT_TIMEOUT = 5.0
 SUITE = "switchsim.conformance"
+DEFAULT_CARD = CardProfile.of(DEFAULT_TEST_CARDS[0])
+_CHECK_CENTS = 100  # what each check's purchase spends (and reverses)
 
 
 class CheckStatus(StrEnum):
@@ -52,6 +61,7 @@ class ConformanceTarget:
     password: str = field(default="0000", repr=False)
     wrong_password: str = field(default="9999", repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    card: CardProfile = DEFAULT_CARD
 
 
 class _CheckFailed(Exception):
@@ -98,6 +108,38 @@ class _Run:
         outcome, _ = await self.send(self.terminal, self.terminal.start_signin(KeyMode.DOUBLE))
         if not outcome.ok:
             raise _CheckSkipped(f"needs a signed-in terminal, and sign-in 003 failed ({_say(outcome)})")
+
+    async def ready_to_sell(self) -> None:
+        """Signed in, and no reversal owed from an earlier check."""
+        await self.ensure_signed_in()
+        if self.terminal.reversal_due is not None:
+            outcome, _ = await self.send(self.terminal, self.terminal.start_reversal())
+            if self.terminal.reversal_due is not None:
+                raise _CheckSkipped(f"a reversal owed from an earlier check was not answered ({_say(outcome)})")
+
+    async def sell(self, frame: bytes, code: str) -> Outcome:
+        """One card transaction that must answer ``code``; 14 means the host lacks the card."""
+        outcome, _ = await self.send(self.terminal, frame)
+        if outcome.response_code == "14" and code != "14":
+            raise _CheckSkipped(f"the host does not know test card {self.target.card.masked_pan} (39 = 14)")
+        _expect_code(outcome, code)
+        return outcome
+
+    async def balance(self) -> int:
+        outcome = await self.sell(self.terminal.start_balance(), "00")
+        if outcome.balance_cents is None:
+            raise _CheckFailed("approved balance inquiry without a balance")
+        return outcome.balance_cents
+
+    async def purchase(self, cents: int = _CHECK_CENTS) -> Transaction:
+        await self.sell(self.terminal.start_purchase(cents), "00")
+        txn = self.terminal.last_transaction
+        assert txn is not None  # an approved purchase is booked
+        return txn
+
+    async def reverse(self, txn: Transaction) -> Outcome:
+        outcome, _ = await self.send(self.terminal, self.terminal.start_reversal(txn, ReversalReason.NO_ANSWER))
+        return outcome
 
 
 def _say(outcome: Outcome) -> str:
@@ -216,6 +258,76 @@ async def _check_unknown_merchant(run: _Run) -> None:
     _expect_code(outcome, "03")
 
 
+async def _check_mac_answer(run: _Run) -> None:
+    """The terminal refuses an approved answer whose 64 is missing or does not verify."""
+    await run.ready_to_sell()
+    await run.balance()
+
+
+async def _check_mac_wrong(run: _Run) -> None:
+    await run.ready_to_sell()
+    await run.balance()  # the card is known and a right MAC is accepted
+    codec = codec_for("cup-pos")
+    frame = decode_frame(codec.dialect.framing, run.terminal.start_balance())
+    request = codec.decode(frame.body)
+    flipped = f"{int(request[64], 16) ^ 1:016X}"
+    body = codec.encode(request.replace(f64=flipped))
+    t = run.terminal.profile
+    outcome, _ = await run.send(run.terminal, encode_frame(codec.dialect.framing, body, tpdu=t.tpdu, header=t.header))
+    _expect_code(outcome, "A0")
+
+
+async def _check_pin_wrong(run: _Run) -> None:
+    await run.ready_to_sell()
+    card = run.target.card
+    wrong = card.pin[:-1] + str((int(card.pin[-1]) + 1) % 10)
+    await run.sell(run.terminal.start_purchase(_CHECK_CENTS, pin=wrong), "55")
+
+
+async def _check_pin_right(run: _Run) -> None:
+    await run.ready_to_sell()
+    txn = await run.purchase()
+    await run.reverse(txn)  # leave the balance as it was; judged by the reversal checks
+
+
+async def _check_reversal(run: _Run) -> None:
+    await run.ready_to_sell()
+    before = await run.balance()
+    txn = await run.purchase()
+    during = await run.balance()
+    if during != before - txn.amount_cents:
+        raise _CheckFailed(f"balance went from {before} to {during} after a purchase of {txn.amount_cents}")
+    _expect_code(await run.reverse(txn), "00")
+    after = await run.balance()
+    if after != before:
+        raise _CheckFailed(f"balance {after} after the reversal, {before} before the purchase")
+
+
+async def _check_reversal_repeated(run: _Run) -> None:
+    await run.ready_to_sell()
+    before = await run.balance()
+    txn = await run.purchase()
+    _expect_code(await run.reverse(txn), "00")
+    outcome = await run.reverse(txn)
+    if outcome.response_code != "00":
+        raise _CheckFailed(f"a repeated reversal answered {_say(outcome)}, expected 39 = 00")
+    after = await run.balance()
+    if after != before:
+        raise _CheckFailed(f"balance {after} after two reversals, {before} before the purchase")
+
+
+async def _check_duplicate_stan(run: _Run) -> None:
+    await run.ready_to_sell()
+    first = await run.purchase()
+    try:
+        await run.sell(run.terminal.start_purchase(2 * _CHECK_CENTS, stan=int(first.stan)), "94")
+    finally:
+        second = run.terminal.last_transaction
+        await run.reverse(first)
+        if second is not None and second is not first and second.response_code == "00":
+            await run.reverse(second)  # a host that took the repeat: give the money back too
+
+
 CHECKS: tuple[tuple[str, str, Callable[[_Run], Awaitable[None]]], ...] = (
     ("signin_001", "sign-in 001: field 62 is 24 bytes, check values verify, 39/11/41/42 right",
      _check_signin_001),
@@ -234,6 +346,15 @@ CHECKS: tuple[tuple[str, str, Callable[[_Run], Awaitable[None]]], ...] = (
      _check_malformed_frame),
     ("unknown_terminal", "sign-in from an unregistered terminal answered 97", _check_unknown_terminal),
     ("unknown_merchant", "sign-in from an unknown merchant answered 03", _check_unknown_merchant),
+    ("mac_answer", "an approved balance inquiry carries a field 64 that verifies under the MAK",
+     _check_mac_answer),
+    ("mac_wrong", "a balance inquiry with a wrong MAC answered A0", _check_mac_wrong),
+    ("pin_wrong", "a purchase with a wrong PIN answered 55", _check_pin_wrong),
+    ("pin_right", "a purchase with the right PIN answered 00 (then reversed)", _check_pin_right),
+    ("reversal", "purchase 00, reversal 00, the balance inquiry shows the money back", _check_reversal),
+    ("reversal_repeated", "a second reversal of the same purchase answered 00 and changed nothing",
+     _check_reversal_repeated),
+    ("duplicate_stan", "a purchase repeating a STAN of the batch answered 94", _check_duplicate_stan),
 )
 CHECK_NAMES = tuple(name for name, _, _ in CHECKS)
 
@@ -246,6 +367,7 @@ async def run_conformance(target: ConformanceTarget, only: frozenset[str] | None
         tmk=target.tmk,
         operator=target.operator,
         password=target.password,
+        card=target.card,
     )
     run = _Run(target, VirtualTerminal(profile))
     results: list[CheckResult] = []

@@ -73,6 +73,10 @@ class FakeBank:
     batches: dict[str, str] = field(default_factory=dict)  # terminal -> open batch
     unknown_reversal: str = "00"
     settle_wrong: bool = False  # answer every settlement 95
+    # Ways to break the contract, for the conformance tests:
+    check_pin: bool = True
+    check_stan: bool = True
+    reverse_again: bool = False  # a repeated reversal undoes its original a second time
     rrn_counter: int = 0
 
     def _pan(self, req: Message) -> tuple[str | None, str]:
@@ -105,7 +109,8 @@ class FakeBank:
         if kind is None:
             out[39] = "12"
             return out
-        if any(e.terminal == terminal and e.batch == batch and e.stan == req[11] for e in self.journal):
+        if self.check_stan and any(e.terminal == terminal and e.batch == batch and e.stan == req[11]
+                                   for e in self.journal):
             out[39] = "94"
             return out
         code, entry = self._transaction(kind, req, pik, operator, terminal, batch)
@@ -137,7 +142,7 @@ class FakeBank:
             return "54", entry
         if kind in ("void", "refund") and operator != SUPERVISOR:
             return "58", entry
-        if 52 in req:
+        if 52 in req and self.check_pin:
             code = self._pin(req, pik, pan, account)
             if code:
                 return code, entry
@@ -211,7 +216,7 @@ class FakeBank:
         amount = int(req.get(4) or "0")
         for e in self.journal:
             if e.terminal == terminal and e.batch == batch and e.stan == req[11] and e.amount == amount:
-                if e.approved and not e.reversed:
+                if e.approved and (not e.reversed or self.reverse_again):
                     e.reversed = True
                     self._effect(e, -1)
                 return "00"

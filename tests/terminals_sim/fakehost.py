@@ -84,6 +84,7 @@ class FakeHost:
     rotate: bool = False  # alternate PUBLISHED / ROTATED on each sign-in
     wrong_cv: bool = False  # answer sign-ins with a PIK check value that does not match
     wrong_response_mac: bool = False
+    check_request_mac: bool = True  # False: a host that ignores field 64 of financial requests
     batch: str = "000123"
     requirement: int = 0  # processing requirement nibble put in every answer header
     force_code: dict[str, str] = field(default_factory=dict)  # 60.3 -> 39 to answer once
@@ -187,7 +188,7 @@ class FakeHost:
             fields[39] = "58"
             return fields, False
         mac = cup_pos_mac(session.keys.mak, self._unsigned(req))
-        if req.get(64) != mac.hex().upper():
+        if self.check_request_mac and req.get(64) != mac.hex().upper():
             fields.update({n: req[n] for n in (3, 4) if n in req})
             fields[39] = "A0"
             return fields, True

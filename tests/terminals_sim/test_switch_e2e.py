@@ -1,5 +1,5 @@
 """The fleet and the conformance suite against the real switch (in-process HSM, temporary
-SQLite store) over sockets on 127.0.0.1."""
+SQLite store, the shared test cards) over sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from switch.app import RunningSwitch, serve_switch
-from switch.config import DeclaredTerminal, SwitchConfig
+from switch.config import DeclaredCard, DeclaredTerminal, SwitchConfig
 from terminals_sim.conformance import CHECK_NAMES, CheckStatus, ConformanceTarget, run_conformance
 from terminals_sim.fleet import FleetConfig, run_fleet
 from terminals_sim.outcome import Kind
 from terminals_sim.provision import provision_plan
 from terminals_sim.scenario import load_scenario, parse_scenario
+from terminals_sim.testcards import DEFAULT_TEST_CARDS
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK
 
 FLEET = 4
@@ -23,8 +24,10 @@ FLEET = 4
 async def _switch(tmp_path: Path, **config: object) -> RunningSwitch:
     declared = [DeclaredTerminal(MERCHANT, TERMINAL, TMK)]
     declared += [DeclaredTerminal(p.merchant, p.terminal, p.tmk) for p in provision_plan(FLEET)]
+    cards = tuple(DeclaredCard(c.pan, c.expiry, c.pin, c.balance_cents, c.limit_cents, c.service_code,
+                               c.status.value) for c in DEFAULT_TEST_CARDS)
     args: dict[str, object] = {"port": 0, "db": str(tmp_path / "switch.db"), "hsm": "inproc",
-                               "terminals": tuple(declared)}
+                               "terminals": tuple(declared), "cards": cards}
     args.update(config)
     return await serve_switch(SwitchConfig(**args))  # type: ignore[arg-type]
 
