@@ -36,7 +36,18 @@ from terminals_sim.financial import (
 )
 from terminals_sim.outcome import Failure, Kind
 from terminals_sim.terminal import TerminalProtocolError, VirtualTerminal
-from terminals_sim.testcards import DEFAULT_TEST_CARDS, GOOD_CARD, SIXTEEN_DIGIT_CARD
+from terminals_sim.testcards import (
+    BLOCKED_CARD,
+    DEFAULT_TEST_CARDS,
+    EXPIRED_CARD,
+    GOOD_CARD,
+    LOW_BALANCE_CARD,
+    SHORT_PIN_CARD,
+    SIXTEEN_DIGIT_CARD,
+    CardStatus,
+    TestCard,
+    card_by_pan,
+)
 from terminals_sim.workingkeys import KeyMode
 from tests.terminals_sim.fakehost import FakeHost
 from tests.terminals_sim.test_terminal import F62, profile, request_of
@@ -420,3 +431,19 @@ def test_cards_and_transactions_keep_pan_and_pin_out_of_reprs() -> None:
     txn = next(iter(t.ledger))
     for text in (repr(CARD), repr(txn), repr(DEFAULT_TEST_CARDS)):
         assert GOOD_CARD.pan not in text and "123456" not in text.replace("622202...0123", "")
+
+
+def test_shared_test_cards_are_the_ones_both_sides_agree_on() -> None:
+    assert DEFAULT_TEST_CARDS[0] is GOOD_CARD and len(DEFAULT_TEST_CARDS) == 6
+    assert (GOOD_CARD.pan, GOOD_CARD.expiry, GOOD_CARD.pin) == ("6222021234567890123", "3012", "123456")
+    assert (GOOD_CARD.balance_cents, GOOD_CARD.limit_cents) == (100_000_000, 5_000_000)  # 1,000,000.00 / 50,000.00
+    assert LOW_BALANCE_CARD.balance_cents == 1_000
+    assert EXPIRED_CARD.expiry == "2001"
+    assert BLOCKED_CARD.status is CardStatus.BLOCKED
+    assert SHORT_PIN_CARD.pin == "1234"
+    assert (SIXTEEN_DIGIT_CARD.pan, SIXTEEN_DIGIT_CARD.pin) == ("6212340000000001", "111111")
+    assert len({c.pan for c in DEFAULT_TEST_CARDS}) == 6
+    assert card_by_pan(SHORT_PIN_CARD.pan) is SHORT_PIN_CARD and card_by_pan("6200000000000000004") is None
+    with pytest.raises(ValueError, match="expiry must be YYMM") as info:
+        TestCard("6200000000000000004", "3013", "101", "1234", 0, 0)
+    assert "6200000000000000004" not in str(info.value)
