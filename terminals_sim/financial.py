@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock
+from specs.message import Message
 from terminals_sim.outcome import Kind
 from terminals_sim.testcards import TestCard
 
@@ -232,6 +233,28 @@ def card_fields(card: CardProfile, with_pin: bool) -> dict[int, str]:
     if card.entry is EntryMode.SWIPED:
         fields[35] = card.track2()
     return fields
+
+
+def original_fields(kind: Kind, ref: OriginalRef) -> dict[int, str]:
+    """37, 38 and 61 of a void, refund or completion: what identifies the original."""
+    fields = {61: ref.batch + ref.stan + (ref.date if kind is not Kind.VOID else "")}
+    if kind is Kind.COMPLETION:
+        if ref.auth_code:
+            fields[38] = ref.auth_code
+    elif ref.rrn:
+        fields[37] = ref.rrn
+    return fields
+
+
+def echo_problem(txn: Transaction, message: Message) -> str:
+    """An answer whose 3 or 4 is not the request's answers some other request."""
+    code = message.get(3)
+    if code is not None and code != txn.shape.processing_code:
+        return f"3 answered {code}, expected {txn.shape.processing_code}"
+    amount = message.get(4)
+    if amount is not None and txn.amount_cents and int(amount) != txn.amount_cents:
+        return "4 (amount) answered differs from the request's"
+    return ""
 
 
 def next_batch(batch: str) -> str:

@@ -41,8 +41,10 @@ from terminals_sim.financial import (
     ReversalReason,
     Transaction,
     card_fields,
+    echo_problem,
     encrypted_pin_block,
     next_batch,
+    original_fields,
     parse_balance,
     parse_field48,
     security_control,
@@ -415,7 +417,7 @@ class VirtualTerminal:
             fields.update({26: PIN_CAPTURE, 52: encrypted_pin_block(pik, typed, card.pan),
                            53: security_control(pik)})
         if ref is not None:
-            fields.update(_original_fields(kind, ref))
+            fields.update(original_fields(kind, ref))
         if stan is not None and not 1 <= stan <= MAX_STAN:
             raise ValueError(f"STAN must be 1..{MAX_STAN}")
         frame = self._start(kind, fields, type_code=shape.type_code,
@@ -679,7 +681,7 @@ class VirtualTerminal:
         code = outcome.response_code
         if kind is Kind.REVERSAL:
             if code in _ANSWERED:
-                self.last_transaction = ledger.reversed(seq)
+                self.last_transaction = ledger.reversed(seq) or self.last_transaction
             return outcome
         if kind is Kind.BATCH_UPLOAD:
             if code in _ANSWERED:
@@ -687,7 +689,7 @@ class VirtualTerminal:
                 if ledger.next_upload is None:
                     self._close_batch()
             return outcome
-        problem = _echo_problem(ledger.get(seq), message)
+        problem = echo_problem(ledger.get(seq), message)
         if problem:
             self.last_transaction = ledger.lose(seq, ReversalReason.OTHER)
             return replace(outcome, failure=Failure.PROTOCOL, detail=problem)
@@ -802,24 +804,3 @@ class VirtualTerminal:
         if state is State.SIGNED_OUT:
             self._keys = None
 
-
-def _original_fields(kind: Kind, ref: OriginalRef) -> dict[int, str]:
-    """37, 38 and 61 of a void, refund or completion: what identifies the original."""
-    fields = {61: ref.batch + ref.stan + (ref.date if kind is not Kind.VOID else "")}
-    if kind is Kind.COMPLETION:
-        if ref.auth_code:
-            fields[38] = ref.auth_code
-    elif ref.rrn:
-        fields[37] = ref.rrn
-    return fields
-
-
-def _echo_problem(txn: Transaction, message: Message) -> str:
-    """An answer whose 3 or 4 is not the request's answers some other request."""
-    code = message.get(3)
-    if code is not None and code != txn.shape.processing_code:
-        return f"3 answered {code}, expected {txn.shape.processing_code}"
-    amount = message.get(4)
-    if amount is not None and txn.amount_cents and int(amount) != txn.amount_cents:
-        return "4 (amount) answered differs from the request's"
-    return ""

@@ -447,3 +447,13 @@ def test_shared_test_cards_are_the_ones_both_sides_agree_on() -> None:
     with pytest.raises(ValueError, match="expiry must be YYMM") as info:
         TestCard("6200000000000000004", "3013", "101", "1234", 0, 0)
     assert "6200000000000000004" not in str(info.value)
+
+
+def test_a_new_signin_keeps_the_batch_while_it_holds_transactions() -> None:
+    t = signed_in()
+    approve(t, t.start_purchase(100), 1)
+    req = request_of(t.start_signin())
+    body = CODEC.encode(CODEC.message("0810", {11: req[11], 41: req[41], 42: req[42], 39: "00",
+                                                60: "00000777003", 62: F62[KeyMode.DOUBLE]}))
+    assert t.receive(encode_frame(FMT, body, tpdu=Tpdu.from_hex("6000000000"), header=CupHeader())).ok
+    assert t.batch == "000123"  # the host's 000777 would orphan the purchase in the open batch
