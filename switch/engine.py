@@ -69,8 +69,6 @@ class SwitchEngine:
                 rule=rule.name,
                 action=rule.action.kind.value,
             )
-            if rule.action.delay_ms:
-                await asyncio.sleep(rule.action.delay_ms / 1000)
             if rule.action.kind is ActionKind.DROP:
                 return Answer(None)
             if rule.action.kind is ActionKind.CLOSE:
@@ -87,7 +85,12 @@ class SwitchEngine:
         response = await self._respond(ex, result, session)
         self._journal("out", ex, response, "")
         self._log_exchange(ex, response, result, started)
-        return Answer(self._frame(frame, response, result.sign_in_again))
+        wire = self._frame(frame, response, result.sign_in_again)
+        if rule is not None and rule.action.delay_ms:
+            # The request is decided (and committed) first and only the answer is late: a slow
+            # host whose approval the terminal gives up on, the case reversals exist for.
+            await asyncio.sleep(rule.action.delay_ms / 1000)
+        return Answer(wire)
 
     # -- routing -------------------------------------------------------------------------------
 
