@@ -12,7 +12,7 @@ The same ``FieldSpec`` objects drive parsing (``FieldCursor.read``) and the gene
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -58,6 +58,11 @@ class FieldSpec:
     error: ErrorCode = ErrorCode.INPUT_DATA
     condition: str = ""
     key_schemes: str = "ZUT"
+    # The allowed codes of a CHOICE field, precomputed: read() runs on every command.
+    codes: frozenset[str] = field(init=False, default=frozenset(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codes", frozenset(code for code, _ in self.choices))
 
     @property
     def wire_format(self) -> str:
@@ -172,10 +177,14 @@ class FieldCursor:
 
     def take(self, n: int, name: str) -> str:
         """``n`` printable ASCII characters."""
-        start = self.offset
-        raw = self.take_bytes(n, name)
+        pos = self._pos
+        end = pos + n
+        if n < 0 or end > len(self._data):
+            raise self._short(name, n)
+        raw = self._data[pos:end]
         if raw.translate(None, _PRINTABLE):  # anything left after deleting printables is not
-            raise HsmError(ErrorCode.INPUT_DATA, f"{name}: non-printable data at offset {start}")
+            raise HsmError(ErrorCode.INPUT_DATA, f"{name}: non-printable data at offset {pos + self._BASE}")
+        self._pos = end
         return raw.decode("ascii")
 
     def take_hex_text(self, n: int, name: str, code: ErrorCode = ErrorCode.INPUT_DATA) -> str:
@@ -198,7 +207,7 @@ class FieldCursor:
         return text
 
     def take_choice(
-        self, n: int, name: str, allowed: Sequence[str], code: ErrorCode = ErrorCode.INPUT_DATA
+        self, n: int, name: str, allowed: Collection[str], code: ErrorCode = ErrorCode.INPUT_DATA
     ) -> str:
         start = self.offset
         text = self.take(n, name).upper()
@@ -253,7 +262,7 @@ class FieldCursor:
             case FieldKind.DIGITS:
                 return self.take_digits(n, spec.name, spec.error)
             case FieldKind.CHOICE:
-                return self.take_choice(n, spec.name, [c for c, _ in spec.choices], spec.error)
+                return self.take_choice(n, spec.name, spec.codes, spec.error)
             case FieldKind.CHARS:
                 return self.take(n, spec.name)
             case FieldKind.TEXT:
