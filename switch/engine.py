@@ -30,7 +30,7 @@ from switchsim.logs import get_logger
 
 _log = get_logger("switch")
 _MAC_PLACEHOLDER = "0" * 16
-_ECHOED = (2, 3, 4, 11, 14, 22, 25, 41, 42, 49, 60, 61)
+_ECHOED = (2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,8 @@ class SwitchEngine:
         request = classify(ex.message)
         if request is None:
             return Result(ResponseCode.FUNCTION_NOT_SUPPORTED, reason="message not served"), None
+        if 70 in ex.message and request is Request.ECHO:
+            return Result(ResponseCode.APPROVED, reason="iso87 network management"), None
         terminal = services.store.get_terminal(ex.tid)
         if terminal is None or not terminal.enabled:
             known_merchant = services.store.merchant_exists(ex.tid.merchant)

@@ -54,6 +54,10 @@ ROUTES: Mapping[tuple[str, str], Request] = MappingProxyType(
     }
 )
 
+#: ISO 8583:1987 network management (field 70): sign-on, sign-off, echo. Answered 00 without a
+#: registered terminal, as the iso87 dialects carry no UnionPay session.
+ISO87_NETWORK_CODES = frozenset({"001", "002", "301"})
+
 #: Requests that must carry a MAC (field 64) under the session MAK.
 MACED: frozenset[Request] = frozenset(
     {Request.OPERATOR_SIGNIN, Request.OPERATOR_SIGNOUT, Request.PASSWORD_CHANGE, Request.FINANCIAL}
@@ -116,6 +120,8 @@ def classify(message: Message) -> Request | None:
     """The request a message makes, or None for one this switch does not serve (answer 40)."""
     if message.mti in FINANCIAL_MTIS:
         return Request.FINANCIAL
+    if message.mti == "0800" and ISO87_NETWORK_CODES.issuperset({message.get(70) or "?"}):
+        return Request.ECHO
     return ROUTES.get((message.mti, message.sub("60.3") or ""))
 
 

@@ -109,3 +109,23 @@ async def test_many_concurrent_terminals(switch: RunningSwitch) -> None:
         return reply[39]
 
     assert await asyncio.gather(*(one(i) for i in range(50))) == ["00"] * 50
+
+
+async def test_iso87_binary_switch_answers_network_management() -> None:
+    from specs.codec import codec_for
+    from specs.framing import decode_frame, encode_frame
+
+    codec = codec_for("iso87-binary")
+    config = SwitchConfig(host="127.0.0.1", port=0, db=":memory:", dialect="iso87-binary")
+    running = await serve_switch(config, SqliteStore(":memory:"), InProcTransport(Dispatcher(reraise_bugs=True)))
+    try:
+        request = codec.message("0800", {7: "1122123456", 11: "000042", 70: "301"})
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        writer.write(encode_frame(codec.dialect.framing, codec.encode(request)))
+        head = await asyncio.wait_for(reader.readexactly(2), 5)
+        body = await asyncio.wait_for(reader.readexactly(int.from_bytes(head, "big")), 5)
+        reply = codec.decode(decode_frame(codec.dialect.framing, head + body).body)
+        assert reply.mti == "0810" and reply[39] == "00" and reply[11] == "000042" and reply[70] == "301"
+        writer.close()
+    finally:
+        await running.close()
