@@ -102,6 +102,7 @@ class Codec:
                 except CodecError as exc:
                     raise CodecError(exc.field, offsets[str(number)], exc.reason) from None
         message = Message(
+            checked=True,
             mti=mti,
             fields=MappingProxyType(fields),
             dialect=self.dialect,
@@ -159,8 +160,11 @@ class Codec:
         doc: dict[str, str] = {"t": message.mti}
         if len(message.mti) != 4 or not message.mti.isdigit():
             raise CodecError("mti", 0, "MTI must be four digits")
-        for number, value in message.fields.items():
-            doc[str(number)] = self._normalise(number, value)
+        if message.checked:
+            doc.update((str(number), value) for number, value in message.fields.items())
+        else:
+            for number, value in message.fields.items():
+                doc[str(number)] = self._normalise(number, value)
         try:
             raw, _ = iso8583.encode(doc, self._spec)
         except EncodeError as exc:
@@ -170,7 +174,17 @@ class Codec:
     def message(self, mti: str, fields: Mapping[int, str]) -> Message:
         """A message of this dialect, values normalised (fixed fields padded) and checked."""
         normalised = {n: self._normalise(n, v) for n, v in fields.items()}
-        return Message.build(self.dialect, mti, normalised)
+        return Message.build(self.dialect, mti, normalised, checked=True)
+
+    def amend(self, message: Message, changes: Mapping[int, str | None]) -> Message:
+        """``message`` with fields set or removed (None); only the new values are checked."""
+        fields = dict(message.fields)
+        for number, value in changes.items():
+            if value is None:
+                fields.pop(number, None)
+            else:
+                fields[number] = self._normalise(number, value)
+        return Message.build(self.dialect, message.mti, fields, checked=message.checked)
 
     def _normalise(self, number: int, value: str) -> str:
         check = self._checks.get(number)

@@ -76,9 +76,7 @@ def annotate(codec: Codec, decoded: Decoded, *, unmasked: bool = False) -> list[
         spec = codec.dialect.fields[number]
         sens = Sensitivity.NONE if unmasked else spec.sensitivity
         value = message.fields[number]
-        lines.append(
-            DumpLine(base + start, part, spec.name, mask_bytes(sens, chunk), mask_value(sens, value))
-        )
+        lines.append(DumpLine(base + start, part, spec.name, mask_bytes(sens, chunk), mask_value(sens, value)))
         for sub_id, sub_value in message.subfields(number).items():
             sub_name = next(s.name for s in spec.subfields if s.id == sub_id)
             lines.append(DumpLine(base + start, sub_id, sub_name, "", mask_value(sens, sub_value)))

@@ -109,9 +109,7 @@ class CupHeader:
         return bytes((self.app_type, self.version, status)) + self.software_version
 
     def with_requirement(self, requirement: int) -> CupHeader:
-        return CupHeader(
-            self.app_type, self.version, self.terminal_status, requirement, self.software_version
-        )
+        return CupHeader(self.app_type, self.version, self.terminal_status, requirement, self.software_version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,13 @@ class Message:
     dialect: Dialect = field(compare=False)
     # Byte offset of each part inside the body ("mti", "bitmap", "11", ...); decode fills it.
     offsets: Mapping[str, int] = field(default_factory=lambda: _EMPTY, compare=False)
+    # True when every value is known to be valid and normalised for the dialect (the codec
+    # built or decoded it), so encoding can skip checking each field again.
+    checked: bool = field(default=False, compare=False)
 
     @classmethod
-    def build(cls, dialect: Dialect, mti: str, fields: Mapping[int, str]) -> Message:
-        return cls(mti=mti, fields=MappingProxyType(dict(sorted(fields.items()))), dialect=dialect)
+    def build(cls, dialect: Dialect, mti: str, fields: Mapping[int, str], *, checked: bool = False) -> Message:
+        return cls(mti=mti, fields=MappingProxyType(dict(sorted(fields.items()))), dialect=dialect, checked=checked)
 
     def __getitem__(self, number: int) -> str:
         return self.fields[number]

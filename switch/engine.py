@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hsm_sim.transport import HsmTransportError
-from specs.dump import Decoded, to_json
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
 from specs.message import Message
@@ -163,13 +162,13 @@ class SwitchEngine:
         mac_hex = message.get(64)
         if mac_hex is None:
             return False
-        body = self.codec.encode(message.replace(f64=_MAC_PLACEHOLDER), validate=False)
+        body = self.codec.encode(self.codec.amend(message, {64: _MAC_PLACEHOLDER}), validate=False)
         return await self.services.keys.verify_mac(session.mak_lmk, body[:-8], bytes.fromhex(mac_hex))
 
     async def _with_mac(self, message: Message, session: SessionKeys) -> Message:
-        body = self.codec.encode(message.replace(f64=_MAC_PLACEHOLDER), validate=False)
+        body = self.codec.encode(self.codec.amend(message, {64: _MAC_PLACEHOLDER}), validate=False)
         mac = await self.services.keys.generate_mac(session.mak_lmk, body[:-8])
-        return message.replace(f64=mac.hex().upper())
+        return self.codec.amend(message, {64: mac.hex().upper()})
 
     # -- responses -----------------------------------------------------------------------------
 
@@ -221,8 +220,14 @@ class SwitchEngine:
     # -- journal and log -----------------------------------------------------------------------
 
     def _journal(self, direction: str, ex: Exchange, message: Message, error: str) -> None:
-        frame = ex.frame if direction == "in" else Frame(body=b"")
-        masked = json.dumps(to_json(Decoded(frame, message)))
+        # Masked values only; subfields are derived again when `switchsim trace` prints them.
+        record: dict[str, object] = {"mti": message.mti}
+        if direction == "in" and ex.frame.tpdu is not None:
+            record["tpdu"] = ex.frame.tpdu.to_bytes().hex().upper()
+        if direction == "in" and ex.frame.header is not None:
+            record["header"] = ex.frame.header.to_bytes().hex().upper()
+        record["fields"] = {str(n): v for n, v in message.masked_fields().items()}
+        masked = json.dumps(record)
         self.services.store.add_journal(
             JournalEntry(
                 time=self.services.clock(),

@@ -60,35 +60,62 @@ def register(subparsers: Any) -> None:
         ),
     )
     fleet.add_argument("--target", metavar="HOST:PORT", help="the host to drive, e.g. 127.0.0.1:5800")
-    fleet.add_argument("--terminals", type=_positive_int, default=10, metavar="N",
-                       help="virtual terminals (default 10)")
-    fleet.add_argument("--scenario", default="steady", metavar="NAME|FILE",
-                       help=f"built-in ({', '.join(builtin_names())}) or a TOML file (default steady)")
+    fleet.add_argument(
+        "--terminals", type=_positive_int, default=10, metavar="N", help="virtual terminals (default 10)"
+    )
+    fleet.add_argument(
+        "--scenario",
+        default="steady",
+        metavar="NAME|FILE",
+        help=f"built-in ({', '.join(builtin_names())}) or a TOML file (default steady)",
+    )
     stop = fleet.add_mutually_exclusive_group()
-    stop.add_argument("--duration", type=_duration, metavar="TIME",
-                      help=f"run length: 60s, 2m, 500ms (default {DEFAULT_DURATION:g}s)")
+    stop.add_argument(
+        "--duration", type=_duration, metavar="TIME", help=f"run length: 60s, 2m, 500ms (default {DEFAULT_DURATION:g}s)"
+    )
     stop.add_argument("--exchanges", type=_positive_int, metavar="K", help="stop after K exchanges")
-    fleet.add_argument("--connect-rate", type=_positive_float, metavar="R",
-                       help="terminals started per second (default: all at once)")
-    fleet.add_argument("--rate", type=_positive_float, metavar="TPS",
-                       help="global cap on exchanges per second (default: none)")
-    fleet.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                       help=f"per-exchange timeout (default {DEFAULT_TIMEOUT:g})")
-    fleet.add_argument("--report", type=Path, metavar="FILE.json",
-                       help="write the JSON report here and an HTML chart beside it")
-    fleet.add_argument("--seed", default=DEFAULT_SEED,
-                       help=f"TMK derivation seed shared with the switch (default {DEFAULT_SEED!r})")
-    fleet.add_argument("--merchant-prefix", default=DEFAULT_MERCHANT_PREFIX, metavar="DIGITS",
-                       help=f"merchant id prefix (default {DEFAULT_MERCHANT_PREFIX})")
-    fleet.add_argument("--first-terminal", type=int, default=DEFAULT_FIRST_TERMINAL, metavar="N",
-                       help=f"first terminal number (default {DEFAULT_FIRST_TERMINAL})")
+    fleet.add_argument(
+        "--connect-rate", type=_positive_float, metavar="R", help="terminals started per second (default: all at once)"
+    )
+    fleet.add_argument(
+        "--rate", type=_positive_float, metavar="TPS", help="global cap on exchanges per second (default: none)"
+    )
+    fleet.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"per-exchange timeout (default {DEFAULT_TIMEOUT:g})",
+    )
+    fleet.add_argument(
+        "--report", type=Path, metavar="FILE.json", help="write the JSON report here and an HTML chart beside it"
+    )
+    fleet.add_argument(
+        "--seed", default=DEFAULT_SEED, help=f"TMK derivation seed shared with the switch (default {DEFAULT_SEED!r})"
+    )
+    fleet.add_argument(
+        "--merchant-prefix",
+        default=DEFAULT_MERCHANT_PREFIX,
+        metavar="DIGITS",
+        help=f"merchant id prefix (default {DEFAULT_MERCHANT_PREFIX})",
+    )
+    fleet.add_argument(
+        "--first-terminal",
+        type=int,
+        default=DEFAULT_FIRST_TERMINAL,
+        metavar="N",
+        help=f"first terminal number (default {DEFAULT_FIRST_TERMINAL})",
+    )
     fleet.add_argument("--random-seed", type=int, metavar="N", help="make the step mix repeatable")
     fleet.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
-    fleet.add_argument("--uvloop", action="store_true",
-                       help="run on uvloop (pip install 'switchsim[fast]'); about 10-40%% more TPS")
-    fleet.add_argument("--provision", action="store_true",
-                       help="register the fleet's terminals in the switch store first (needs --db); "
-                            "without --target, only provision")
+    fleet.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop (pip install 'switchsim[fast]'); about 10-40%% more TPS"
+    )
+    fleet.add_argument(
+        "--provision",
+        action="store_true",
+        help="register the fleet's terminals in the switch store first (needs --db); without --target, only provision",
+    )
     fleet.add_argument("--db", metavar="PATH", help="switch store to provision into")
     fleet.set_defaults(func=_fleet)
 
@@ -96,28 +123,45 @@ def register(subparsers: Any) -> None:
         "conformance",
         help="run named cup-pos checks against a host",
         description="Sign-in 001/003/004, key rotation, echo, operator sign-in, sign-off, malformed "
-                    "frame, unknown terminal/merchant; MAC, PIN, reversal and duplicate-STAN handling with "
-                    "a test card (skipped when the host answers 14 for it). Exit 0 when no check failed, "
-                    "1 otherwise.",
+        "frame, unknown terminal/merchant; MAC, PIN, reversal and duplicate-STAN handling with "
+        "a test card (skipped when the host answers 14 for it). Exit 0 when no check failed, "
+        "1 otherwise.",
     )
     conf.add_argument("--target", required=True, metavar="HOST:PORT")
     conf.add_argument("--merchant", required=True, help="merchant id (field 42), 15 characters")
     conf.add_argument("--terminal", required=True, help="terminal id (field 41), 8 characters")
-    conf.add_argument("--tmk", required=True, type=_tmk, metavar="HEX32",
-                      help="the terminal's clear master key as registered on the host (test keys only)")
+    conf.add_argument(
+        "--tmk",
+        required=True,
+        type=_tmk,
+        metavar="HEX32",
+        help="the terminal's clear master key as registered on the host (test keys only)",
+    )
     conf.add_argument("--operator", default="01", help="operator id to sign in (default 01)")
     conf.add_argument("--password", default="0000", help="that operator's password (default 0000)")
     default_card = DEFAULT_TEST_CARDS[0]
-    conf.add_argument("--card-pan", default=default_card.pan, metavar="DIGITS",
-                      help=f"test card for the financial checks (default {default_card.masked_pan}, the "
-                           "first shared test card)")
-    conf.add_argument("--card-pin", default=None, metavar="DIGITS",
-                      help="that card's PIN (default: the shared test card's, when --card-pan is one)")
-    conf.add_argument("--card-expiry", default=None, metavar="YYMM",
-                      help="that card's expiry (default: the shared test card's, when --card-pan is one)")
+    conf.add_argument(
+        "--card-pan",
+        default=default_card.pan,
+        metavar="DIGITS",
+        help=f"test card for the financial checks (default {default_card.masked_pan}, the first shared test card)",
+    )
+    conf.add_argument(
+        "--card-pin",
+        default=None,
+        metavar="DIGITS",
+        help="that card's PIN (default: the shared test card's, when --card-pan is one)",
+    )
+    conf.add_argument(
+        "--card-expiry",
+        default=None,
+        metavar="YYMM",
+        help="that card's expiry (default: the shared test card's, when --card-pan is one)",
+    )
     conf.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
-    conf.add_argument("--only", action="append", choices=CHECK_NAMES, metavar="CHECK",
-                      help="run only this check (repeatable)")
+    conf.add_argument(
+        "--only", action="append", choices=CHECK_NAMES, metavar="CHECK", help="run only this check (repeatable)"
+    )
     conf.add_argument("--junit", type=Path, metavar="FILE.xml", help="write JUnit XML here")
     conf.set_defaults(func=_conformance)
 
@@ -201,10 +245,19 @@ def _fleet(args: argparse.Namespace) -> int:
         if duration is None and args.exchanges is None:
             duration = DEFAULT_DURATION
         config = FleetConfig(
-            host=host, port=port, terminals=args.terminals, scenario=scenario, seed=args.seed,
-            merchant_prefix=args.merchant_prefix, first_terminal=args.first_terminal,
-            connect_rate=args.connect_rate, duration=duration, exchanges=args.exchanges,
-            rate=args.rate, timeout=args.timeout, random_seed=args.random_seed,
+            host=host,
+            port=port,
+            terminals=args.terminals,
+            scenario=scenario,
+            seed=args.seed,
+            merchant_prefix=args.merchant_prefix,
+            first_terminal=args.first_terminal,
+            connect_rate=args.connect_rate,
+            duration=duration,
+            exchanges=args.exchanges,
+            rate=args.rate,
+            timeout=args.timeout,
+            random_seed=args.random_seed,
         )
         run = _runner(args.uvloop)
     except (_Usage, ScenarioError, ValueError) as exc:
@@ -216,8 +269,12 @@ def _fleet(args: argparse.Namespace) -> int:
         with LiveProgress(console, duration=duration, exchanges=args.exchanges) as live:
             result = run(run_fleet(config, live.update))
     report = build_report(
-        result.stats, target=f"{host}:{port}", scenario=scenario.name, terminals=config.terminals,
-        started_at=result.started_at, duration_s=result.duration_s,
+        result.stats,
+        target=f"{host}:{port}",
+        scenario=scenario.name,
+        terminals=config.terminals,
+        started_at=result.started_at,
+        duration_s=result.duration_s,
     )
     console.print(summary_table(report))
     if args.report is not None:
@@ -247,9 +304,7 @@ def _provision(args: argparse.Namespace, err: Console) -> None:
             f"--provision needs {_PROVISION_HOOK}.provision(db_path, plan), which this install "
             "does not have; register the terminals with the switch's own commands instead"
         ) from None
-    plan: list[PlannedTerminal] = provision_plan(
-        args.terminals, args.seed, args.merchant_prefix, args.first_terminal
-    )
+    plan: list[PlannedTerminal] = provision_plan(args.terminals, args.seed, args.merchant_prefix, args.first_terminal)
     outcome = hook(args.db, plan)
     if inspect.isawaitable(outcome):
         asyncio.run(_await(outcome))
@@ -268,8 +323,15 @@ def _conformance(args: argparse.Namespace) -> int:
     try:
         host, port = _target(args.target)
         target = ConformanceTarget(
-            host=host, port=port, merchant=args.merchant, terminal=args.terminal, tmk=args.tmk,
-            operator=args.operator, password=args.password, timeout=args.timeout, card=_card(args),
+            host=host,
+            port=port,
+            merchant=args.merchant,
+            terminal=args.terminal,
+            tmk=args.tmk,
+            operator=args.operator,
+            password=args.password,
+            timeout=args.timeout,
+            card=_card(args),
         )
         only = frozenset(args.only) if args.only else None
         results = asyncio.run(run_conformance(target, only))
@@ -288,4 +350,3 @@ def _conformance(args: argparse.Namespace) -> int:
         write_junit(results, args.junit, target=f"{host}:{port}")
     failed = any(r.status is CheckStatus.FAILED for r in results)
     return EXIT_FAILED if failed else EXIT_OK
-

@@ -27,7 +27,8 @@ EXIT_USAGE = 2
 
 def register(subparsers: Any) -> None:
     hsm = subparsers.add_parser(
-        "hsm", help="software payment HSM (payShield-style host commands)",
+        "hsm",
+        help="software payment HSM (payShield-style host commands)",
         description="Run the software HSM, send it a host command, or print its reference.",
     )
     sub = hsm.add_subparsers(dest="hsm_command", metavar="ACTION")
@@ -35,32 +36,53 @@ def register(subparsers: Any) -> None:
 
     serve = sub.add_parser("serve", help="listen for host commands until SIGINT/SIGTERM")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                       help=f"TCP port, 0 for any free one (default {DEFAULT_PORT})")
-    serve.add_argument("--udp-port", type=_port, default=None, metavar="PORT",
-                       help="also answer host commands over UDP on this port")
-    serve.add_argument("--header-length", type=_header_length, default=DEFAULT_HEADER_LENGTH,
-                       metavar="N",
-                       help=f"message header length echoed back (default {DEFAULT_HEADER_LENGTH})")
-    serve.add_argument("--lmk", metavar="FILE",
-                       help="LMK set (TOML or JSON); default: the public Thales test LMK")
-    serve.add_argument("--test-mode", action="store_true",
-                       help="enable test-only commands (such as NG, which returns a clear PIN)")
-    serve.add_argument("--log-level", default="info",
-                       choices=("debug", "info", "warning", "error"),
-                       help="log level on stderr; debug logs every command (default info)")
+    serve.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default {DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--udp-port", type=_port, default=None, metavar="PORT", help="also answer host commands over UDP on this port"
+    )
+    serve.add_argument(
+        "--header-length",
+        type=_header_length,
+        default=DEFAULT_HEADER_LENGTH,
+        metavar="N",
+        help=f"message header length echoed back (default {DEFAULT_HEADER_LENGTH})",
+    )
+    serve.add_argument("--lmk", metavar="FILE", help="LMK set (TOML or JSON); default: the public Thales test LMK")
+    serve.add_argument(
+        "--test-mode", action="store_true", help="enable test-only commands (such as NG, which returns a clear PIN)"
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level on stderr; debug logs every command (default info)",
+    )
     serve.set_defaults(func=_serve)
 
     send = sub.add_parser("send", help="send one host command and print the answer")
-    send.add_argument("--to", default=f"tcp://127.0.0.1:{DEFAULT_PORT}", metavar="URL",
-                      help="tcp://HOST:PORT, udp://HOST:PORT or inproc "
-                           f"(default tcp://127.0.0.1:{DEFAULT_PORT})")
-    send.add_argument("--header-length", type=_header_length, default=DEFAULT_HEADER_LENGTH,
-                      metavar="N", help=f"message header length (default {DEFAULT_HEADER_LENGTH})")
-    send.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                      help=f"seconds to wait for the answer (default {DEFAULT_TIMEOUT:g})")
-    send.add_argument("command", metavar="COMMAND",
-                      help="the host command after the header, e.g. NC or BU...")
+    send.add_argument(
+        "--to",
+        default=f"tcp://127.0.0.1:{DEFAULT_PORT}",
+        metavar="URL",
+        help=f"tcp://HOST:PORT, udp://HOST:PORT or inproc (default tcp://127.0.0.1:{DEFAULT_PORT})",
+    )
+    send.add_argument(
+        "--header-length",
+        type=_header_length,
+        default=DEFAULT_HEADER_LENGTH,
+        metavar="N",
+        help=f"message header length (default {DEFAULT_HEADER_LENGTH})",
+    )
+    send.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds to wait for the answer (default {DEFAULT_TIMEOUT:g})",
+    )
+    send.add_argument("command", metavar="COMMAND", help="the host command after the header, e.g. NC or BU...")
     send.set_defaults(func=_send)
 
     reference = sub.add_parser("reference", help="print the host-command reference")
@@ -120,8 +142,7 @@ async def _serve_until_signal(config: HsmServerConfig) -> int:
         where = f"{config.host} port {config.port}"
         if config.udp_port is not None:
             where += f" (UDP {config.udp_port})"
-        print(f"switchsim hsm serve: cannot listen on {where}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"switchsim hsm serve: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,15 +171,13 @@ def _send(args: argparse.Namespace) -> int:
         print("switchsim hsm send: COMMAND must be ASCII text", file=sys.stderr)
         return EXIT_USAGE
     if len(message) < 2:
-        print("switchsim hsm send: COMMAND needs at least a 2-character command code",
-              file=sys.stderr)
+        print("switchsim hsm send: COMMAND needs at least a 2-character command code", file=sys.stderr)
         return EXIT_USAGE
     if args.timeout <= 0:
         print("switchsim hsm send: --timeout must be positive", file=sys.stderr)
         return EXIT_USAGE
     try:
-        transport = transport_from_url(args.to, header_length=args.header_length,
-                                       pool_size=1, timeout=args.timeout)
+        transport = transport_from_url(args.to, header_length=args.header_length, pool_size=1, timeout=args.timeout)
     except ValueError as exc:
         print(f"switchsim hsm send: {exc}", file=sys.stderr)
         return EXIT_USAGE

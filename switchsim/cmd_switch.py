@@ -16,7 +16,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from specs.errors import SpecError
+from specs.errors import SpecError, WireError
+from specs.message import split_subfields
 from switch import admin
 from switch.app import build_services, register_terminal, serve_switch, set_operator
 from switch.cards import add_card
@@ -293,10 +294,27 @@ def _trace(args: argparse.Namespace) -> int:
             print(head)
             if e.error:
                 print(f"    error: {e.error}")
-            print(f"    {e.masked_json}")
+            print(f"    {_with_subfields(services, e.masked_json)}")
         return EXIT_OK
 
     return _run(args, action)
+
+
+def _with_subfields(services: Services, masked_json: str) -> str:
+    """The journal keeps masked field values; subfields (60.1 ...) are derived for display."""
+    try:
+        record = json.loads(masked_json)
+        dialect = services.codec.dialect
+        subfields: dict[str, str] = {}
+        for key, value in record.get("fields", {}).items():
+            spec = dialect.fields.get(int(key))
+            if spec is not None and spec.subfields and "*" not in value:
+                subfields.update(split_subfields(int(key), value, dialect))
+    except (ValueError, AttributeError, WireError):
+        return masked_json
+    if subfields:
+        record["subfields"] = subfields
+    return json.dumps(record)
 
 
 def _serve(args: argparse.Namespace) -> int:
