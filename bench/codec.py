@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 import iso8583
-from harness import per_call_us
+from harness import CUP_PURCHASE_0200, per_call_us
 
 from specs.codec import Codec, codec_for
 from specs.message import Message
@@ -19,24 +19,7 @@ CASES: dict[str, tuple[str, str, dict[int, str]]] = {
     "cup-pos 0200 purchase": (
         "cup-pos",
         "0200",
-        {
-            2: "6222021234567890123",
-            3: "000000",
-            4: "000000010000",
-            11: "000123",
-            14: "2512",
-            22: "051",
-            25: "00",
-            26: "12",
-            35: "6222021234567890123D2512101",
-            41: "00000764",
-            42: "848100058126002",
-            49: "156",
-            52: "0123456789ABCDEF",
-            53: "2600000000000000",
-            60: "22000001000",
-            64: "3132333435363738",
-        },
+        CUP_PURCHASE_0200,
     ),
     "cup-pos 0800 sign-in": (
         "cup-pos",

@@ -13,6 +13,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: A typical cup-pos purchase (swiped, PIN, MAC) as the codec and rules benchmarks time it.
+CUP_PURCHASE_0200: dict[int, str] = {
+    2: "6222021234567890123",
+    3: "000000",
+    4: "000000010000",
+    11: "000123",
+    14: "2512",
+    22: "051",
+    25: "00",
+    26: "12",
+    35: "6222021234567890123D2512101",
+    41: "00000764",
+    42: "848100058126002",
+    49: "156",
+    52: "0123456789ABCDEF",
+    53: "2600000000000000",
+    60: "22000001000",
+    64: "3132333435363738",
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -19,29 +19,12 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from harness import per_call_us
+from harness import CUP_PURCHASE_0200, per_call_us
 
 from specs.codec import codec_for
 from switch.rules import Action, ActionKind, Match, Rule, RuleSet
 
-PURCHASE = {
-    2: "6222021234567890123",
-    3: "000000",
-    4: "000000001234",
-    11: "000123",
-    14: "2512",
-    22: "051",
-    25: "00",
-    26: "12",
-    35: "6222021234567890123D2512101",
-    41: "00000764",
-    42: "848100058126002",
-    49: "156",
-    52: "0123456789ABCDEF",
-    53: "2600000000000000",
-    60: "22000001000",
-    64: "3132333435363738",
-}
+PURCHASE = {**CUP_PURCHASE_0200, 4: "000000001234"}
 NOW = datetime(2024, 3, 1, 12, 0)
 DECLINE = Action(ActionKind.RESPOND, "51")
 
