@@ -22,6 +22,8 @@ from hsm_sim.lmk import KeyScheme, Lmk, format_key_field
 _HEX = frozenset(string.hexdigits.upper() + string.hexdigits.lower())
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _DIGITS = frozenset(string.digits)
+_HEX_BYTES = (string.hexdigits.upper() + string.hexdigits.lower()).encode("ascii")
+_SCHEMES = {scheme.value: scheme for scheme in KeyScheme}
 
 #: End-message delimiter: what follows it is a trailer the HSM echoes back unchanged.
 END_OF_MESSAGE = b"\x19"
@@ -197,7 +199,16 @@ class FieldCursor:
 
     def take_hex(self, n: int, name: str, code: ErrorCode = ErrorCode.INPUT_DATA) -> bytes:
         """``n`` hex characters decoded to ``n // 2`` bytes."""
-        return bytes.fromhex(self.take_hex_text(n, name, code))
+        pos = self._pos
+        end = pos + n
+        if n < 0 or end > len(self._data):
+            raise self._short(name, n)
+        raw = self._data[pos:end]
+        # Deleting every hex digit must leave nothing (fromhex alone would accept spaces).
+        if raw.translate(None, _HEX_BYTES) or n % 2:
+            raise HsmError(code, f"{name}: expected {n} hex characters at offset {pos + self._BASE}")
+        self._pos = end
+        return bytes.fromhex(raw.decode("ascii"))
 
     def take_digits(self, n: int, name: str, code: ErrorCode = ErrorCode.INPUT_DATA) -> str:
         start = self.offset
@@ -229,7 +240,7 @@ class FieldCursor:
             self._pos += 1
         if tag not in schemes:
             raise HsmError(ErrorCode.KEY_SCHEME, f"{name}: key scheme {tag} not accepted for this field")
-        scheme = KeyScheme(tag)
+        scheme = _SCHEMES[tag]
         return KeyField(scheme, self.take_hex(scheme.key_length * 2, name))
 
     def take_until(self, delimiter: str, name: str, max_len: int) -> str:

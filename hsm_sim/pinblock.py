@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from enum import IntEnum
+from functools import lru_cache
 
 from hsm_sim.ciphers import aes_ecb_decrypt, aes_ecb_encrypt
 from hsm_sim.errors import ErrorCode, HsmError
@@ -39,14 +40,14 @@ def _check_pin(pin: str) -> None:
             ErrorCode.PIN_LENGTH,
             f"PIN has {len(pin)} digits, allowed {MIN_PIN_LENGTH}..{MAX_PIN_LENGTH}",
         )
-    if not set(pin) <= _DIGITS:
+    if not _DIGITS.issuperset(pin):
         raise HsmError(ErrorCode.INPUT_DATA, "PIN contains a non-decimal character")
 
 
 def _check_pan(pan: str) -> None:
     if not pan:
         raise HsmError(ErrorCode.INPUT_DATA, "this PIN block format needs the PAN")
-    if not set(pan) <= _DIGITS:
+    if not _DIGITS.issuperset(pan):
         raise HsmError(ErrorCode.INPUT_DATA, "PAN contains a non-decimal character")
     if len(pan) > 19:
         raise HsmError(ErrorCode.INPUT_DATA, f"PAN has {len(pan)} digits, at most 19 allowed")
@@ -75,6 +76,7 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
+@lru_cache(maxsize=4096)
 def _pan_block_03(pan: str) -> bytes:
     return bytes.fromhex("0000" + pan12(pan))
 
@@ -98,6 +100,8 @@ def build_pinblock(fmt: PinBlockFormat | int, pin: str, pan: str = "") -> bytes:
 
 
 def _format(fmt: PinBlockFormat | int) -> PinBlockFormat:
+    if type(fmt) is PinBlockFormat:
+        return fmt
     try:
         return PinBlockFormat(fmt)
     except ValueError:
@@ -114,10 +118,9 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
     if len(block) not in (8, 16):
         raise HsmError(ErrorCode.INPUT_DATA, f"PIN block must be 8 or 16 bytes, got {len(block)}")
     control = block[0] >> 4
-    try:
-        actual = PinBlockFormat(control)
-    except ValueError:
-        raise HsmError(ErrorCode.PIN_BLOCK_FORMAT, f"control nibble {control:X} unknown") from None
+    actual = _BY_CONTROL.get(control)
+    if actual is None:
+        raise HsmError(ErrorCode.PIN_BLOCK_FORMAT, f"control nibble {control:X} unknown")
     if expected is not None and actual is not expected:
         raise HsmError(
             ErrorCode.PIN_BLOCK_FORMAT,
@@ -133,19 +136,22 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
     if not MIN_PIN_LENGTH <= n <= MAX_PIN_LENGTH:
         raise HsmError(ErrorCode.PIN_LENGTH, f"PIN length nibble {n} outside 4..12")
     pin = nibbles[2 : 2 + n]
-    if not set(pin) <= _DIGITS:
+    if not _DIGITS.issuperset(pin):
         raise HsmError(ErrorCode.PIN_BLOCK_INVALID, "PIN digit not decimal")
     fill = nibbles[2 + n : 16]
-    allowed = {
-        PinBlockFormat.ISO0: "F",
-        PinBlockFormat.ISO1: _HEX_UPPER,
-        PinBlockFormat.ISO2: "F",
-        PinBlockFormat.ISO3: "ABCDEF",
-        PinBlockFormat.ISO4: "A",
-    }[actual]
-    if not set(fill) <= set(allowed):
+    if not _FILL[actual].issuperset(fill):
         raise HsmError(ErrorCode.PIN_BLOCK_INVALID, f"fill digits invalid for format {int(actual)}")
     return pin
+
+
+_BY_CONTROL = {int(f): f for f in PinBlockFormat}
+_FILL = {
+    PinBlockFormat.ISO0: frozenset("F"),
+    PinBlockFormat.ISO1: frozenset(_HEX_UPPER),
+    PinBlockFormat.ISO2: frozenset("F"),
+    PinBlockFormat.ISO3: frozenset("ABCDEF"),
+    PinBlockFormat.ISO4: frozenset("A"),
+}
 
 
 def iso4_pan_field(pan: str) -> bytes:
