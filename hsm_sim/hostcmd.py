@@ -15,6 +15,7 @@ import string
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.lmk import KeyScheme, Lmk, format_key_field
@@ -306,6 +307,7 @@ class FieldCursor:
 _CODE_ALPHABET = string.digits + string.ascii_uppercase
 
 
+@lru_cache(maxsize=1024)
 def response_code(command: str) -> str:
     """payShield convention: the response code is the command code with its second character
     incremented (A0->A1, NC->ND, M8->M9, M9->MA). A second character of Z wraps to 0."""
@@ -332,10 +334,10 @@ def ok(*fields: Field) -> Reply:
 
 def build_response(command: str, code: ErrorCode | str, *fields: Field) -> bytes:
     """``response code (2A) + error code (2A) + fields``; text fields are ASCII."""
-    parts = [response_code(command).encode("ascii"), str(code).encode("ascii")]
-    for f in fields:
-        parts.append(f if isinstance(f, bytes) else f.encode("ascii"))
-    return b"".join(parts)
+    head = (response_code(command) + code).encode("ascii")
+    if not fields:
+        return head
+    return head + b"".join(f if isinstance(f, bytes) else f.encode("ascii") for f in fields)
 
 
 @dataclass(frozen=True, slots=True)

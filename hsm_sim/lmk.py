@@ -136,6 +136,7 @@ def _scheme_variants(length: int) -> tuple[int, ...]:
     raise HsmError(ErrorCode.KEY_LENGTH, f"key must be 8, 16 or 24 bytes, got {length}")
 
 
+@lru_cache(maxsize=256)
 def parse_key_type(key_type: str) -> tuple[str, int]:
     """Split a three-character key type code into (LMK pair name, key-type variant)."""
     if len(key_type) != 3 or key_type[0] not in string.digits:

@@ -179,19 +179,15 @@ CC_SPEC = _translate_spec(
 
 
 def _translate(ctx: HsmContext, cur: FieldCursor, spec: CommandSpec, source_type: str) -> Reply:
-    source_spec = spec.request[0]
+    # The request fields in the order _translate_spec lists them (unpacked, not looked up by
+    # name: this is the busiest command of a switch).
+    source_spec, dest_spec, _max, block_spec, source_fmt_spec, dest_fmt_spec, _account = spec.request
     source = from_lmk(ctx.lmk, source_type, cur.read_key(source_spec), source_spec.name)
-    dest = from_lmk(
-        ctx.lmk,
-        KEY_TYPE_ZPK,
-        cur.read_key(spec.field("Destination ZPK")),
-        "Destination ZPK",
-        _E.DEST_KEY_PARITY,
-    )
+    dest = from_lmk(ctx.lmk, KEY_TYPE_ZPK, cur.read_key(dest_spec), dest_spec.name, _E.DEST_KEY_PARITY)
     max_len = _max_pin_length(cur)
-    block = cur.read(spec.field("Source PIN block"))
-    source_fmt = _read_format(cur, spec.field("Source PIN block format"))
-    dest_code = cur.read(spec.field("Destination PIN block format"))
+    block = cur.read(block_spec)
+    source_fmt = _read_format(cur, source_fmt_spec)
+    dest_code = cur.read(dest_fmt_spec)
     account = cur.read(_ACCOUNT)
     cur.finish()
     pin = _pin_from_block(source, block, source_fmt, account)
