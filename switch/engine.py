@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,13 +44,37 @@ def response_mti(mti: str) -> str:
 
 
 class SwitchEngine:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, reraise_bugs: bool = False) -> None:
         self.services = services
         self.codec = services.codec
+        self.reraise_bugs = reraise_bugs  # tests set it, so a bug cannot hide behind a 96
 
     # -- entry point ---------------------------------------------------------------------------
 
     async def handle(self, frame: Frame, remote: str) -> Answer:
+        """One frame in, its answer out. Never raises: a bug of ours is logged with its stack
+        (no values: they may be secrets) and answered 96 when the MTI is readable."""
+        try:
+            return await self._handle(frame, remote)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the last line of defence for the connection
+            _log.error(
+                "internal_error",
+                remote=remote,
+                error_type=type(exc).__name__,
+                stack="".join(traceback.format_tb(exc.__traceback__)),
+            )
+            if self.reraise_bugs:
+                raise
+            mti, salvaged = self.codec.salvage(frame.body)
+            if mti is None:
+                return Answer(None, close=True)
+            fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
+            fields[39] = ResponseCode.SYSTEM_MALFUNCTION
+            return Answer(self._frame(frame, self.codec.message(response_mti(mti), fields), False))
+
+    async def _handle(self, frame: Frame, remote: str) -> Answer:
         started = time.perf_counter()
         try:
             message = self.codec.decode(frame.body, base_offset=frame.offset)

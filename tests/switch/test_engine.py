@@ -217,3 +217,19 @@ async def test_journal_is_masked(services: Services) -> None:
     await ask(engine, pos, pos.operator_signin("001", "0000"), mac=True)
     text = " ".join(e.masked_json for e in services.store.list_journal(TERMINAL, 20))
     assert '"62": "***' in text and '"52": "****' in text
+
+
+async def test_a_bug_answers_96_and_is_logged_without_values(
+    services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "".join(["622202", "1234567890123"])  # built at run time: the stack shows source lines
+
+    def broken(*_args: object) -> None:
+        raise KeyError(secret)
+
+    monkeypatch.setattr("switch.netmgmt.echo", broken)
+    engine, pos = SwitchEngine(services), Pos()
+    answer = await ask(engine, pos, pos.message("0820", "301"))
+    assert answer.mti == "0830" and answer[39] == "96"
+    err = capsys.readouterr().err
+    assert "internal_error" in err and "KeyError" in err and secret not in err
