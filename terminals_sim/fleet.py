@@ -35,7 +35,8 @@ from terminals_sim.provision import (
 )
 from terminals_sim.scenario import ConnectionHabit, Scenario, Step
 from terminals_sim.stats import RunStats, Snapshot
-from terminals_sim.terminal import State, TerminalProfile, TerminalProtocolError, VirtualTerminal
+from terminals_sim.terminal import TerminalProfile, TerminalProtocolError, VirtualTerminal
+from terminals_sim.transitions import State
 
 DEFAULT_TIMEOUT = 5.0
 _APPROVED = frozenset({"00"})

@@ -2,7 +2,7 @@
 
 It builds request frames (``start_*``) and judges answer frames (``receive``); an asyncio
 shell moves the bytes. One request is outstanding at a time, as on a real terminal. Every
-allowed (state, request) pair is in ``_TRANSITIONS``; a request the table does not allow, or a
+allowed (state, request) pair is in ``TRANSITIONS``; a request the table does not allow, or a
 second request while one is outstanding, raises ``TerminalProtocolError`` (our fault). A bad
 answer is the host's fault and comes back as an ``Outcome`` with a ``Failure``.
 
@@ -17,7 +17,6 @@ a repr, an outcome or an error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
 from hsm_sim.mac import cup_pos_mac
@@ -28,7 +27,6 @@ from specs.framing import CupHeader, Frame, Tpdu, decode_frame, encode_frame
 from specs.message import Message
 from terminals_sim.financial import (
     CURRENCY,
-    FINANCIAL_KINDS,
     MAX_BATCH_COUNT,
     PIN_CAPTURE,
     POS_CONDITION,
@@ -50,6 +48,7 @@ from terminals_sim.financial import (
     security_control,
 )
 from terminals_sim.outcome import Failure, FollowUp, Kind, Outcome
+from terminals_sim.transitions import ANSWERED, REQUEST_SHAPES, TRANSITIONS, State, Transition
 from terminals_sim.workingkeys import KeyCheckError, KeyMode, WorkingKeys, unwrap_working_keys
 
 DEFAULT_TPDU = Tpdu.from_hex("6000000000")
@@ -62,69 +61,6 @@ _MAC_LEN = 8
 # Codes that tell the terminal its working keys are no good (cup_pos.json response codes).
 _SIGN_IN_AGAIN = frozenset({"A0", "99"})
 _REQUIREMENT_FOLLOW_UP = {3: FollowUp.SIGNIN, 1: FollowUp.PARAM_DOWNLOAD, 2: FollowUp.STATUS_UPLOAD}
-
-
-class State(StrEnum):
-    SIGNED_OUT = "signed_out"  # no working keys
-    SIGNED_IN = "signed_in"  # working keys, no operator
-    OPERATOR_IN = "operator_in"  # working keys and an operator signed in
-
-
-@dataclass(frozen=True, slots=True)
-class _Transition:
-    approved: State
-    declined: State
-
-
-_OUT, _IN, _OP = State.SIGNED_OUT, State.SIGNED_IN, State.OPERATOR_IN
-# (state, request) -> where 39 = 00 and any other 39 lead. A declined sign-in drops the keys
-# (the host no longer honours them); everything else declined leaves the terminal where it was.
-_TRANSITIONS: dict[tuple[State, Kind], _Transition] = {
-    (_OUT, Kind.SIGNIN): _Transition(_IN, _OUT),
-    (_IN, Kind.SIGNIN): _Transition(_IN, _OUT),
-    (_OP, Kind.SIGNIN): _Transition(_IN, _OUT),
-    (_OUT, Kind.ECHO): _Transition(_OUT, _OUT),
-    (_IN, Kind.ECHO): _Transition(_IN, _IN),
-    (_OP, Kind.ECHO): _Transition(_OP, _OP),
-    (_IN, Kind.OPERATOR_SIGNIN): _Transition(_OP, _IN),
-    (_OP, Kind.OPERATOR_SIGNIN): _Transition(_OP, _IN),
-    (_OP, Kind.OPERATOR_SIGNOUT): _Transition(_IN, _OP),
-    (_OP, Kind.PASSWORD_CHANGE): _Transition(_OP, _OP),
-    (_IN, Kind.SIGNOFF): _Transition(_OUT, _IN),
-    (_OP, Kind.SIGNOFF): _Transition(_OUT, _OP),
-    (_IN, Kind.PARAM_DOWNLOAD): _Transition(_IN, _IN),
-    (_OP, Kind.PARAM_DOWNLOAD): _Transition(_OP, _OP),
-    (_IN, Kind.STATUS_UPLOAD): _Transition(_IN, _IN),
-    (_OP, Kind.STATUS_UPLOAD): _Transition(_OP, _OP),
-}
-# Financial requests need working keys and leave the terminal where it was, whatever 39 says.
-_TRANSITIONS.update({(state, kind): _Transition(state, state)
-                     for state in (_IN, _OP) for kind in FINANCIAL_KINDS})
-
-
-@dataclass(frozen=True, slots=True)
-class _RequestShape:
-    mti: str
-    code: str  # 60.3; "" for sign-in, whose code is the key mode
-    maced: bool
-
-
-_SHAPES = {
-    Kind.SIGNIN: _RequestShape("0800", "", False),
-    Kind.OPERATOR_SIGNIN: _RequestShape("0800", "011", True),
-    Kind.OPERATOR_SIGNOUT: _RequestShape("0800", "012", True),
-    Kind.PASSWORD_CHANGE: _RequestShape("0800", "013", True),
-    Kind.ECHO: _RequestShape("0820", "301", False),
-    Kind.SIGNOFF: _RequestShape("0820", "002", False),
-    Kind.PARAM_DOWNLOAD: _RequestShape("0800", "360", False),
-    Kind.STATUS_UPLOAD: _RequestShape("0820", "362", False),
-    **{kind: _RequestShape(shape.mti, "000", True) for kind, shape in SHAPES.items()},
-    Kind.REVERSAL: _RequestShape("0400", "000", True),
-    Kind.SETTLEMENT: _RequestShape("0500", "201", True),
-    Kind.BATCH_UPLOAD: _RequestShape("0320", "201", True),
-}
-# Answers that close a reversal or a batch-upload item: done, or the host holds nothing for it.
-_ANSWERED = frozenset({"00", "25"})
 
 
 class TerminalProtocolError(Exception):
@@ -306,8 +242,7 @@ class VirtualTerminal:
         """
         self._check_allowed(Kind.OPERATOR_SIGNIN)
         block = self._password_block(self._password if password is None else password)
-        return self._start(Kind.OPERATOR_SIGNIN, {52: block, 53: self._security_control(),
-                                                  63: self._operator_code()})
+        return self._start(Kind.OPERATOR_SIGNIN, {52: block, 53: self._security_control(), 63: self._operator_code()})
 
     def start_operator_signout(self) -> bytes:
         return self._start(Kind.OPERATOR_SIGNOUT, {63: self._operator_code()})
@@ -349,39 +284,61 @@ class VirtualTerminal:
 
     # -- financial requests (docs/financial.md) ---------------------------------------------
 
-    def start_purchase(self, amount_cents: int, card: CardProfile | None = None, *,
-                       with_pin: bool = True, pin: str | None = None, stan: int | None = None) -> bytes:
+    def start_purchase(
+        self,
+        amount_cents: int,
+        card: CardProfile | None = None,
+        *,
+        with_pin: bool = True,
+        pin: str | None = None,
+        stan: int | None = None,
+    ) -> bytes:
         """Purchase 0200/000000/22. ``pin`` is what the cardholder types (default: the card's
         PIN); ``stan`` reuses a STAN on purpose (a host must answer 94)."""
-        return self.start_transaction(Kind.PURCHASE, amount_cents, card, with_pin=with_pin, pin=pin,
-                                      stan=stan)
+        return self.start_transaction(Kind.PURCHASE, amount_cents, card, with_pin=with_pin, pin=pin, stan=stan)
 
     def start_balance(self, card: CardProfile | None = None, *, pin: str | None = None) -> bytes:
         """Balance inquiry 0200/310000/01; the balance comes back in ``Outcome.balance_cents``."""
         return self.start_transaction(Kind.BALANCE, None, card, pin=pin)
 
-    def start_void(self, original: Transaction | OriginalRef | None = None,
-                   card: CardProfile | None = None, *, with_pin: bool = False) -> bytes:
+    def start_void(
+        self,
+        original: Transaction | OriginalRef | None = None,
+        card: CardProfile | None = None,
+        *,
+        with_pin: bool = False,
+    ) -> bytes:
         """Void 0200/200000/23 of a purchase (default: the last one approved and not voided)."""
         return self.start_transaction(Kind.VOID, None, card, original=original, with_pin=with_pin)
 
-    def start_refund(self, amount_cents: int | None = None, original: Transaction | OriginalRef | None = None,
-                     card: CardProfile | None = None, *, with_pin: bool = False) -> bytes:
+    def start_refund(
+        self,
+        amount_cents: int | None = None,
+        original: Transaction | OriginalRef | None = None,
+        card: CardProfile | None = None,
+        *,
+        with_pin: bool = False,
+    ) -> bytes:
         """Refund 0220/200000/25 (default: all that is left of the last approved purchase)."""
         return self.start_transaction(Kind.REFUND, amount_cents, card, original=original, with_pin=with_pin)
 
-    def start_preauth(self, amount_cents: int, card: CardProfile | None = None, *,
-                      with_pin: bool = True, pin: str | None = None) -> bytes:
+    def start_preauth(
+        self, amount_cents: int, card: CardProfile | None = None, *, with_pin: bool = True, pin: str | None = None
+    ) -> bytes:
         """Pre-authorisation 0100/030000/10."""
         return self.start_transaction(Kind.PREAUTH, amount_cents, card, with_pin=with_pin, pin=pin)
 
-    def start_completion(self, amount_cents: int | None = None,
-                         original: Transaction | OriginalRef | None = None,
-                         card: CardProfile | None = None, *, with_pin: bool = False) -> bytes:
+    def start_completion(
+        self,
+        amount_cents: int | None = None,
+        original: Transaction | OriginalRef | None = None,
+        card: CardProfile | None = None,
+        *,
+        with_pin: bool = False,
+    ) -> bytes:
         """Completion 0200/000000/20 of a pre-authorisation (default: the last one approved,
         for its whole amount)."""
-        return self.start_transaction(Kind.COMPLETION, amount_cents, card, original=original,
-                                      with_pin=with_pin)
+        return self.start_transaction(Kind.COMPLETION, amount_cents, card, original=original, with_pin=with_pin)
 
     def start_transaction(
         self,
@@ -414,17 +371,22 @@ class VirtualTerminal:
             if not typed:
                 raise ValueError(f"card {card.masked_pan} has no PIN to enter")
             pik = self._require_keys().pik
-            fields.update({26: PIN_CAPTURE, 52: encrypted_pin_block(pik, typed, card.pan),
-                           53: security_control(pik)})
+            fields.update({26: PIN_CAPTURE, 52: encrypted_pin_block(pik, typed, card.pan), 53: security_control(pik)})
         if ref is not None:
             fields.update(original_fields(kind, ref))
         if stan is not None and not 1 <= stan <= MAX_STAN:
             raise ValueError(f"STAN must be 1..{MAX_STAN}")
-        frame = self._start(kind, fields, type_code=shape.type_code,
-                            stan=None if stan is None else f"{stan:06d}")
+        frame = self._start(kind, fields, type_code=shape.type_code, stan=None if stan is None else f"{stan:06d}")
         assert self._pending is not None
-        txn = self._ledger.add(kind=kind, stan=self._pending.stan, batch=self._batch, amount_cents=amount,
-                               card=card, with_pin=with_pin, original=ref)
+        txn = self._ledger.add(
+            kind=kind,
+            stan=self._pending.stan,
+            batch=self._batch,
+            amount_cents=amount,
+            card=card,
+            with_pin=with_pin,
+            original=ref,
+        )
         self._pending = replace(self._pending, seq=txn.seq)
         return frame
 
@@ -443,8 +405,7 @@ class VirtualTerminal:
         self._check_allowed(Kind.REVERSAL)
         original = card_fields(txn.card, txn.with_pin)
         original.pop(14)
-        fields = {3: txn.shape.processing_code, 25: POS_CONDITION, 49: CURRENCY, 39: reason.value,
-                  **original}
+        fields = {3: txn.shape.processing_code, 25: POS_CONDITION, 49: CURRENCY, 39: reason.value, **original}
         if txn.amount_cents:
             fields[4] = f"{txn.amount_cents:012d}"
         frame = self._start(Kind.REVERSAL, fields, stan=txn.stan, sixty=txn.sixty())
@@ -491,9 +452,7 @@ class VirtualTerminal:
         if found is None:
             want = SHAPES[kind].original
             assert want is not None
-            raise TerminalProtocolError(
-                self._state, kind.value, f"no approved {want.value} in the batch to refer to"
-            )
+            raise TerminalProtocolError(self._state, kind.value, f"no approved {want.value} in the batch to refer to")
         return found.as_original()
 
     def _ledger_record(self, ref: OriginalRef | None) -> Transaction | None:
@@ -504,8 +463,7 @@ class VirtualTerminal:
         except KeyError:
             return None
 
-    def _amount(self, kind: Kind, given: int | None, ref: OriginalRef | None,
-                record: Transaction | None) -> int:
+    def _amount(self, kind: Kind, given: int | None, ref: OriginalRef | None, record: Transaction | None) -> int:
         if kind is Kind.BALANCE:
             if given:
                 raise ValueError("a balance inquiry carries no amount")
@@ -523,12 +481,10 @@ class VirtualTerminal:
             raise ValueError("amount must be 1 to 999999999999 cents")
         return given
 
-    def _check_allowed(self, kind: Kind) -> _Transition:
+    def _check_allowed(self, kind: Kind) -> Transition:
         if self._pending is not None:
-            raise TerminalProtocolError(
-                self._state, kind.value, f"{self._pending.kind.value} is still outstanding"
-            )
-        transition = _TRANSITIONS.get((self._state, kind))
+            raise TerminalProtocolError(self._state, kind.value, f"{self._pending.kind.value} is still outstanding")
+        transition = TRANSITIONS.get((self._state, kind))
         if transition is None:
             raise TerminalProtocolError(self._state, kind.value, "not allowed in this state")
         return transition
@@ -546,7 +502,7 @@ class VirtualTerminal:
     ) -> bytes:
         """``stan`` and ``sixty`` repeat an earlier request's 11 and 60 (reversal, upload)."""
         self._check_allowed(kind)
-        shape = _SHAPES[kind]
+        shape = REQUEST_SHAPES[kind]
         code = key_mode.value if key_mode is not None else shape.code
         stan = stan or self._next_stan()
         fields = {
@@ -563,9 +519,7 @@ class VirtualTerminal:
             fields[64] = cup_pos_mac(self._require_keys().mak, unsigned[:-_MAC_LEN]).hex().upper()
         # encode() normalises every value itself; codec.message() would do it a second time.
         body = codec.encode(Message.build(codec.dialect, shape.mti, fields))
-        frame = encode_frame(
-            codec.dialect.framing, body, tpdu=self._profile.tpdu, header=self._profile.header
-        )
+        frame = encode_frame(codec.dialect.framing, body, tpdu=self._profile.tpdu, header=self._profile.header)
         self._pending = _Pending(kind, shape.mti, stan, code, shape.maced, key_mode, new_password)
         return frame
 
@@ -621,13 +575,18 @@ class VirtualTerminal:
         if problem:
             return self._protocol(pending, problem), None
         code = message[39]
-        transition = _TRANSITIONS[(self._state, pending.kind)]
+        transition = TRANSITIONS[(self._state, pending.kind)]
         # A sign-in answer is never MACed: the keys it carries are the ones a MAC would need.
         if pending.maced or (64 in message and pending.kind is not Kind.SIGNIN):
             mac_problem = self._mac_problem(frame.body, message, required=pending.maced and code == "00")
             if mac_problem:
-                return Outcome(kind=pending.kind, response_code=code, failure=Failure.BAD_MAC,
-                               detail=mac_problem, follow_up=FollowUp.SIGNIN), None
+                return Outcome(
+                    kind=pending.kind,
+                    response_code=code,
+                    failure=Failure.BAD_MAC,
+                    detail=mac_problem,
+                    follow_up=FollowUp.SIGNIN,
+                ), None
         follow_up = self._follow_up(code, frame.header)
         if code in _SIGN_IN_AGAIN:
             self._drop_keys()
@@ -680,11 +639,11 @@ class VirtualTerminal:
             return outcome
         code = outcome.response_code
         if kind is Kind.REVERSAL:
-            if code in _ANSWERED:
+            if code in ANSWERED:
                 self.last_transaction = ledger.reversed(seq) or self.last_transaction
             return outcome
         if kind is Kind.BATCH_UPLOAD:
-            if code in _ANSWERED:
+            if code in ANSWERED:
                 ledger.uploaded()
                 if ledger.next_upload is None:
                     self._close_batch()
@@ -722,8 +681,9 @@ class VirtualTerminal:
             return replace(outcome, failure=Failure.PROTOCOL, detail=f"settlement answer: {exc}")
         want = "1" if code == "00" else "2"
         if flag != want:
-            return replace(outcome, failure=Failure.PROTOCOL,
-                           detail=f"48 settlement flag {flag} with 39 = {code}, expected {want}")
+            return replace(
+                outcome, failure=Failure.PROTOCOL, detail=f"48 settlement flag {flag} with 39 = {code}, expected {want}"
+            )
         if code == "00":
             self._close_batch()
         else:
@@ -803,4 +763,3 @@ class VirtualTerminal:
         self._state = state
         if state is State.SIGNED_OUT:
             self._keys = None
-

@@ -15,7 +15,8 @@ from specs.codec import codec_for
 from specs.framing import CupHeader, Tpdu, decode_frame, encode_frame
 from specs.message import Message
 from terminals_sim.outcome import Failure, FollowUp, Kind
-from terminals_sim.terminal import State, TerminalProfile, TerminalProtocolError, VirtualTerminal
+from terminals_sim.terminal import TerminalProfile, TerminalProtocolError, VirtualTerminal
+from terminals_sim.transitions import State
 from terminals_sim.workingkeys import KeyMode
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK, FakeHost
 

@@ -1,0 +1,72 @@
+"""The virtual terminal's state table: every allowed (state, request) pair and what each
+request looks like on the wire (MTI, 60.3, MACed or not), in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from terminals_sim.financial import FINANCIAL_KINDS, SHAPES
+from terminals_sim.outcome import Kind
+
+
+class State(StrEnum):
+    SIGNED_OUT = "signed_out"  # no working keys
+    SIGNED_IN = "signed_in"  # working keys, no operator
+    OPERATOR_IN = "operator_in"  # working keys and an operator signed in
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    approved: State
+    declined: State
+
+
+_OUT, _IN, _OP = State.SIGNED_OUT, State.SIGNED_IN, State.OPERATOR_IN
+# (state, request) -> where 39 = 00 and any other 39 lead. A declined sign-in drops the keys
+# (the host no longer honours them); everything else declined leaves the terminal where it was.
+TRANSITIONS: dict[tuple[State, Kind], Transition] = {
+    (_OUT, Kind.SIGNIN): Transition(_IN, _OUT),
+    (_IN, Kind.SIGNIN): Transition(_IN, _OUT),
+    (_OP, Kind.SIGNIN): Transition(_IN, _OUT),
+    (_OUT, Kind.ECHO): Transition(_OUT, _OUT),
+    (_IN, Kind.ECHO): Transition(_IN, _IN),
+    (_OP, Kind.ECHO): Transition(_OP, _OP),
+    (_IN, Kind.OPERATOR_SIGNIN): Transition(_OP, _IN),
+    (_OP, Kind.OPERATOR_SIGNIN): Transition(_OP, _IN),
+    (_OP, Kind.OPERATOR_SIGNOUT): Transition(_IN, _OP),
+    (_OP, Kind.PASSWORD_CHANGE): Transition(_OP, _OP),
+    (_IN, Kind.SIGNOFF): Transition(_OUT, _IN),
+    (_OP, Kind.SIGNOFF): Transition(_OUT, _OP),
+    (_IN, Kind.PARAM_DOWNLOAD): Transition(_IN, _IN),
+    (_OP, Kind.PARAM_DOWNLOAD): Transition(_OP, _OP),
+    (_IN, Kind.STATUS_UPLOAD): Transition(_IN, _IN),
+    (_OP, Kind.STATUS_UPLOAD): Transition(_OP, _OP),
+}
+# Financial requests need working keys and leave the terminal where it was, whatever 39 says.
+TRANSITIONS.update({(state, kind): Transition(state, state) for state in (_IN, _OP) for kind in FINANCIAL_KINDS})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    mti: str
+    code: str  # 60.3; "" for sign-in, whose code is the key mode
+    maced: bool
+
+
+REQUEST_SHAPES = {
+    Kind.SIGNIN: RequestShape("0800", "", False),
+    Kind.OPERATOR_SIGNIN: RequestShape("0800", "011", True),
+    Kind.OPERATOR_SIGNOUT: RequestShape("0800", "012", True),
+    Kind.PASSWORD_CHANGE: RequestShape("0800", "013", True),
+    Kind.ECHO: RequestShape("0820", "301", False),
+    Kind.SIGNOFF: RequestShape("0820", "002", False),
+    Kind.PARAM_DOWNLOAD: RequestShape("0800", "360", False),
+    Kind.STATUS_UPLOAD: RequestShape("0820", "362", False),
+    **{kind: RequestShape(shape.mti, "000", True) for kind, shape in SHAPES.items()},
+    Kind.REVERSAL: RequestShape("0400", "000", True),
+    Kind.SETTLEMENT: RequestShape("0500", "201", True),
+    Kind.BATCH_UPLOAD: RequestShape("0320", "201", True),
+}
+# Answers that close a reversal or a batch-upload item: done, or the host holds nothing for it.
+ANSWERED = frozenset({"00", "25"})
