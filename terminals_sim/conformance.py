@@ -13,7 +13,6 @@ are reversed again, so a run leaves the card's balance as it found it.
 from __future__ import annotations
 
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -23,6 +22,7 @@ from specs.codec import codec_for
 from specs.errors import WireError
 from specs.framing import decode_frame, encode_frame
 from specs.message import Message
+from terminals_sim import junit
 from terminals_sim.connection import ExchangeFailed, exchange_once
 from terminals_sim.financial import CardProfile, ReversalReason, Transaction
 from terminals_sim.outcome import Failure, Outcome
@@ -394,30 +394,17 @@ def describe(name: str) -> str:
 
 
 def write_junit(results: list[CheckResult], path: Path, *, target: str = "") -> None:
-    """JUnit XML: one testsuite, one testcase per check (failure / skipped elements)."""
-    suite = ET.Element(
-        "testsuite",
-        name=SUITE,
-        tests=str(len(results)),
-        failures=str(sum(r.status is CheckStatus.FAILED for r in results)),
-        skipped=str(sum(r.status is CheckStatus.SKIPPED for r in results)),
-        errors="0",
-        time=f"{sum(r.seconds for r in results):.3f}",
-    )
-    if target:
-        props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="target", value=target)
-    for r in results:
-        case = ET.SubElement(suite, "testcase", classname=f"{SUITE}.cup-pos", name=r.name,
-                             time=f"{r.seconds:.3f}")
-        if r.status is CheckStatus.FAILED:
-            failure = ET.SubElement(case, "failure", message=r.reason, type="ConformanceFailure")
-            failure.text = f"{describe(r.name)}\n{r.reason}"
-        elif r.status is CheckStatus.SKIPPED:
-            ET.SubElement(case, "skipped", message=r.reason)
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.indent(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-
+    """JUnit XML (junit.py): one testsuite, one testcase per check (failure / skipped elements)."""
+    cases = [
+        junit.Case(
+            classname=f"{SUITE}.cup-pos",
+            name=r.name,
+            seconds=r.seconds,
+            failure=r.reason if r.status is CheckStatus.FAILED else None,
+            failure_type="ConformanceFailure",
+            failure_text=f"{describe(r.name)}\n{r.reason}",
+            skipped=r.reason if r.status is CheckStatus.SKIPPED else None,
+        )
+        for r in results
+    ]
+    junit.write_junit(path, SUITE, cases, properties={"target": target} if target else None)
