@@ -1,5 +1,6 @@
 """``switchsim fleet`` (load runs of virtual terminals) and ``switchsim conformance`` (named
-checks against any cup-pos host). Exit status: 0 every expectation held, 1 any failed, 2 usage."""
+checks against any cup-pos host). Exit status: 0 the verdict passed (fleet: every check of
+terminals_sim/verdict.py; conformance: no check failed), 1 it failed, 2 usage."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from terminals_sim.conformance import (
 )
 from terminals_sim.financial import CardProfile
 from terminals_sim.fleet import DEFAULT_TIMEOUT, FleetConfig, FleetResult, run_fleet
-from terminals_sim.progress import LiveProgress, summary_table
+from terminals_sim.progress import print_summary, progress_for
 from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
     DEFAULT_MERCHANT_PREFIX,
@@ -37,11 +38,13 @@ from terminals_sim.provision import (
 from terminals_sim.report import build_report, write_report
 from terminals_sim.scenario import ScenarioError, builtin_names, load_scenario
 from terminals_sim.testcards import DEFAULT_TEST_CARDS, card_by_pan
+from terminals_sim.verdict import ThresholdError, Thresholds, write_verdict_junit
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_DURATION = 10.0
+DEFAULT_PROGRESS_INTERVAL = 5.0
 _PROVISION_HOOK = "switch.provisioning"
 
 
@@ -54,9 +57,10 @@ def register(subparsers: Any) -> None:
         "fleet",
         help="drive a host with virtual UnionPay POS terminals and report",
         description=(
-            "Run N virtual terminals against a cup-pos host with a scenario; live progress, "
-            "a summary table, and an optional JSON report with an HTML chart beside it. "
-            "Exit 0 when every expectation held, 1 when any failed, 2 on bad usage."
+            "Run N virtual terminals against a cup-pos host with a scenario; progress, "
+            "the verdict and a summary table, and an optional JSON report with an HTML page beside it. "
+            "Exit 0 when the verdict passed (no failed exchange, or at most --max-failure-ratio, "
+            "and every threshold given), 1 when it failed, 2 on bad usage."
         ),
     )
     fleet.add_argument("--target", metavar="HOST:PORT", help="the host to drive, e.g. 127.0.0.1:5800")
@@ -88,8 +92,14 @@ def register(subparsers: Any) -> None:
         help=f"per-exchange timeout (default {DEFAULT_TIMEOUT:g})",
     )
     fleet.add_argument(
-        "--report", type=Path, metavar="FILE.json", help="write the JSON report here and an HTML chart beside it"
+        "--report", type=Path, metavar="FILE.json", help="write the JSON report here and an HTML page beside it"
     )
+    fleet.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="put plotly.js inside the HTML page (4.8 MB) instead of one shared plotly.min.js beside it",
+    )
+    add_verdict_options(fleet, default_ratio=0.0)
     fleet.add_argument(
         "--seed", default=DEFAULT_SEED, help=f"TMK derivation seed shared with the switch (default {DEFAULT_SEED!r})"
     )
@@ -107,7 +117,15 @@ def register(subparsers: Any) -> None:
         help=f"first terminal number (default {DEFAULT_FIRST_TERMINAL})",
     )
     fleet.add_argument("--random-seed", type=int, metavar="N", help="make the step mix repeatable")
-    fleet.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    fleet.add_argument("--quiet", action="store_true", help="no progress, only the summary")
+    fleet.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        default=DEFAULT_PROGRESS_INTERVAL,
+        metavar="SECONDS",
+        help="when stdout is not a terminal, print a progress line this often "
+        f"(default {DEFAULT_PROGRESS_INTERVAL:g}; on a terminal the line is redrawn in place)",
+    )
     fleet.add_argument(
         "--uvloop", action="store_true", help="run on uvloop (pip install 'switchsim[fast]'); about 10-40%% more TPS"
     )
@@ -166,7 +184,52 @@ def register(subparsers: Any) -> None:
     conf.set_defaults(func=_conformance)
 
 
+def add_verdict_options(parser: argparse.ArgumentParser, *, default_ratio: float | None) -> None:
+    """The thresholds of terminals_sim/verdict.py and --junit (fleet and report merge)."""
+    group = parser.add_argument_group("verdict for CI (exit 1 when any check fails)")
+    group.add_argument("--max-p99-ms", type=_positive_float, metavar="MS", help="the run's p99 latency at most MS")
+    group.add_argument(
+        "--min-tps", type=_positive_float, metavar="TPS", help="the run's exchanges per second at least TPS"
+    )
+    shown = "0: no exchange may fail" if default_ratio is not None else "the reports' own"
+    group.add_argument(
+        "--max-failure-ratio",
+        type=_ratio,
+        default=default_ratio,
+        metavar="R",
+        help=f"failed / exchanges at most R (0 to 1), for the run and for each step kind (default {shown})",
+    )
+    group.add_argument(
+        "--junit", type=Path, metavar="FILE.xml", help="write JUnit XML: one test case per threshold and per step kind"
+    )
+
+
+def thresholds_from(args: argparse.Namespace) -> Thresholds | None:
+    """The thresholds given on the command line; None when none was given and there is no default."""
+    if args.max_p99_ms is None and args.min_tps is None and args.max_failure_ratio is None:
+        return None
+    ratio = args.max_failure_ratio if args.max_failure_ratio is not None else 0.0
+    return Thresholds(max_p99_ms=args.max_p99_ms, min_tps=args.min_tps, max_failure_ratio=ratio)
+
+
+def json_path(path: Path | None, option: str) -> None:
+    """Refuse a report name that is not .json: the JSON would land in a file named for another format."""
+    if path is not None and path.suffix.lower() != ".json":
+        raise ValueError(f"{option} must name a .json file (the HTML page is written beside it), got {str(path)!r}")
+
+
 # -- argument types ------------------------------------------------------------------------
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
 
 
 def _positive_int(text: str) -> int:
@@ -240,6 +303,8 @@ def _fleet(args: argparse.Namespace) -> int:
         if args.target is None:
             raise _Usage("--target HOST:PORT is required")
         host, port = _target(args.target)
+        json_path(args.report, "--report")
+        thresholds = thresholds_from(args) or Thresholds()
         scenario = load_scenario(args.scenario)
         duration = args.duration if args.exchanges is None else None
         if duration is None and args.exchanges is None:
@@ -260,14 +325,15 @@ def _fleet(args: argparse.Namespace) -> int:
             random_seed=args.random_seed,
         )
         run = _runner(args.uvloop)
-    except (_Usage, ScenarioError, ValueError) as exc:
+    except (_Usage, ScenarioError, ThresholdError, ValueError) as exc:
         err.print(f"switchsim fleet: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
         return EXIT_USAGE
     if args.quiet:
         result = run(run_fleet(config))
     else:
-        with LiveProgress(console, duration=duration, exchanges=args.exchanges) as live:
-            result = run(run_fleet(config, live.update))
+        progress = progress_for(console, duration=duration, exchanges=args.exchanges, interval=args.progress_interval)
+        with progress:
+            result = run(run_fleet(config, progress.update))
     report = build_report(
         result.stats,
         target=f"{host}:{port}",
@@ -275,12 +341,28 @@ def _fleet(args: argparse.Namespace) -> int:
         terminals=config.terminals,
         started_at=result.started_at,
         duration_s=result.duration_s,
+        timeout_s=config.timeout,
+        thresholds=thresholds,
     )
-    console.print(summary_table(report))
-    if args.report is not None:
-        html = write_report(report, args.report)
-        console.print(f"report: {args.report}  chart: {html}", highlight=False, markup=False)
-    return EXIT_OK if report["expectations"]["held"] else EXIT_FAILED
+    return finish(report, args, console, err, "switchsim fleet")
+
+
+def finish(report: dict[str, Any], args: argparse.Namespace, console: Console, err: Console, prog: str) -> int:
+    """Print the verdict and the summary, write the report, its page and the JUnit file; the
+    exit status of the verdict (fleet and report merge)."""
+    print_summary(console, report)
+    try:
+        if args.report is not None:
+            html = write_report(report, args.report, self_contained=args.self_contained)
+            console.print(f"report: {args.report}  page: {html}", highlight=False, markup=False, soft_wrap=True)
+        if args.junit is not None:
+            write_verdict_junit(report, args.junit)
+            console.print(f"junit: {args.junit}", highlight=False, markup=False, soft_wrap=True)
+    except OSError as exc:
+        err.print(f"{prog}: cannot write {exc.filename}: {exc.strerror}", style="red", highlight=False,
+                  soft_wrap=True, markup=False)
+        return EXIT_USAGE
+    return EXIT_OK if report["verdict"]["passed"] else EXIT_FAILED
 
 
 def _runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, FleetResult]], FleetResult]:

@@ -361,7 +361,7 @@ class Fleet:
     async def run(self) -> FleetResult:
         cfg = self.config
         started_at = time.time()
-        self.stats = RunStats(time.monotonic())
+        self.stats = RunStats(time.monotonic(), wall_start=started_at, timeout_s=cfg.timeout)
         drivers = [_Driver(self, p) for p in self.profiles()]
         rate = cfg.connect_rate
         tasks = [

@@ -6,6 +6,7 @@ Kept beside the terminal tests: the CLI is the fleet's front door and uses the s
 from __future__ import annotations
 
 import json
+import re
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from switchsim.cli import main
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK, FakeHost, provisioned_host, threaded_host
+from tests.terminals_sim.switchthread import threaded_switch
 
 
 # Knows the fleet's merchant but none of its terminals: every sign-in is answered 97.
@@ -157,3 +159,107 @@ def test_uvloop_missing_is_usage(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     monkeypatch.setitem(sys.modules, "uvloop", None)
     assert main(["fleet", "--target", "127.0.0.1:9", "--exchanges", "1", "--uvloop"]) == 2
     assert "switchsim[fast]" in capsys.readouterr().err
+
+
+# -- verdicts for CI, against the real switch (switchthread.py) ------------------------------
+
+
+def _junit_cases(path: Path) -> dict[str, ET.Element]:
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert suite is not None
+    return {f"{c.get('classname')}/{c.get('name')}": c for c in suite.iter("testcase")}
+
+
+def _failed(cases: dict[str, ET.Element]) -> set[str]:
+    return {name for name, case in cases.items() if case.find("failure") is not None}
+
+
+def test_fleet_verdict_passes_within_thresholds_and_writes_junit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junit = tmp_path / "out" / "fleet.xml"
+    with threaded_switch(tmp_path, 2) as port:
+        rc = main(["fleet", "--target", f"127.0.0.1:{port}", "--terminals", "2", "--exchanges", "30",
+                   "--scenario", _scenario(tmp_path), "--quiet", "--max-p99-ms", "20000", "--min-tps", "0.5",
+                   "--max-failure-ratio", "0", "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert out.splitlines()[0].startswith("verdict: PASSED (failures 0.00% (0 of 30) <= 0.00%; p99 ")
+    cases = _junit_cases(junit)
+    assert set(cases) == {
+        "switchsim.fleet.thresholds/max_failure_ratio",
+        "switchsim.fleet.thresholds/max_p99_ms",
+        "switchsim.fleet.thresholds/min_tps",
+        "switchsim.fleet.steps/signin",
+        "switchsim.fleet.steps/echo",
+    }
+    assert _failed(cases) == set()
+    signin = cases["switchsim.fleet.steps/signin"].find("system-out")
+    assert signin is not None and "signin: 2 exchanges, none failed" in (signin.text or "")
+
+
+def test_fleet_verdict_fails_each_threshold_missed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junit = tmp_path / "fleet.xml"
+    with threaded_switch(tmp_path, 2) as port:
+        rc = main(["fleet", "--target", f"127.0.0.1:{port}", "--terminals", "2", "--exchanges", "20",
+                   "--scenario", _scenario(tmp_path), "--quiet", "--max-p99-ms", "0.001",
+                   "--min-tps", "1000000", "--junit", str(junit)])
+    assert rc == 1
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("verdict: FAILED: p99 ") and "> 0.001 ms" in first and "< 1e+06" in first
+    cases = _junit_cases(junit)
+    assert _failed(cases) == {"switchsim.fleet.thresholds/max_p99_ms", "switchsim.fleet.thresholds/min_tps"}
+    failure = cases["switchsim.fleet.thresholds/max_p99_ms"].find("failure")
+    assert failure is not None and failure.get("type") == "ThresholdFailed"
+    assert (failure.get("message") or "").endswith("> 0.001 ms")
+
+
+def test_fleet_failure_ratio_is_a_threshold(tmp_path: Path) -> None:
+    # The switch knows none of the fleet's merchants: every sign-in is answered 03, a failure.
+    signins = _scenario(tmp_path, '[[mix]]\nstep = "signin"\n')
+    junit = tmp_path / "fleet.xml"
+    with threaded_switch(tmp_path, 0) as port:
+        base = ["fleet", "--target", f"127.0.0.1:{port}", "--terminals", "2", "--exchanges", "10",
+                "--scenario", signins, "--quiet", "--junit", str(junit)]
+        assert main([*base, "--max-failure-ratio", "0.99"]) == 1
+        cases = _junit_cases(junit)
+        assert _failed(cases) == {"switchsim.fleet.thresholds/max_failure_ratio", "switchsim.fleet.steps/signin"}
+        failure = cases["switchsim.fleet.steps/signin"].find("failure")
+        assert failure is not None
+        assert failure.get("message") == "signin: 10 of 10 failed (100.00% > 99.00%): unexpected_code 10"
+        assert "10 x signin: unexpected_code: 39 = 03, expected 00" in (failure.text or "")
+        assert main([*base, "--max-failure-ratio", "1"]) == 0
+        assert _failed(_junit_cases(junit)) == set()
+
+
+def test_fleet_prints_progress_lines_when_stdout_is_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with threaded_switch(tmp_path, 2) as port:
+        rc = main(["fleet", "--target", f"127.0.0.1:{port}", "--terminals", "2", "--duration", "3s",
+                   "--scenario", _scenario(tmp_path, "think_ms = 20\n" + ECHO_FILE), "--progress-interval", "1"])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    progress = [i for i, line in enumerate(lines) if re.fullmatch(
+        r"\d+\.\ds/3s exchanges \d+ TPS \d+ errors 0 timeouts 0 conns \d+", line)]
+    assert len(progress) >= 2, lines
+    assert progress == list(range(len(progress)))  # first, and nothing else on their lines
+    # The summary starts on a line of its own, with the verdict.
+    assert lines[len(progress)].startswith("verdict: PASSED")
+    assert "fleet run:" in lines[len(progress) + 1]
+
+
+def test_fleet_refuses_a_report_name_that_is_not_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "run.xml"
+    assert main(["fleet", "--target", "127.0.0.1:9", "--exchanges", "1", "--report", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--report must name a .json file" in err and "run.xml" in err
+    assert not report.exists() and not (tmp_path / "run.html").exists()
+
+
+def test_fleet_thresholds_out_of_range_are_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    for option, value in (("--max-failure-ratio", "1.5"), ("--max-p99-ms", "0"), ("--min-tps", "-3")):
+        with pytest.raises(SystemExit) as info:
+            main(["fleet", "--target", "127.0.0.1:9", "--exchanges", "1", option, value])
+        assert info.value.code == 2
+        assert option in capsys.readouterr().err
