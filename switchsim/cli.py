@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "switchsim.cmd_hsm",
     "switchsim.cmd_switch",
     "switchsim.cmd_fleet",
+    "switchsim.cmd_report",
 )
 
 EXIT_OK = 0
