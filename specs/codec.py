@@ -22,6 +22,7 @@ from specs import loader
 from specs.dialect import Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind
 from specs.errors import CodecError
 from specs.message import Message, split_subfields
+from specs.track2 import SEPARATORS as TRACK_SEPARATORS
 
 _DIGITS = frozenset("0123456789")
 _AN = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ")
@@ -237,7 +238,8 @@ def _check_for(spec: FieldSpec, dialect: Dialect) -> _Check:
     bcd = dialect.numeric_encoding is Encoding.BCD
     alphabet, label = {
         FieldType.N: (_DIGITS, "numeric"),
-        FieldType.Z: (_DIGITS | ({"D"} if bcd else {"="}), "track data (digits and separator)"),
+        # z: track data; ASCII terminals send `=` (ISO/IEC 7813) or `D` as the separator
+        FieldType.Z: (_DIGITS | ({"D"} if bcd else TRACK_SEPARATORS), "track data (digits and separator)"),
         FieldType.A: (_A, "alphabetic"),
         FieldType.AN: (_AN, "alphanumeric"),
         FieldType.ANS: (_ANS, "printable ASCII"),
