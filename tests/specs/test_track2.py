@@ -50,7 +50,7 @@ def _body(dialect: str, track: bytes) -> bytes:
     return b"0200" + bitmap + HEAD + f"{len(track):02d}".encode() + track
 
 
-ASCII_DIALECTS = ["iso87-binary", "iso87-ascii"]
+ASCII_DIALECTS = ["iso87-binary", "iso87-ascii", "iso87-ascii-rawbin"]
 
 
 @pytest.mark.parametrize("dialect", ASCII_DIALECTS)
