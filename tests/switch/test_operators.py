@@ -17,7 +17,7 @@ from switch.app import build_services, register_terminal, serve_switch, set_oper
 from switch.config import SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
-from switch.records import AuditEvent, TerminalId
+from switch.records import AuditEvent, OperatorFailures, TerminalId
 from switch.sqlite_store import SqliteStore
 from switch.store import StoreError
 from switchsim.cli import main
@@ -197,3 +197,20 @@ def test_unknown_id_locks_across_a_restart_and_cli_unlock_clears_it(tmp_path: Pa
         "75",
     ]
     assert main(["operator", "unlock", "--db", db, *IDS, "--id", "43"]) == 2  # nothing to unlock
+
+
+def test_a_store_from_before_the_failure_counts_gains_their_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE operators (merchant TEXT, terminal TEXT, operator TEXT)")
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    store.put_operator_failures(OperatorFailures(TID, "42", 2, False))
+    assert store.get_operator_failures(TID, "42") == OperatorFailures(TID, "42", 2, False)
+    assert store.delete_operator_failures(TID, "42") and not store.delete_operator_failures(TID, "42")
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
