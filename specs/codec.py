@@ -18,10 +18,11 @@ import iso8583
 from iso8583.decoder import DecodeError
 from iso8583.encoder import EncodeError
 
-from specs import loader
+from specs import hexbinary, loader
 from specs.dialect import Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind
 from specs.errors import CodecError
 from specs.message import Message, split_subfields
+from specs.track2 import SEPARATORS as TRACK_SEPARATORS
 
 _DIGITS = frozenset("0123456789")
 _AN = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ")
@@ -40,6 +41,8 @@ class _Check:
     maximum: int
     pad_left: str  # fixed n: fill to width with '0' on the left
     pad_right: str  # fixed an/ans: fill to width with ' ' on the right
+    binary: bool = False  # a b field: hex text of whole bytes, so an even number of digits
+    hex_text: bool = False  # a b field written as hex text: taken in either case, held in upper
 
 
 class Codec:
@@ -53,6 +56,7 @@ class Codec:
         self._hex_bitmap = dialect.bitmap_encoding is Encoding.HEX
         self._bitmap_len = 16 if self._hex_bitmap else 8
         self._with_subfields = tuple(n for n, s in dialect.fields.items() if s.subfields)
+        self._hex_text = frozenset(str(n) for n, c in self._checks.items() if c.hex_text)
         has_secondary = any(n > 64 for n in dialect.fields)
         primary = sum(1 << (64 - n) for n in dialect.fields if n <= 64) | (has_secondary << 63)
         secondary = sum(1 << (128 - n) for n in dialect.fields if n > 64)
@@ -74,7 +78,10 @@ class Codec:
         try:
             decoded, encoded = iso8583.decode(body, self._spec)
         except DecodeError as exc:
-            raise CodecError(_part_name(exc.field), exc.pos, _reason(exc.msg)) from None
+            reason = _reason(exc.msg)
+            if exc.field in self._hex_text and reason.startswith("Field data is"):
+                reason = reason.replace(" bytes", " hex characters", 1)  # pyiso8583 counts characters
+            raise CodecError(_part_name(exc.field), exc.pos, reason) from None
         except (ValueError, TypeError, IndexError) as exc:  # defensive: never leak these
             raise CodecError(None, 0, f"undecodable message ({type(exc).__name__})") from None
         mti = decoded["t"]
@@ -91,6 +98,8 @@ class Codec:
                 number = int(key)
                 value = decoded[key]
                 check = checks[number]
+                if check.hex_text:
+                    value = value.upper()
                 if not check.alphabet.issuperset(value):
                     raise CodecError(key, pos, f"value is not {check.label}")
                 fields[number] = value
@@ -199,6 +208,8 @@ class Codec:
                 value = value.ljust(check.exact, check.pad_right)
         if not check.alphabet.issuperset(value):
             raise CodecError(str(number), 0, f"value is not {check.label}")
+        if check.binary and len(value) % 2:
+            raise CodecError(str(number), 0, "hex text of whole bytes needs an even number of digits")
         if check.exact and len(value) != check.exact:
             raise CodecError(str(number), 0, f"length {len(value)}, must be {check.exact}")
         if len(value) > check.maximum:
@@ -237,7 +248,8 @@ def _check_for(spec: FieldSpec, dialect: Dialect) -> _Check:
     bcd = dialect.numeric_encoding is Encoding.BCD
     alphabet, label = {
         FieldType.N: (_DIGITS, "numeric"),
-        FieldType.Z: (_DIGITS | ({"D"} if bcd else {"="}), "track data (digits and separator)"),
+        # z: track data; ASCII terminals send `=` (ISO/IEC 7813) or `D` as the separator
+        FieldType.Z: (_DIGITS | ({"D"} if bcd else TRACK_SEPARATORS), "track data (digits and separator)"),
         FieldType.A: (_A, "alphabetic"),
         FieldType.AN: (_AN, "alphanumeric"),
         FieldType.ANS: (_ANS, "printable ASCII"),
@@ -247,7 +259,9 @@ def _check_for(spec: FieldSpec, dialect: Dialect) -> _Check:
     exact = spec.max_length * unit if spec.is_fixed else 0
     pad_left = "0" if spec.is_fixed and spec.type is FieldType.N and spec.align is Align.RIGHT else ""
     pad_right = " " if spec.is_fixed and spec.type in (FieldType.AN, FieldType.ANS, FieldType.A) else ""
-    return _Check(alphabet, label, exact, spec.max_length * unit, pad_left, pad_right)
+    binary = spec.type is FieldType.B
+    hex_text = binary and dialect.binary_encoding is Encoding.HEX
+    return _Check(alphabet, label, exact, spec.max_length * unit, pad_left, pad_right, binary, hex_text)
 
 
 def _pyiso_spec(dialect: Dialect) -> dict[str, dict[str, Any]]:
@@ -293,6 +307,12 @@ def _field_spec(field: FieldSpec, dialect: Dialect, bcd_len: bool) -> dict[str, 
         out["data_enc"] = "b"
         out["len_count"] = "nibbles"
         out["left_pad" if field.align is Align.RIGHT else "right_pad"] = "0"
+    elif field.type is FieldType.B and dialect.binary_encoding is Encoding.HEX:
+        # two hex characters a byte; a variable field's prefix still counts bytes (specs/hexbinary.py)
+        out["data_enc"] = "ascii"
+        out["max_len"] = field.max_length * 2
+        if field.length_kind is not LengthKind.FIXED:
+            out["len_enc"] = hexbinary.length_codec(len_type)
     elif field.type is FieldType.B:
         out["data_enc"] = "b"
     else:

@@ -53,8 +53,8 @@ class Sensitivity(StrEnum):
 class Encoding(StrEnum):
     BCD = "bcd"
     ASCII = "ascii"
-    BINARY = "binary"  # bitmap as raw bytes
-    HEX = "hex"  # bitmap as hex ASCII characters
+    BINARY = "binary"  # bitmap or b fields as raw bytes
+    HEX = "hex"  # bitmap or b fields as hex ASCII characters, two a byte
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +121,7 @@ class Dialect:
     messages: Mapping[str, MessageRule] = field(default_factory=dict)
     code_tables: tuple[CodeTable, ...] = ()
     source: str = ""
+    binary_encoding: Encoding = Encoding.BINARY  # b fields: raw bytes or hex text
 
     def field_spec(self, number: int) -> FieldSpec | None:
         return self.fields.get(number)

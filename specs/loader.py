@@ -2,7 +2,7 @@
 
 A file may say ``extends = "other-dialect"`` to take every field and message rule of another
 dialect and change only its encodings or a few fields; ISO 8583:1987 in binary and in ASCII
-differ only in how the bitmap is written.
+differ only in how the bitmap and the b fields are written.
 """
 
 from __future__ import annotations
@@ -64,9 +64,11 @@ def build(data: Mapping[str, Any], source: str = "<data>") -> Dialect:
     encoding = data.get("encoding", {})
     framing = _framing(data.get("framing"), base, source)
 
-    def enc(key: str, allowed: tuple[Encoding, ...]) -> Encoding:
+    def enc(key: str, allowed: tuple[Encoding, ...], default: Encoding | None = None) -> Encoding:
         if key not in encoding:
             if base is None:
+                if default is not None:
+                    return default
                 raise SpecError(source, f"encoding.{key}", "missing")
             value: Encoding = getattr(base, f"{key}_encoding")
             return value
@@ -76,6 +78,9 @@ def build(data: Mapping[str, Any], source: str = "<data>") -> Dialect:
     bitmap = enc("bitmap", (Encoding.BINARY, Encoding.HEX))
     numeric = enc("numeric", (Encoding.BCD, Encoding.ASCII))
     length = enc("length", (Encoding.BCD, Encoding.ASCII))
+    binary = enc("binary", (Encoding.BINARY, Encoding.HEX), Encoding.BINARY)
+    if binary is Encoding.HEX and length is not Encoding.ASCII:
+        raise SpecError(source, "encoding.binary", "hex-text b fields need ASCII lengths (encoding.length)")
 
     fields: dict[int, FieldSpec] = dict(base.fields) if base else {}
     for key, raw in data.get("fields", {}).items():
@@ -104,6 +109,7 @@ def build(data: Mapping[str, Any], source: str = "<data>") -> Dialect:
         messages=MappingProxyType(messages),
         code_tables=tuple(tables),
         source=str(data.get("source", base.source if base else "")),
+        binary_encoding=binary,
     )
 
 

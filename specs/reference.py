@@ -31,7 +31,13 @@ def render(dialect: Dialect) -> str:
         f"Maximum frame: {fmt.max_frame} bytes.",
         f"Numeric data: {dialect.numeric_encoding.value}; "
         f"LL/LLL lengths: {dialect.length_encoding.value}"
-        + (" (digits for n/z, bytes otherwise)" if dialect.length_encoding is Encoding.BCD else ""),
+        + (" (digits for n/z, bytes otherwise)" if dialect.length_encoding is Encoding.BCD else "")
+        + "; b fields: "
+        + (
+            "hex text, two characters a byte (an LL/LLL length counts bytes)"
+            if dialect.binary_encoding is Encoding.HEX
+            else "raw bytes"
+        ),
         "",
         "## Fields",
         "",

@@ -24,8 +24,16 @@ def _audit(services: Services, tid: TerminalId, operator_id: str, event: AuditEv
 
 
 def unlock_operator(services: Services, tid: TerminalId, operator_id: str) -> None:
-    services.store.put_operator(replace(_operator(services, tid, operator_id), locked=False, failures=0))
-    _audit(services, tid, operator_id, AuditEvent.OPERATOR_UNLOCKED, "unlocked by administrator")
+    """Clear the failures and the lock of an operator, or of an id the terminal does not have
+    (whose failures are counted too, see OperatorFailures)."""
+    operator = services.store.get_operator(tid, operator_id)
+    cleared = services.store.delete_operator_failures(tid, operator_id)
+    if operator is None and not cleared:
+        raise StoreError(f"no operator {operator_id} on terminal {tid}, and no failures counted for that id")
+    if operator is not None:
+        services.store.put_operator(replace(operator, locked=False, failures=0))
+    reason = "unlocked by administrator" if operator is not None else "failures of an unknown id cleared"
+    _audit(services, tid, operator_id, AuditEvent.OPERATOR_UNLOCKED, reason)
 
 
 def set_operator_enabled(services: Services, tid: TerminalId, operator_id: str, enabled: bool) -> None:

@@ -74,6 +74,7 @@ async def set_operator(services: Services, tid: TerminalId, operator_id: str, pa
     pin_lmk = await services.keys.encrypt_password(password)
     operator = Operator(tid, operator_id, Role.for_operator(operator_id), pin_lmk)
     services.store.put_operator(operator)
+    services.store.delete_operator_failures(tid, operator_id)  # counted while the id was unknown
     return operator
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from specs.masking import mask_pan
 from specs.message import Message
 from specs.response import ResponseCode
+from specs.track2 import parse_track2
 from switch.context import Services
 from switch.records import Card, CardStatus
 
@@ -76,16 +77,15 @@ def card_data(message: Message) -> CardData | ResponseCode:
     pan = message.get(2)
     expiry = message.get(14)
     if track is not None:
-        head, sep, tail = track.partition("D")
-        if not sep or not head:
+        parts = parse_track2(track)  # `=` or `D` as separator
+        if parts is None:
             return ResponseCode.FORMAT_ERROR
-        if pan is not None and pan != head:
+        if pan is not None and pan != parts.pan:
             return ResponseCode.INVALID_CARD
-        pan = head
-        track_expiry = tail[:4] if len(tail) >= 4 else None
-        if expiry is not None and track_expiry is not None and expiry != track_expiry:
+        pan = parts.pan
+        if expiry is not None and parts.expiry is not None and expiry != parts.expiry:
             return ResponseCode.INVALID_CARD
-        expiry = expiry or track_expiry
+        expiry = expiry or parts.expiry
     if pan is None:
         return ResponseCode.FORMAT_ERROR
     return CardData(pan, expiry)

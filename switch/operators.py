@@ -3,7 +3,8 @@
 The password arrives as an ISO 9564 format 0 PIN block with a zero PAN field, under the
 session PIK; only the HSM compares it (BC) with the stored LMK-encrypted password. Unknown
 operator and wrong password answer the same 55, after the same HSM round trip, so that
-operator ids cannot be guessed from the code or the latency.
+operator ids cannot be guessed from the code or the latency; an unknown id keeps a failure
+count in the store as a real operator does, and locks (75) at the same count.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import replace
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, operator_id_from_63
 from switch.keyservice import HsmFailure
-from switch.records import AuditEvent, Operator, SessionKeys
+from switch.records import AuditEvent, Operator, OperatorFailures, SessionKeys
 
 # A well-formed LMK-encrypted PIN that matches no real password: compared against when the
 # operator is unknown, so that the answer takes as long as a real check.
@@ -33,7 +34,13 @@ async def _check_password(
             reason=f"field 63 (operator) and field {block_field} (8-byte PIN block) are required",
         )
     operator = services.store.get_operator(ex.tid, operator_id)
-    if operator is not None and operator.locked:
+    # Read for every id, known or not, so that both take the same store round trips.
+    stranger = services.store.get_operator_failures(ex.tid, operator_id)
+    if operator is not None:
+        failures, locked = operator.failures, operator.locked
+    else:
+        failures, locked = (stranger.failures, stranger.locked) if stranger is not None else (0, False)
+    if locked:
         return None, Result(
             ResponseCode.PIN_TRIES_EXCEEDED, audit=event, reason="operator locked", operator=operator_id
         )
@@ -47,24 +54,24 @@ async def _check_password(
         if operator.failures:
             services.store.put_operator(replace(operator, failures=0))
         return operator, None
-    if operator is None or not usable:
-        return None, Result(
-            ResponseCode.INCORRECT_PIN,
-            audit=event,
-            reason="unknown or disabled operator",
-            operator=operator_id,
-        )
-    failures = operator.failures + 1
+    # Every refusal counts, whatever its reason, and locks at the same count: an unknown or a
+    # disabled id answers 55, 55, 75, 75, ... exactly as a real operator with a wrong password.
+    failures += 1
     locked = failures >= services.config.max_operator_failures
-    services.store.put_operator(replace(operator, failures=failures, locked=locked))
+    if operator is None:
+        services.store.put_operator_failures(OperatorFailures(ex.tid, operator_id, failures, locked))
+        why = "unknown operator"
+    else:
+        services.store.put_operator(replace(operator, failures=failures, locked=locked))
+        why = "wrong password" if operator.enabled else "disabled operator"
     if locked:
         return None, Result(
             ResponseCode.PIN_TRIES_EXCEEDED,
             audit=AuditEvent.OPERATOR_LOCKED,
-            reason=f"{failures} consecutive wrong passwords",
+            reason=f"{failures} consecutive refused sign-ins ({why})",
             operator=operator_id,
         )
-    return None, Result(ResponseCode.INCORRECT_PIN, audit=event, reason="wrong password", operator=operator_id)
+    return None, Result(ResponseCode.INCORRECT_PIN, audit=event, reason=why, operator=operator_id)
 
 
 async def operator_signin(services: Services, ex: Exchange, session: SessionKeys) -> Result:

@@ -60,6 +60,17 @@ class Operator:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorFailures:
+    """Refused sign-ins of an operator id the terminal does not have, counted and locked as a
+    real operator's are, so that the answers (55, 55, 75, 75, ...) never tell which ids exist."""
+
+    terminal: TerminalId
+    operator_id: str
+    failures: int = 0
+    locked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SessionKeys:
     """A terminal's signed-in session: working keys under the LMK, never in clear."""
 

@@ -35,7 +35,7 @@ match keys (all optional; a rule matches when every key given holds):
     amount_max          99999         field 4 <= this (inclusive); not with amount_eq
     amount_last_digits  "51"          1-12 digits field 4 ends with (000000001251 ends with 51)
     pan_prefix          "622202"      1-19 digits; the PAN is field 2, else field 35 up to its
-                                      separator (D, or = in ASCII dialects)
+                                      separator (D, or = or D in ASCII dialects)
     terminal            "00000764"    8 characters, field 41
     merchant            "848100058126002"  15 characters, field 42
     time_from, time_to  "22:00"       local wall-clock window [from, to), minute precision,
@@ -70,6 +70,7 @@ from typing import Any
 
 from specs.errors import CodecError
 from specs.message import Message
+from specs.track2 import parse_track2
 from switch.config import ConfigError
 
 MAX_DELAY_MS = 3_600_000
@@ -346,12 +347,8 @@ def _pan(values: Mapping[int, str]) -> str | None:
     if pan is not None:
         return pan
     track = values.get(35)
-    if track is None:
-        return None
-    cut = track.find("D")
-    if cut < 0:
-        cut = track.find("=")
-    return track[:cut] if cut > 0 else None
+    parts = parse_track2(track) if track is not None else None
+    return parts.pan if parts is not None else None
 
 
 def _minute_of_day(now: datetime) -> int:

@@ -30,16 +30,10 @@ def field62(mode: str, pik: WorkingKey, mak: WorkingKey, tdk: WorkingKey | None)
 async def terminal_signin(services: Services, ex: Exchange, terminal: Terminal) -> Result:
     mode = ex.message.sub("60.3") or ""
     pik_len, mak_len, tdk_len = KEY_MODES[mode]
+    # Field 63 names the operator at the terminal, with no password: it is audited, never
+    # looked up, since an answer that depended on it would tell which operator ids exist.
+    # Operators prove themselves with their password in the operator sign-in (60.3 = 011).
     operator_id = operator_id_from_63(ex.message.get(63))
-    if operator_id is not None:
-        operator = services.store.get_operator(ex.tid, operator_id)
-        if operator is None or not operator.enabled:
-            return Result(
-                ResponseCode.INCORRECT_PIN,
-                audit=AuditEvent.TERMINAL_SIGNIN,
-                reason="unknown or disabled operator in field 63",
-                operator=operator_id,
-            )
     jobs = [
         services.keys.generate_working_key(KeyKind.PIK, pik_len, terminal.tmk_lmk),
         services.keys.generate_working_key(KeyKind.MAK, mak_len, terminal.tmk_lmk),

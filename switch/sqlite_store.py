@@ -18,6 +18,7 @@ from switch.records import (
     CardStatus,
     JournalEntry,
     Operator,
+    OperatorFailures,
     Role,
     SessionKeys,
     Terminal,
@@ -28,7 +29,7 @@ from switch.records import (
 )
 from switch.store import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: operator_failures
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminals (
@@ -39,6 +40,9 @@ CREATE TABLE IF NOT EXISTS operators (
     merchant TEXT NOT NULL, terminal TEXT NOT NULL, operator TEXT NOT NULL, role TEXT NOT NULL,
     pin_lmk TEXT NOT NULL, enabled INTEGER NOT NULL, locked INTEGER NOT NULL,
     failures INTEGER NOT NULL, PRIMARY KEY (merchant, terminal, operator));
+CREATE TABLE IF NOT EXISTS operator_failures (
+    merchant TEXT NOT NULL, terminal TEXT NOT NULL, operator TEXT NOT NULL,
+    failures INTEGER NOT NULL, locked INTEGER NOT NULL, PRIMARY KEY (merchant, terminal, operator));
 CREATE TABLE IF NOT EXISTS sessions (
     merchant TEXT NOT NULL, terminal TEXT NOT NULL, mode TEXT NOT NULL, pik_lmk TEXT NOT NULL,
     mak_lmk TEXT NOT NULL, tdk_lmk TEXT, signed_in_at REAL NOT NULL, expires_at REAL NOT NULL,
@@ -294,6 +298,27 @@ class SqliteStore:
             (tid.merchant, tid.terminal),
         ).fetchall()
         return [_operator(r) for r in rows]
+
+    def get_operator_failures(self, tid: TerminalId, operator_id: str) -> OperatorFailures | None:
+        row = self._db.execute(
+            "SELECT failures, locked FROM operator_failures WHERE merchant=? AND terminal=? AND operator=?",
+            (tid.merchant, tid.terminal, operator_id),
+        ).fetchone()
+        return OperatorFailures(tid, operator_id, int(row[0]), bool(row[1])) if row else None
+
+    def put_operator_failures(self, record: OperatorFailures) -> None:
+        r = record
+        self._db.execute(
+            "INSERT OR REPLACE INTO operator_failures VALUES (?,?,?,?,?)",
+            (r.terminal.merchant, r.terminal.terminal, r.operator_id, r.failures, int(r.locked)),
+        )
+
+    def delete_operator_failures(self, tid: TerminalId, operator_id: str) -> bool:
+        cur = self._db.execute(
+            "DELETE FROM operator_failures WHERE merchant=? AND terminal=? AND operator=?",
+            (tid.merchant, tid.terminal, operator_id),
+        )
+        return cur.rowcount > 0
 
     # -- sessions ----------------------------------------------------------------------------
 

@@ -78,8 +78,10 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _list(_args: argparse.Namespace) -> int:
-    for name in loader.available():
-        print(f"{name:<14} {loader.load(name).description}")
+    names = loader.available()
+    width = max(len(name) for name in names) + 1
+    for name in names:
+        print(f"{name:<{width}} {loader.load(name).description}")
     return EXIT_OK
 
 

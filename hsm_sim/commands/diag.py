@@ -23,7 +23,12 @@ NC_SPEC = CommandSpec(
             name="LMK check value",
             kind=FieldKind.HEX,
             length=16,
-            description="E(LMK pair 00-01, 8 zero bytes), all 16 hex characters.",
+            description=(
+                "The 20 clear LMK pairs (00-01 to 38-39, 16 bytes each) XORed together, then the "
+                "two 8-byte halves of that XORed, as 16 hex characters: the value the open-source Thales "
+                "simulator reports (7B44AC1DDEE2A94B for the public test LMK). payShield does not "
+                "publish its own algorithm."
+            ),
         ),
         FieldSpec(
             name="Firmware number",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hsm_sim.dispatcher import COMMANDS
+from hsm_sim.dispatcher import COMMANDS, Dispatcher
 from hsm_sim.errors import HsmError
 from hsm_sim.hostcmd import FieldCursor, FieldKind, FieldSpec
 from hsm_sim.reference import render_reference
@@ -63,3 +63,18 @@ def test_key_fields_document_the_schemes_the_cursor_takes() -> None:
             for tag in rejected - {"Z"}:
                 with pytest.raises(HsmError):
                     FieldCursor((tag + "11" * 24).encode()).read_key(field)
+
+
+def test_nc_reference_describes_the_check_value_the_hsm_sends() -> None:
+    # Written by hand from hsm_sim/lmk.py's check_value and the published test LMK's NC answer.
+    expected_row = (
+        "| LMK check value | 16H | always | The 20 clear LMK pairs (00-01 to 38-39, 16 bytes each) XORed "
+        "together, then the two 8-byte halves of that XORed, as 16 hex characters: the value the "
+        "open-source Thales simulator reports (7B44AC1DDEE2A94B for the public test LMK). payShield "
+        "does not publish its own algorithm. |"
+    )
+    section = REFERENCE.split("## NC → ND: Perform Diagnostics\n", 1)[1].split("\n## ", 1)[0]
+    assert expected_row in section.splitlines()
+    assert "00-01, zeros" not in section and "8 zero bytes" not in section
+    # and the HSM (default: the public test LMK) sends exactly the value the text names
+    assert Dispatcher().handle(b"NC").startswith(b"ND007B44AC1DDEE2A94B")

@@ -24,7 +24,7 @@ def field_value(spec: FieldSpec, bcd: bool) -> st.SearchStrategy[str]:
         ]
         required = sum(1 for s in spec.subfields if not s.optional)
         return st.integers(required, len(parts)).flatmap(lambda k: st.tuples(*parts[:k]).map("".join))
-    alphabet = "0123456789" + ("D" if bcd else "=") if spec.type is FieldType.Z else _ALPHABETS[spec.type]
+    alphabet = "0123456789" + ("D" if bcd else "=D") if spec.type is FieldType.Z else _ALPHABETS[spec.type]
     if spec.type is FieldType.B:
         size = spec.max_length
         lo = size if spec.is_fixed else 0

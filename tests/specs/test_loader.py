@@ -21,10 +21,27 @@ def test_builtin_dialects_load() -> None:
     assert cup.messages["0800"].mandatory == frozenset({11, 41, 42, 60})
 
 
-def test_iso87_ascii_extends_binary_changing_only_bitmap() -> None:
+def test_iso87_ascii_extends_binary_changing_only_bitmap_and_b_fields() -> None:
     binary, ascii_ = loader.load("iso87-binary"), loader.load("iso87-ascii")
     assert ascii_.bitmap_encoding is Encoding.HEX and binary.bitmap_encoding is Encoding.BINARY
+    assert ascii_.binary_encoding is Encoding.HEX and binary.binary_encoding is Encoding.BINARY
     assert ascii_.fields == binary.fields
+
+
+def test_iso87_ascii_rawbin_is_iso87_ascii_with_raw_b_fields() -> None:
+    ascii_, rawbin = loader.load("iso87-ascii"), loader.load("iso87-ascii-rawbin")
+    assert "iso87-ascii-rawbin" in loader.available()
+    assert rawbin.binary_encoding is Encoding.BINARY and rawbin.bitmap_encoding is Encoding.HEX
+    assert rawbin.fields == ascii_.fields and rawbin.messages == ascii_.messages
+    assert loader.load("cup-pos").binary_encoding is Encoding.BINARY  # the default, unsaid
+
+
+def test_hex_b_fields_need_ascii_lengths(tmp_path: Path) -> None:
+    text = BASE.replace('length = "ascii"', 'length = "bcd"') + 'binary = "hex"\n'
+    text += '[fields]\n52 = { name = "PIN", type = "b", max = 8 }'
+    with pytest.raises(SpecError) as info:
+        loader.load(_write(tmp_path, text))
+    assert info.value.where == "encoding.binary" and "ASCII lengths" in info.value.problem
 
 
 def _write(tmp_path: Path, text: str) -> str:
@@ -56,6 +73,7 @@ length = "ascii"
             "does not fit",
         ),
         ('[fields]\n200 = { name = "X", type = "n", max = 1 }', "fields.200", "from 2 to 128"),
+        ('binary = "raw"\n[fields]\n11 = { name = "S", type = "n", max = 6 }', "encoding.binary", "not one of"),
         ('[fields]\n11 = { name = "STAN", type = "n", max = 6, colour = 1 }', "fields.11", "unknown keys"),
         (
             '[fields]\n11 = { name = "S", type = "n", max = 6 }\n[messages."0800"]\nmandatory = [41]',

@@ -99,6 +99,16 @@ def test_match_pan_prefix_prefers_field2_over_track2() -> None:
     assert not matches(Match(pan_prefix="400000"), both)
 
 
+@pytest.mark.parametrize("separator", ["=", "D"])
+def test_match_pan_prefix_reads_an_ascii_track2_with_either_separator(separator: str) -> None:
+    pan16 = "6222021234567890"
+    codec = codec_for("iso87-ascii")
+    message = codec.message("0200", {3: "000000", 4: "1251", 11: "1", 35: pan16 + separator + "2512101"})
+    assert matches(Match(pan_prefix="622202"), message)
+    assert matches(Match(pan_prefix=pan16), message)
+    assert not matches(Match(pan_prefix=pan16 + "2"), message)
+
+
 def test_match_pan_prefix_misses_a_track2_without_separator() -> None:
     assert not matches(Match(pan_prefix="622202"), purchase(f2=None, f35=PAN))
 

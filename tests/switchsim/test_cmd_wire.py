@@ -96,3 +96,25 @@ def test_malformed_input_exits_2_with_field_and_offset(capsys: pytest.CaptureFix
 def test_specs_show_prints_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["specs", "show", "cup-pos"]) == 0
     assert "# cup-pos" in capsys.readouterr().out
+
+
+def test_specs_list_names_both_iso87_ascii_variants(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["specs", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(rows) == {"cup-pos", "iso87-binary", "iso87-ascii", "iso87-ascii-rawbin"}
+    assert "hex ASCII bitmap and b fields" in rows["iso87-ascii"]
+    assert "raw binary b fields" in rows["iso87-ascii-rawbin"]
+    assert main(["specs", "show", "iso87-ascii"]) == 0
+    assert "b fields: hex text, two characters a byte (an LL/LLL length counts bytes)" in capsys.readouterr().out
+    assert main(["specs", "show", "iso87-ascii-rawbin"]) == 0
+    assert "b fields: raw bytes" in capsys.readouterr().out
+
+
+def test_decode_iso87_ascii_shows_hex_text_pin_block_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    # 0200 with 3, 4, 11 and 52 (bits 3, 4: 0x30; 11: 0x20; 52: byte 7 0x10), written out by hand
+    body = b"0200" + b"3020000000001000" + b"000000" + b"000000001000" + b"000001" + b"0123456789ABCDEF"
+    assert main(["decode", "--dialect", "iso87-ascii", "--body", body.hex()]) == 0
+    out = capsys.readouterr().out
+    assert "0123456789ABCDEF" not in out and "*" * 16 in out
+    assert main(["decode", "--dialect", "iso87-ascii", "--body", body.hex(), "--unmasked"]) == 0
+    assert "0123456789ABCDEF" in capsys.readouterr().out
