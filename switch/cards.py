@@ -76,7 +76,7 @@ def card_data(message: Message) -> CardData | ResponseCode:
     pan = message.get(2)
     expiry = message.get(14)
     if track is not None:
-        head, sep, tail = track.partition("D")
+        head, sep, tail = track.partition(message.dialect.track_separator)
         if not sep or not head:
             return ResponseCode.FORMAT_ERROR
         if pan is not None and pan != head:
