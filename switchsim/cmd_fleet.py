@@ -1,5 +1,6 @@
 """``switchsim fleet`` (load runs of virtual terminals) and ``switchsim conformance`` (named
-checks against any cup-pos host). Exit status: 0 every expectation held, 1 any failed, 2 usage."""
+checks against any host, in the dialect --dialect names). Exit status: 0 every expectation
+held, 1 any failed, 2 usage."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from specs.catalogue import DEFAULT_DIALECT
 from terminals_sim.conformance import (
     CHECK_NAMES,
     CheckStatus,
@@ -54,7 +56,7 @@ def register(subparsers: Any) -> None:
         "fleet",
         help="drive a host with virtual UnionPay POS terminals and report",
         description=(
-            "Run N virtual terminals against a cup-pos host with a scenario; live progress, "
+            "Run N virtual terminals against a host (cup-pos unless --dialect) with a scenario; live progress, "
             "a summary table, and an optional JSON report with an HTML chart beside it. "
             "Exit 0 when every expectation held, 1 when any failed, 2 on bad usage."
         ),
@@ -117,11 +119,12 @@ def register(subparsers: Any) -> None:
         help="register the fleet's terminals in the switch store first (needs --db); without --target, only provision",
     )
     fleet.add_argument("--db", metavar="PATH", help="switch store to provision into")
+    _dialect_option(fleet)
     fleet.set_defaults(func=_fleet)
 
     conf = subparsers.add_parser(
         "conformance",
-        help="run named cup-pos checks against a host",
+        help="run named conformance checks against a host (cup-pos unless --dialect)",
         description="Sign-in 001/003/004, key rotation, echo, operator sign-in, sign-off, malformed "
         "frame, unknown terminal/merchant; MAC, PIN, reversal and duplicate-STAN handling with "
         "a test card (skipped when the host answers 14 for it). Exit 0 when no check failed, "
@@ -163,7 +166,16 @@ def register(subparsers: Any) -> None:
         "--only", action="append", choices=CHECK_NAMES, metavar="CHECK", help="run only this check (repeatable)"
     )
     conf.add_argument("--junit", type=Path, metavar="FILE.xml", help="write JUnit XML here")
+    _dialect_option(conf)
     conf.set_defaults(func=_conformance)
+
+
+def _dialect_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dialect",
+        default=DEFAULT_DIALECT,
+        help=f"what the terminals speak: a dialect with a message catalogue (default {DEFAULT_DIALECT})",
+    )
 
 
 # -- argument types ------------------------------------------------------------------------
@@ -258,6 +270,7 @@ def _fleet(args: argparse.Namespace) -> int:
             rate=args.rate,
             timeout=args.timeout,
             random_seed=args.random_seed,
+            dialect=args.dialect,
         )
         run = _runner(args.uvloop)
     except (_Usage, ScenarioError, ValueError) as exc:
@@ -332,13 +345,14 @@ def _conformance(args: argparse.Namespace) -> int:
             password=args.password,
             timeout=args.timeout,
             card=_card(args),
+            dialect=args.dialect,
         )
         only = frozenset(args.only) if args.only else None
         results = asyncio.run(run_conformance(target, only))
     except (_Usage, ValueError) as exc:
         err.print(f"switchsim conformance: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
         return EXIT_USAGE
-    table = Table(title=f"cup-pos conformance against {host}:{port}")
+    table = Table(title=f"{args.dialect} conformance against {host}:{port}")
     table.add_column("check")
     table.add_column("result")
     table.add_column("reason / what it checks")
@@ -347,6 +361,6 @@ def _conformance(args: argparse.Namespace) -> int:
         table.add_row(r.name, Text(r.status.value, style=style[r.status]), Text(r.reason or describe(r.name)))
     Console().print(table)
     if args.junit is not None:
-        write_junit(results, args.junit, target=f"{host}:{port}")
+        write_junit(results, args.junit, target=f"{host}:{port}", dialect=args.dialect)
     failed = any(r.status is CheckStatus.FAILED for r in results)
     return EXIT_FAILED if failed else EXIT_OK

@@ -49,7 +49,7 @@ from terminals_sim.testcards import (
     card_by_pan,
 )
 from terminals_sim.workingkeys import KeyMode
-from tests.terminals_sim.fakehost import FakeHost
+from tests.terminals_sim.fakehost import ANSWER_MTI, FakeHost
 from tests.terminals_sim.test_terminal import F62, profile, request_of
 
 CODEC = codec_for("cup-pos")
@@ -94,7 +94,7 @@ def reply(request: Message, code: str = "00", *, mac: str | None = None, **field
     out[39] = code
     out.update({int(k.removeprefix("f")): v for k, v in fields.items()})
     out[64] = "0" * 16
-    mti = request.mti[:2] + str(int(request.mti[2]) + 1) + request.mti[3]
+    mti = ANSWER_MTI[request.mti]
     body = CODEC.encode(CODEC.message(mti, out))
     out[64] = mac or cup_mac(MAK, body[:-8])
     body = CODEC.encode(CODEC.message(mti, out))

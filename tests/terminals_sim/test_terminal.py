@@ -18,7 +18,7 @@ from terminals_sim.outcome import Failure, FollowUp, Kind
 from terminals_sim.terminal import TerminalProfile, TerminalProtocolError, VirtualTerminal
 from terminals_sim.transitions import State
 from terminals_sim.workingkeys import KeyMode
-from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK, FakeHost
+from tests.terminals_sim.fakehost import ANSWER_MTI, MERCHANT, TERMINAL, TMK, FakeHost
 
 CODEC = codec_for("cup-pos")
 FMT = CODEC.dialect.framing
@@ -53,7 +53,7 @@ def request_of(frame: bytes) -> Message:
 def answer(request: Message, requirement: int = 0, **fields: str) -> bytes:
     out = {11: request[11], 41: request[41], 42: request[42], 60: request[60], 39: "00"}
     out.update({int(k.removeprefix("f")): v for k, v in fields.items()})
-    mti = request.mti[:2] + str(int(request.mti[2]) + 1) + request.mti[3]
+    mti = ANSWER_MTI[request.mti]
     body = CODEC.encode(CODEC.message(mti, out))
     return encode_frame(FMT, body, tpdu=Tpdu.from_hex("6000000000"),
                         header=CupHeader().with_requirement(requirement))
