@@ -4,6 +4,7 @@ skeletons, field 62 layouts, the MAC input and the loader's errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from specs import catalogue, loader
 from specs.catalogue import CatalogueError, KeyLayoutError, KeyName, Needs, catalogue_for, mac_input
 from specs.codec import codec_for
+from specs.reference import render_messages
 from tests.switch import independent
 
 CUP = catalogue.load("cup-pos")
@@ -254,3 +256,11 @@ def test_loader_errors_name_file_entry_and_key(data: dict[str, Any], where: str,
 def test_a_good_minimal_catalogue_builds() -> None:
     built = catalogue.build(GOOD, name="mini")
     assert built.kind("echo").response_mti == "0830" and built.kind("echo").needs is Needs.NOTHING
+
+
+def test_the_message_table_in_docs_cup_pos_md_is_the_generated_one() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cup-pos.md").read_text(encoding="utf-8")
+    start = text.index("<!-- generated: switchsim specs show cup-pos --messages -->\n```\n")
+    body = text[start:].split("\n", 2)[2]
+    copy = body[: body.index("```\n<!-- end generated -->")]
+    assert copy == render_messages(CUP), "docs/cup-pos.md: paste `switchsim specs show cup-pos --messages` again"

@@ -1,6 +1,6 @@
 """A small cup-pos host written from the message contract, for testing the terminal side.
 
-Working keys and check values come from shared/vectors/cup_pos.json (PIK 2222..., CV 00962B60;
+Working keys and check values are the published ones (docs/cup-pos.md; PIK 2222..., CV 00962B60;
 MAK 3333..., CV ADC67D84; TDK 4444..., CV E2F24340). A second key set, used when the host
 rotates keys, has check values computed by hand with
 ``openssl enc -des-ede3 -nopad -K 5555...`` (0CD7DC49) and ``-K 6666...`` (B0B563C2).

@@ -8,7 +8,7 @@ Expected values are worked out independently of hsm_sim:
   0B1099C8B3051753. PIN 111111 with PAN 6212340000000001 (234000000000) is 06111111FFFFFFFF
   xor 0000234000000000 = 06113251FFFFFFFF.
 - MACs with ``cryptography`` directly, following the UnionPay POS ECB MAC as
-  shared/vectors/cup_pos.json describes it.
+  docs/cup-pos.md describes it.
 - Settlement totals for the sample in ``test_settlement_totals_from_a_hand_worked_batch``.
 """
 
@@ -68,7 +68,7 @@ def _tdes(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
 
 
 def cup_mac(mak: bytes, data: bytes) -> str:
-    """Field 64 as cup_pos.json describes it, written again here from that text."""
+    """Field 64 as docs/cup-pos.md ("The MAC") describes it, written again here from that text."""
     data += bytes(-len(data) % 8)
     acc = bytes(8)
     for i in range(0, len(data), 8):

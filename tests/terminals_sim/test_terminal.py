@@ -3,7 +3,7 @@
 Field 62 ciphertexts were worked out with openssl (TMK 1111... so 3DES reduces to DES):
 ``echo 2222222222222222 | xxd -r -p | openssl enc -des-ede3 -nopad -K 1111...11`` ->
 950973182317F80B; 3333333333333333 -> F679786E2411E3DE; 4444444444444444 -> A0C45C59F1E549BB.
-Check values are the published ones (shared/vectors/cup_pos.json).
+Check values are the published ones (docs/cup-pos.md, "Field 62").
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_signin_request_carries_the_contract_fields() -> None:
 
 
 def test_signin_request_matches_the_published_frame_body() -> None:
-    # cup_pos.json examples[0]: STAN 000105, batch 000001, 60.3 = 003, operator 001.
+    # The published sign-in (docs/cup-pos.md): STAN 000105, batch 000001, 60.3 = 003, operator 001.
     t = VirtualTerminal(profile(first_stan=105))
     frame = decode_frame(FMT, t.start_signin())
     assert frame.body.hex().upper() == (
