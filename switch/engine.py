@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hsm_sim.transport import HsmTransportError
-from specs.catalogue import catalogue_for, mac_input
+from specs.catalogue import mac_input
+from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
 from specs.message import Message

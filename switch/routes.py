@@ -1,7 +1,7 @@
 """Which handler serves each request kind, and under which session rule.
 
 What a request looks like (MTI, 3, 60.1, 60.3 or 70, MAC, what it needs) is in the message
-catalogue (specs/dialects/*.messages.toml, read by specs/catalogue.py); this table only says
+catalogue (specs/dialects/*.messages.toml, read by specs/catalogue_loader.py); this table only says
 who answers each kind and which row of the session table (switch/session.py) it follows.
 Adding a request kind is one catalogue entry and one line here with its handler.
 """
@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from specs.catalogue import MessageKind, Needs, catalogue_for
+from specs.catalogue import MessageKind, Needs
+from specs.catalogue_loader import catalogue_for
 from specs.message import Message
 from specs.response import ResponseCode
 from switch import authorisation, financial, netmgmt, operators, signin

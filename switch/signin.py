@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from specs.catalogue import MessageKind, catalogue_for
+from specs.catalogue import MessageKind
+from specs.catalogue_loader import catalogue_for
 from specs.message import join_subfields
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, operator_id_from_63

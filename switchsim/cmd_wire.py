@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from specs import loader, reference
-from specs.catalogue import catalogue_for
+from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
 from specs.dump import annotate, decode_wire, from_json, render_dump, to_json
 from specs.errors import SpecError, WireError

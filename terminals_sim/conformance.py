@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from specs.catalogue import DEFAULT_DIALECT, catalogue_for
+from specs.catalogue import DEFAULT_DIALECT
+from specs.catalogue_loader import catalogue_for
 from specs.codec import Codec, codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import decode_frame, encode_frame

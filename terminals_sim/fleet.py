@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from specs.catalogue import DEFAULT_DIALECT, catalogue_for
+from specs.catalogue import DEFAULT_DIALECT
+from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import Frame

@@ -26,10 +26,12 @@ from dataclasses import dataclass, field, replace
 from hsm_sim.ciphers import tdes_ecb_encrypt
 from hsm_sim.mac import cup_pos_mac
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock
-from specs.catalogue import DEFAULT_DIALECT, KeyLayout, MessageKind, Skeleton, catalogue_for, echo_value, mac_input
+from specs.catalogue import DEFAULT_DIALECT, MessageKind, Skeleton, echo_value, mac_input
+from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
 from specs.errors import WireError
 from specs.framing import CupHeader, Frame, Tpdu, decode_frame, encode_frame
+from specs.keylayout import KeyLayout
 from specs.message import Message
 from terminals_sim.financial import (
     CURRENCY,

@@ -1,7 +1,7 @@
 """Field 62 of a sign-in answer (0810): working keys under the terminal master key.
 
 Where each key and check value sits is the key mode's layout in the message catalogue
-(specs/catalogue.py, ``KeyLayout``; docs/cup-pos.md, "Field 62"). Key ciphertexts are DES/3DES
+(specs/keylayout.py, ``KeyLayout``; docs/cup-pos.md, "Field 62"). Key ciphertexts are DES/3DES
 ECB under the TMK; a check value is the first bytes of E(clear key, 8 zero bytes). Errors name
 the key and the problem, never a key byte.
 """
@@ -14,7 +14,7 @@ from enum import StrEnum
 from hsm_sim.ciphers import tdes_ecb_decrypt
 from hsm_sim.errors import HsmError
 from hsm_sim.keys import kcv_tdes
-from specs.catalogue import KeyLayout, KeyLayoutError, KeyName
+from specs.keylayout import KeyLayout, KeyLayoutError, KeyName
 
 
 class KeyMode(StrEnum):

@@ -9,14 +9,16 @@ from typing import Any
 
 import pytest
 
-from specs import catalogue, loader
-from specs.catalogue import CatalogueError, KeyLayoutError, KeyName, Needs, catalogue_for, mac_input
+from specs import catalogue, catalogue_loader, loader
+from specs.catalogue import CatalogueError, Needs, mac_input
+from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
+from specs.keylayout import KeyLayoutError, KeyName
 from specs.reference import render_messages
 from tests.switch import independent
 
-CUP = catalogue.load("cup-pos")
-ISO = catalogue.load("iso87")
+CUP = catalogue_loader.load("cup-pos")
+ISO = catalogue_loader.load("iso87")
 CODEC = codec_for("cup-pos")
 BASE = {11: "000001", 41: "00000764", 42: "848100058126002"}
 CARD = {2: "6222021234567890123", 22: "021", 25: "00", 49: "156"}
@@ -247,14 +249,14 @@ def with_kind(**kind: Any) -> dict[str, Any]:
 )
 def test_loader_errors_name_file_entry_and_key(data: dict[str, Any], where: str, problem: str) -> None:
     with pytest.raises(CatalogueError) as info:
-        catalogue.build(data, source="test.messages.toml")
+        catalogue_loader.build(data, source="test.messages.toml")
     assert info.value.source == "test.messages.toml"
     assert info.value.where == where
     assert problem in info.value.problem
 
 
 def test_a_good_minimal_catalogue_builds() -> None:
-    built = catalogue.build(GOOD, name="mini")
+    built = catalogue_loader.build(GOOD, name="mini")
     assert built.kind("echo").response_mti == "0830" and built.kind("echo").needs is Needs.NOTHING
 
 

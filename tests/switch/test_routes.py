@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from specs import catalogue
+from specs import catalogue_loader as catalogue
 from specs.catalogue import Needs
 from specs.codec import codec_for
 from switch.routes import ROUTES, classify
