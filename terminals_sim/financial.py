@@ -73,7 +73,7 @@ class CardProfile:
     def masked_pan(self) -> str:
         return f"{self.pan[:6]}...{self.pan[-4:]}"
 
-    def track2(self, separator: str = "D") -> str:
+    def track2(self, separator: str) -> str:
         """PAN, separator (the dialect's: D in BCD, = in ASCII), YYMM, service code, discretionary."""
         return f"{self.pan}{separator}{self.expiry}{self.service_code}{_TRACK2_DISCRETIONARY}"
 
@@ -224,7 +224,7 @@ def encrypted_pin_block(pik: bytes, pin: str, pan: str) -> str:
     return tdes_ecb_encrypt(pik, build_pinblock(PinBlockFormat.ISO0, pin, pan)).hex().upper()
 
 
-def card_fields(card: CardProfile, with_pin: bool, separator: str = "D") -> dict[int, str]:
+def card_fields(card: CardProfile, with_pin: bool, separator: str) -> dict[int, str]:
     """2, 35 (with the dialect's track separator) and 14 as the card's entry mode gives them,
     and 22."""
     fields = {2: card.pan, 14: card.expiry, 22: f"{card.entry.value}{1 if with_pin else 2}"}

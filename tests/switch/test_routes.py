@@ -42,3 +42,11 @@ def test_iso87_kinds_follow_the_echo_rule_no_session() -> None:
     iso = codec_for("iso87-binary")
     found = classify(iso.message("0100", {3: "000000", 4: "000000000100", 11: "000001"}))
     assert found is not None and found[0].name == "authorisation" and found[1].request is Request.ECHO
+
+
+def test_the_switch_echoes_every_field_a_kind_says_its_answer_must_give_back() -> None:
+    from switch.engine import _ECHOED
+
+    for key in ROUTES:
+        kind = catalogue.load(key[0]).kind(key[1])
+        assert {int(item.partition(".")[0]) for item in kind.echo} <= set(_ECHOED), key
