@@ -126,6 +126,11 @@ class Dialect:
     def field_spec(self, number: int) -> FieldSpec | None:
         return self.fields.get(number)
 
+    @property
+    def track_separator(self) -> str:
+        """What parts the PAN from the rest in track data (z): the nibble D in BCD, "=" in ASCII."""
+        return "D" if self.numeric_encoding is Encoding.BCD else "="
+
     def subfield_spec(self, subfield_id: str) -> tuple[FieldSpec, int] | None:
         """The parent field of '60.3' and the subfield's index, or None if unknown."""
         head, _, _ = subfield_id.partition(".")

@@ -37,7 +37,8 @@ _LIMITS = {LengthKind.LLVAR: 99, LengthKind.LLLVAR: 999}
 
 
 def available() -> list[str]:
-    return sorted(p.stem for p in DIALECT_DIR.glob("*.toml"))
+    # Message catalogues (NAME.messages.toml, see specs/catalogue.py) live beside the dialects.
+    return sorted(p.stem for p in DIALECT_DIR.glob("*.toml") if not p.stem.endswith(".messages"))
 
 
 @cache

@@ -1,7 +1,11 @@
-"""The human-readable field reference of a dialect, generated from its data (never by hand)."""
+"""The human-readable references of a dialect, generated from its data (never by hand): the
+field reference and the message table of its catalogue."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from specs.catalogue import Catalogue, MessageKind
 from specs.dialect import Dialect, Encoding
 
 
@@ -61,3 +65,61 @@ def render(dialect: Dialect) -> str:
         lines += ["", f"## Codes: {table.name} ({table.field})", ""]
         lines += [f"{code:>5}  {text}" for code, text in table.codes.items()]
     return "\n".join(lines) + "\n"
+
+
+def render_messages(catalogue: Catalogue) -> str:
+    """The message table of a catalogue: every request kind, as ``specs show NAME --messages``."""
+    code_head = catalogue.network_code_field
+    type_head = catalogue.type_code_field
+    rows = [["kind", "MTI", "answer", "3", *([type_head] if type_head else []), code_head, "MAC", "needs",
+             "echoed"]]
+    for kind in catalogue.kinds.values():
+        row = [kind.name, kind.mti, kind.response_mti, _cell(kind, kind.processing_code, "3", None)]
+        if type_head:
+            row.append(_cell(kind, kind.type_code, type_head, catalogue.default_type_code))
+        row.append(_cell(kind, "/".join(kind.network_codes), code_head, catalogue.default_network_code))
+        row += ["yes" if kind.maced else "no", kind.needs.value, " ".join(kind.echo)]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = [
+        f"# {catalogue.name} messages",
+        "",
+        catalogue.description,
+        "",
+        f"Dialects: {', '.join(catalogue.dialects)}. Generated from {Path(catalogue.source).name}.",
+        "",
+        "## Requests",
+        "",
+        *table,
+        "",
+        "A kind is routed by the values it shows; (00): what its request sends, not routed on;",
+        "orig.: repeated from the original request; echoed: what the answer must give back",
+        "unchanged when the request carried it.",
+        "",
+        "## What each kind is",
+        "",
+    ]
+    lines += [f"{kind.name:<{widths[0]}}  {kind.title}" for kind in catalogue.kinds.values() if kind.title]
+    for kind in catalogue.kinds.values():
+        if kind.key_layouts:
+            lines += ["", f"## Field 62 of the {kind.name} answer", ""]
+            lines += [f"{mode}  {lay.length} bytes: {lay.describe()}" for mode, lay in kind.key_layouts.items()]
+    unmatched = sorted(catalogue.unmatched.items())
+    lines += ["", "## Requests no kind serves", ""]
+    lines += [f"{mti}  answered {code} when its codes match no kind" for mti, code in unmatched]
+    lines.append("any other request is answered 40")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(kind: MessageKind, declared: str | None, item: str, default: str | None) -> str:
+    """A routing value as the table shows it: declared, repeated, only sent, or absent."""
+    if declared:
+        return declared
+    if _parent(item) in kind.from_original:
+        return "orig."
+    return f"({default})" if default else "-"
+
+
+def _parent(item: str) -> int:
+    return int(item.partition(".")[0])

@@ -1,4 +1,4 @@
-"""ISO 8583 field 39 response codes as UnionPay POS hosts use them (cup_pos.json)."""
+"""ISO 8583 field 39 response codes as UnionPay POS hosts use them (docs/cup-pos.md)."""
 
 from __future__ import annotations
 

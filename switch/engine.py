@@ -16,20 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hsm_sim.transport import HsmTransportError
+from specs.catalogue import mac_input
+from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
 from specs.message import Message
 from specs.response import ResponseCode
-from switch import financial, netmgmt, operators, signin
 from switch.context import Exchange, Result, Services, audit
 from switch.keyservice import HsmFailure
-from switch.records import AuditEvent, JournalEntry, SessionKeys, Terminal, TerminalId
+from switch.records import AuditEvent, JournalEntry, SessionKeys, TerminalId
+from switch.routes import classify, run
 from switch.rules import ActionKind
-from switch.session import MACED, Refusal, Request, State, classify, state_of, transition
+from switch.session import Refusal, Request, State, state_of, transition
 from switchsim.logs import get_logger
 
 _log = get_logger("switch")
-_MAC_PLACEHOLDER = "0" * 16
 _ECHOED = (2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70)
 
 
@@ -39,14 +40,11 @@ class Answer:
     close: bool = False
 
 
-def response_mti(mti: str) -> str:
-    return mti[:2] + str(min(int(mti[2]) + 1, 9)) + mti[3]
-
-
 class SwitchEngine:
     def __init__(self, services: Services, *, reraise_bugs: bool = False) -> None:
         self.services = services
         self.codec = services.codec
+        self.catalogue = catalogue_for(services.codec.dialect)  # routing, MAC and answer MTIs
         self.reraise_bugs = reraise_bugs  # tests set it, so a bug cannot hide behind a 96
 
     # -- entry point ---------------------------------------------------------------------------
@@ -72,7 +70,7 @@ class SwitchEngine:
                 return Answer(None, close=True)
             fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
             fields[39] = ResponseCode.SYSTEM_MALFUNCTION
-            return Answer(self._frame(frame, self.codec.message(response_mti(mti), fields), False))
+            return Answer(self._frame(frame, self.codec.message(self.catalogue.response_mti(mti), fields), False))
 
     async def _handle(self, frame: Frame, remote: str) -> Answer:
         started = time.perf_counter()
@@ -120,9 +118,11 @@ class SwitchEngine:
 
     async def _dispatch(self, ex: Exchange) -> tuple[Result, SessionKeys | None]:
         services = self.services
-        request = classify(ex.message)
-        if request is None:
-            return Result(ResponseCode.FUNCTION_NOT_SUPPORTED, reason="message not served"), None
+        found = classify(ex.message)
+        if found is None:
+            return Result(self.catalogue.unmatched_code(ex.message.mti), reason="message not served"), None
+        kind, route = found
+        request = route.request
         if 70 in ex.message and request is Request.ECHO:
             return Result(ResponseCode.APPROVED, reason="iso87 network management"), None
         terminal = services.store.get_terminal(ex.tid)
@@ -145,41 +145,16 @@ class SwitchEngine:
         if isinstance(step, Refusal):
             return Result(step.code, reason=step.reason, sign_in_again=step.sign_in_again or expired), session
         live = session if state is not State.SIGNED_OFF else None
-        if request in MACED and live is not None and not await self._mac_ok(ex.message, live):
+        if kind.maced and live is not None and not await self._mac_ok(ex.message, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
             audit(services, ex, _audit_event(request), str(result.code), result.reason)
             return result, None
-        result = await self._run(request, ex, terminal, live)
+        result = await run(kind, route, services, ex, terminal, live)
         if result.audit is not None:
             audit(services, ex, result.audit, str(result.code), result.reason, result.operator)
         if expired and request is not Request.TERMINAL_SIGNIN:
             result = Result(result.code, result.fields, reason=result.reason, sign_in_again=True)
         return result, services.session(ex.tid)
-
-    async def _run(self, request: Request, ex: Exchange, terminal: Terminal, session: SessionKeys | None) -> Result:
-        services = self.services
-        match request:
-            case Request.TERMINAL_SIGNIN:
-                return await signin.terminal_signin(services, ex, terminal)
-            case Request.TERMINAL_SIGNOFF:
-                return netmgmt.signoff(services, ex)
-            case Request.ECHO:
-                return netmgmt.echo(services, ex)
-            case Request.PARAMETER_DOWNLOAD:
-                return netmgmt.parameters(services, ex)
-            case Request.STATUS_UPLOAD:
-                return netmgmt.status_upload(services, ex)
-        assert session is not None  # the table allows operator requests only when signed in
-        match request:
-            case Request.OPERATOR_SIGNIN:
-                return await operators.operator_signin(services, ex, session)
-            case Request.OPERATOR_SIGNOUT:
-                return await operators.operator_signout(services, ex, session)
-            case Request.PASSWORD_CHANGE:
-                return await operators.password_change(services, ex, session)
-            case Request.FINANCIAL:
-                return await financial.handle(services, ex, terminal, session)
-        raise AssertionError(f"unrouted request {request}")
 
     # -- MAC -----------------------------------------------------------------------------------
 
@@ -187,12 +162,11 @@ class SwitchEngine:
         mac_hex = message.get(64)
         if mac_hex is None:
             return False
-        body = self.codec.encode(self.codec.amend(message, {64: _MAC_PLACEHOLDER}), validate=False)
-        return await self.services.keys.verify_mac(session.mak_lmk, body[:-8], bytes.fromhex(mac_hex))
+        data = mac_input(self.codec, message)
+        return await self.services.keys.verify_mac(session.mak_lmk, data, bytes.fromhex(mac_hex))
 
     async def _with_mac(self, message: Message, session: SessionKeys) -> Message:
-        body = self.codec.encode(self.codec.amend(message, {64: _MAC_PLACEHOLDER}), validate=False)
-        mac = await self.services.keys.generate_mac(session.mak_lmk, body[:-8])
+        mac = await self.services.keys.generate_mac(session.mak_lmk, mac_input(self.codec, message))
         return self.codec.amend(message, {64: mac.hex().upper()})
 
     # -- responses -----------------------------------------------------------------------------
@@ -206,7 +180,7 @@ class SwitchEngine:
         fields[37] = self.services.next_rrn()
         fields[39] = str(result.code)
         fields.update(result.fields)
-        response = self.codec.message(response_mti(request.mti), fields)
+        response = self.codec.message(self.catalogue.response_mti(request.mti), fields)
         wants_mac = 64 in request and result.code != ResponseCode.MAC_ERROR
         if wants_mac and session is not None and session.expires_at > self.services.clock():
             response = await self._with_mac(response, session)
@@ -237,7 +211,7 @@ class SwitchEngine:
             return Answer(None, close=True)
         fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
         fields[39] = exc.response_code.value
-        response = self.codec.message(response_mti(mti), fields)
+        response = self.codec.message(self.catalogue.response_mti(mti), fields)
         ex = Exchange(frame, response, tid, remote)
         self._journal("out", ex, response, "")
         return Answer(self._frame(frame, response, False))

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from specs.message import Message
 from specs.response import ResponseCode
-from switch.financial import FINANCIAL_MTIS
 from switch.records import SessionKeys
 
 
@@ -25,43 +23,17 @@ class State(StrEnum):
 
 
 class Request(StrEnum):
-    """What a terminal asks for, from MTI and network-management code 60.3."""
+    """The session rule a request follows; switch/routes.py names it for each catalogue kind."""
 
     TERMINAL_SIGNIN = "terminal_signin"
     TERMINAL_SIGNOFF = "terminal_signoff"
     OPERATOR_SIGNIN = "operator_signin"
     OPERATOR_SIGNOUT = "operator_signout"
     PASSWORD_CHANGE = "password_change"
-    ECHO = "echo"
+    ECHO = "echo"  # any state, and leaves it: the echo test, and the iso87 kinds (no session)
     PARAMETER_DOWNLOAD = "parameter_download"
     STATUS_UPLOAD = "status_upload"
-    FINANCIAL = "financial"  # every 0100/0200/0220/0320/0400/0500 (see switch.financial)
-
-
-#: (MTI, 60.3) -> request. 011/012/013 are this product's operator extension (see cup-pos.toml).
-ROUTES: Mapping[tuple[str, str], Request] = MappingProxyType(
-    {
-        ("0800", "001"): Request.TERMINAL_SIGNIN,
-        ("0800", "003"): Request.TERMINAL_SIGNIN,
-        ("0800", "004"): Request.TERMINAL_SIGNIN,
-        ("0820", "002"): Request.TERMINAL_SIGNOFF,
-        ("0800", "011"): Request.OPERATOR_SIGNIN,
-        ("0800", "012"): Request.OPERATOR_SIGNOUT,
-        ("0800", "013"): Request.PASSWORD_CHANGE,
-        ("0820", "301"): Request.ECHO,
-        ("0800", "360"): Request.PARAMETER_DOWNLOAD,
-        ("0820", "362"): Request.STATUS_UPLOAD,
-    }
-)
-
-#: ISO 8583:1987 network management (field 70): sign-on, sign-off, echo. Answered 00 without a
-#: registered terminal, as the iso87 dialects carry no UnionPay session.
-ISO87_NETWORK_CODES = frozenset({"001", "002", "301"})
-
-#: Requests that must carry a MAC (field 64) under the session MAK.
-MACED: frozenset[Request] = frozenset(
-    {Request.OPERATOR_SIGNIN, Request.OPERATOR_SIGNOUT, Request.PASSWORD_CHANGE, Request.FINANCIAL}
-)
+    FINANCIAL = "financial"  # the POS day: 0100/0200/0220/0320/0400/0500 (see switch.financial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,15 +86,6 @@ TABLE: Mapping[tuple[State, Request], State | Refusal] = MappingProxyType(
 
 class SessionTableError(Exception):
     """The transition table has no entry for a pair: a programming error, not a peer's."""
-
-
-def classify(message: Message) -> Request | None:
-    """The request a message makes, or None for one this switch does not serve (answer 40)."""
-    if message.mti in FINANCIAL_MTIS:
-        return Request.FINANCIAL
-    if message.mti == "0800" and ISO87_NETWORK_CODES.issuperset({message.get(70) or "?"}):
-        return Request.ECHO
-    return ROUTES.get((message.mti, message.sub("60.3") or ""))
 
 
 def state_of(session: SessionKeys | None, now: float) -> State:

@@ -1,6 +1,6 @@
 """``switchsim fleet`` (load runs of virtual terminals) and ``switchsim conformance`` (named
-checks against any cup-pos host). Exit status: 0 the verdict passed (fleet: every check of
-terminals_sim/verdict.py; conformance: no check failed), 1 it failed, 2 usage."""
+checks against any host, in the dialect --dialect names). Exit status: 0 the verdict passed (fleet:
+every check of terminals_sim/verdict.py; conformance: no check failed), 1 it failed, 2 usage."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from specs.catalogue import DEFAULT_DIALECT
 from terminals_sim.conformance import (
     CHECK_NAMES,
     CheckStatus,
@@ -57,7 +58,7 @@ def register(subparsers: Any) -> None:
         "fleet",
         help="drive a host with virtual UnionPay POS terminals and report",
         description=(
-            "Run N virtual terminals against a cup-pos host with a scenario; progress, "
+            "Run N virtual terminals against a host (cup-pos unless --dialect) with a scenario; progress, "
             "the verdict and a summary table, and an optional JSON report with an HTML page beside it. "
             "Exit 0 when the verdict passed (no failed exchange, or at most --max-failure-ratio, "
             "and every threshold given), 1 when it failed, 2 on bad usage."
@@ -135,11 +136,12 @@ def register(subparsers: Any) -> None:
         help="register the fleet's terminals in the switch store first (needs --db); without --target, only provision",
     )
     fleet.add_argument("--db", metavar="PATH", help="switch store to provision into")
+    _dialect_option(fleet)
     fleet.set_defaults(func=_fleet)
 
     conf = subparsers.add_parser(
         "conformance",
-        help="run named cup-pos checks against a host",
+        help="run named conformance checks against a host (cup-pos unless --dialect)",
         description="Sign-in 001/003/004, key rotation, echo, operator sign-in, sign-off, malformed "
         "frame, unknown terminal/merchant; MAC, PIN, reversal and duplicate-STAN handling with "
         "a test card (skipped when the host answers 14 for it). Exit 0 when no check failed, "
@@ -181,6 +183,7 @@ def register(subparsers: Any) -> None:
         "--only", action="append", choices=CHECK_NAMES, metavar="CHECK", help="run only this check (repeatable)"
     )
     conf.add_argument("--junit", type=Path, metavar="FILE.xml", help="write JUnit XML here")
+    _dialect_option(conf)
     conf.set_defaults(func=_conformance)
 
 
@@ -216,6 +219,14 @@ def json_path(path: Path | None, option: str) -> None:
     """Refuse a report name that is not .json: the JSON would land in a file named for another format."""
     if path is not None and path.suffix.lower() != ".json":
         raise ValueError(f"{option} must name a .json file (the HTML page is written beside it), got {str(path)!r}")
+
+
+def _dialect_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dialect",
+        default=DEFAULT_DIALECT,
+        help=f"what the terminals speak: a dialect with a message catalogue (default {DEFAULT_DIALECT})",
+    )
 
 
 # -- argument types ------------------------------------------------------------------------
@@ -323,6 +334,7 @@ def _fleet(args: argparse.Namespace) -> int:
             rate=args.rate,
             timeout=args.timeout,
             random_seed=args.random_seed,
+            dialect=args.dialect,
         )
         run = _runner(args.uvloop)
     except (_Usage, ScenarioError, ThresholdError, ValueError) as exc:
@@ -414,13 +426,14 @@ def _conformance(args: argparse.Namespace) -> int:
             password=args.password,
             timeout=args.timeout,
             card=_card(args),
+            dialect=args.dialect,
         )
         only = frozenset(args.only) if args.only else None
         results = asyncio.run(run_conformance(target, only))
     except (_Usage, ValueError) as exc:
         err.print(f"switchsim conformance: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
         return EXIT_USAGE
-    table = Table(title=f"cup-pos conformance against {host}:{port}")
+    table = Table(title=f"{args.dialect} conformance against {host}:{port}")
     table.add_column("check")
     table.add_column("result")
     table.add_column("reason / what it checks")
@@ -429,6 +442,6 @@ def _conformance(args: argparse.Namespace) -> int:
         table.add_row(r.name, Text(r.status.value, style=style[r.status]), Text(r.reason or describe(r.name)))
     Console().print(table)
     if args.junit is not None:
-        write_junit(results, args.junit, target=f"{host}:{port}")
+        write_junit(results, args.junit, target=f"{host}:{port}", dialect=args.dialect)
     failed = any(r.status is CheckStatus.FAILED for r in results)
     return EXIT_FAILED if failed else EXIT_OK

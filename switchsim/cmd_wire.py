@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from specs import loader, reference
+from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
 from specs.dump import annotate, decode_wire, from_json, render_dump, to_json
 from specs.errors import SpecError, WireError
@@ -32,8 +33,9 @@ def register(sub: Any) -> None:
     specs = sub.add_parser("specs", help="dialect data: list or show the generated reference")
     specs_sub = specs.add_subparsers(dest="specs_command", required=True)
     specs_sub.add_parser("list", help="list the built-in dialects").set_defaults(func=_list)
-    show = specs_sub.add_parser("show", help="print a dialect's field reference")
+    show = specs_sub.add_parser("show", help="print a dialect's field reference or message table")
     show.add_argument("name")
+    show.add_argument("--messages", action="store_true", help="the request kinds of its message catalogue")
     show.set_defaults(func=_show)
 
 
@@ -87,7 +89,9 @@ def _list(_args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     try:
-        print(reference.render(loader.load(args.name)), end="")
+        dialect = loader.load(args.name)
+        text = reference.render_messages(catalogue_for(dialect)) if args.messages else reference.render(dialect)
+        print(text, end="")
     except SpecError as exc:
         return _fail(str(exc))
     return EXIT_OK

@@ -1,4 +1,6 @@
-"""Named conformance checks against any host that speaks the cup-pos dialect.
+"""Named conformance checks against any host, in the dialect the target names (the default
+dialect unless told). A check that needs a request kind the dialect's message catalogue does
+not have (an iso87 host has no operators, no balance inquiry) is skipped with that reason.
 
 Each check passes, fails with the reason, or is skipped with why; `write_junit` turns the
 results into JUnit XML for CI. Every exchange uses a new TCP connection, so one check that
@@ -18,14 +20,16 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from specs.codec import codec_for
-from specs.errors import WireError
+from specs.catalogue import DEFAULT_DIALECT
+from specs.catalogue_loader import catalogue_for
+from specs.codec import Codec, codec_for
+from specs.errors import SpecError, WireError
 from specs.framing import decode_frame, encode_frame
 from specs.message import Message
 from terminals_sim import junit
 from terminals_sim.connection import ExchangeFailed, exchange_once
 from terminals_sim.financial import CardProfile, ReversalReason, Transaction
-from terminals_sim.outcome import Failure, Outcome
+from terminals_sim.outcome import Failure, Kind, Outcome
 from terminals_sim.terminal import TerminalProfile, VirtualTerminal
 from terminals_sim.testcards import DEFAULT_TEST_CARDS
 from terminals_sim.workingkeys import KeyCheckError, KeyMode, unwrap_working_keys
@@ -62,6 +66,13 @@ class ConformanceTarget:
     wrong_password: str = field(default="9999", repr=False)
     timeout: float = DEFAULT_TIMEOUT
     card: CardProfile = DEFAULT_CARD
+    dialect: str = DEFAULT_DIALECT
+
+    def __post_init__(self) -> None:
+        try:
+            catalogue_for(codec_for(self.dialect).dialect)
+        except SpecError as exc:
+            raise ValueError(f"dialect {self.dialect!r}: {exc.problem}") from None
 
 
 class _CheckFailed(Exception):
@@ -77,6 +88,10 @@ class _Run:
     target: ConformanceTarget
     terminal: VirtualTerminal
 
+    @property
+    def codec(self) -> Codec:
+        return codec_for(self.target.dialect)
+
     def stranger(self, *, merchant: str | None = None, terminal: str | None = None) -> VirtualTerminal:
         """A terminal the host should not know, continuing our STAN sequence."""
         base = self.terminal.profile
@@ -90,14 +105,14 @@ class _Run:
     async def send(self, terminal: VirtualTerminal, frame: bytes) -> tuple[Outcome, Message | None]:
         """One exchange on a new connection; also the decoded answer for checks of its fields."""
         t = self.target
-        fmt = codec_for("cup-pos").dialect.framing
+        fmt = self.codec.dialect.framing
         try:
             answer = await exchange_once(t.host, t.port, fmt, frame, t.timeout)
         except ExchangeFailed as exc:
             return terminal.fail_pending(exc.failure, exc.detail), None
         outcome = terminal.receive(answer)
         try:
-            message = codec_for("cup-pos").decode(answer.body, validate=False)
+            message = self.codec.decode(answer.body, validate=False)
         except WireError:
             message = None
         return outcome, message
@@ -155,7 +170,19 @@ def _expect_code(outcome: Outcome, code: str) -> None:
         raise _CheckFailed(f"39 = {outcome.response_code}, expected {code}")
 
 
+def _exchanges_keys(run: _Run) -> bool:
+    signin = catalogue_for(run.target.dialect).get(Kind.SIGNIN.value)
+    return signin is not None and bool(signin.key_layouts)
+
+
+def _needs_key_signin(run: _Run) -> None:
+    if not _exchanges_keys(run):
+        raise _CheckSkipped(f"the {run.target.dialect} sign-in carries no working keys and names no terminal")
+
+
 async def _signin(run: _Run, mode: KeyMode) -> None:
+    _needs_key_signin(run)
+    layout = catalogue_for(run.target.dialect).kind(Kind.SIGNIN.value).layout(mode.value)
     t = run.terminal
     outcome, message = await run.send(t, t.start_signin(mode))
     _expect_code(outcome, "00")
@@ -164,7 +191,7 @@ async def _signin(run: _Run, mode: KeyMode) -> None:
     if raw is None:
         raise _CheckFailed("approved sign-in without field 62")
     try:
-        unwrap_working_keys(mode, run.target.tmk, bytes.fromhex(raw), strict=True)
+        unwrap_working_keys(layout, run.target.tmk, bytes.fromhex(raw), strict=True)
     except KeyCheckError as exc:
         raise _CheckFailed(exc.reason) from None
 
@@ -182,6 +209,7 @@ async def _check_signin_004(run: _Run) -> None:
 
 
 async def _check_key_rotation(run: _Run) -> None:
+    _needs_key_signin(run)
     t = run.terminal
     outcome, _ = await run.send(t, t.start_signin(KeyMode.DOUBLE))
     _expect_code(outcome, "00")
@@ -221,15 +249,14 @@ async def _check_signoff(run: _Run) -> None:
 
 
 async def _check_malformed_frame(run: _Run) -> None:
-    """A sign-in whose body ends inside field 63 (a whole frame, a broken message)."""
-    codec = codec_for("cup-pos")
-    profile = run.terminal.profile
-    fields = {11: "000001", 41: profile.terminal, 42: profile.merchant, 60: "00000001003", 63: "001"}
-    body = codec.encode(codec.message("0800", fields))[:-2]
-    frame = encode_frame(codec.dialect.framing, body, tpdu=profile.tpdu, header=profile.header)
+    """A sign-in whose body ends inside its last field (a whole frame, a broken message)."""
+    codec = run.codec
+    fmt = codec.dialect.framing
+    whole = decode_frame(fmt, run.stranger().start_signin())
+    frame = encode_frame(fmt, whole.body[:-2], tpdu=whole.tpdu, header=whole.header)
     t = run.target
     try:
-        answer = await exchange_once(t.host, t.port, codec.dialect.framing, frame, t.timeout)
+        answer = await exchange_once(t.host, t.port, fmt, frame, t.timeout)
     except ExchangeFailed as exc:
         if exc.failure is Failure.RESET:
             raise _CheckSkipped("the host closed the connection instead of answering 39 = 30") from None
@@ -244,6 +271,7 @@ async def _check_malformed_frame(run: _Run) -> None:
 
 
 async def _check_unknown_terminal(run: _Run) -> None:
+    _needs_key_signin(run)
     other = "99999999" if run.terminal.profile.terminal != "99999999" else "99999998"
     t = run.stranger(terminal=other)
     outcome, _ = await run.send(t, t.start_signin())
@@ -251,6 +279,7 @@ async def _check_unknown_terminal(run: _Run) -> None:
 
 
 async def _check_unknown_merchant(run: _Run) -> None:
+    _needs_key_signin(run)
     profile = run.terminal.profile
     other = "999999999999999" if profile.merchant != "999999999999999" else "999999999999998"
     t = run.stranger(merchant=other)
@@ -267,7 +296,7 @@ async def _check_mac_answer(run: _Run) -> None:
 async def _check_mac_wrong(run: _Run) -> None:
     await run.ready_to_sell()
     await run.balance()  # the card is known and a right MAC is accepted
-    codec = codec_for("cup-pos")
+    codec = run.codec
     frame = decode_frame(codec.dialect.framing, run.terminal.start_balance())
     request = codec.decode(frame.body)
     flipped = f"{int(request[64], 16) ^ 1:016X}"
@@ -357,6 +386,27 @@ CHECKS: tuple[tuple[str, str, Callable[[_Run], Awaitable[None]]], ...] = (
     ("duplicate_stan", "a purchase repeating a STAN of the batch answered 94", _check_duplicate_stan),
 )
 CHECK_NAMES = tuple(name for name, _, _ in CHECKS)
+# The request kinds each check sends: a dialect whose catalogue lacks one skips the check.
+_SENDS: dict[str, tuple[Kind, ...]] = {
+    "signin_001": (Kind.SIGNIN,),
+    "signin_003": (Kind.SIGNIN,),
+    "signin_004": (Kind.SIGNIN,),
+    "key_rotation": (Kind.SIGNIN,),
+    "echo": (Kind.ECHO,),
+    "operator_signin_wrong": (Kind.SIGNIN, Kind.OPERATOR_SIGNIN),
+    "operator_signin_right": (Kind.SIGNIN, Kind.OPERATOR_SIGNIN),
+    "signoff": (Kind.SIGNIN, Kind.SIGNOFF),
+    "malformed_frame": (Kind.SIGNIN,),
+    "unknown_terminal": (Kind.SIGNIN,),
+    "unknown_merchant": (Kind.SIGNIN,),
+    "mac_answer": (Kind.SIGNIN, Kind.BALANCE),
+    "mac_wrong": (Kind.SIGNIN, Kind.BALANCE),
+    "pin_wrong": (Kind.SIGNIN, Kind.PURCHASE),
+    "pin_right": (Kind.SIGNIN, Kind.PURCHASE, Kind.REVERSAL),
+    "reversal": (Kind.SIGNIN, Kind.BALANCE, Kind.PURCHASE, Kind.REVERSAL),
+    "reversal_repeated": (Kind.SIGNIN, Kind.BALANCE, Kind.PURCHASE, Kind.REVERSAL),
+    "duplicate_stan": (Kind.SIGNIN, Kind.PURCHASE, Kind.REVERSAL),
+}
 
 
 async def run_conformance(target: ConformanceTarget, only: frozenset[str] | None = None) -> list[CheckResult]:
@@ -368,14 +418,19 @@ async def run_conformance(target: ConformanceTarget, only: frozenset[str] | None
         operator=target.operator,
         password=target.password,
         card=target.card,
+        dialect=target.dialect,
     )
     run = _Run(target, VirtualTerminal(profile))
+    catalogue = catalogue_for(target.dialect)
     results: list[CheckResult] = []
     for name, _description, check in CHECKS:
         if only is not None and name not in only:
             continue
         started = time.monotonic()
+        missing = [kind.value for kind in _SENDS[name] if catalogue.get(kind.value) is None]
         try:
+            if missing:
+                raise _CheckSkipped(f"the {catalogue.name} message catalogue has no {', '.join(missing)}")
             await check(run)
         except _CheckFailed as exc:
             status, reason = CheckStatus.FAILED, str(exc)
@@ -393,11 +448,11 @@ def describe(name: str) -> str:
     return next(d for n, d, _ in CHECKS if n == name)
 
 
-def write_junit(results: list[CheckResult], path: Path, *, target: str = "") -> None:
+def write_junit(results: list[CheckResult], path: Path, *, target: str = "", dialect: str = DEFAULT_DIALECT) -> None:
     """JUnit XML (junit.py): one testsuite, one testcase per check (failure / skipped elements)."""
     cases = [
         junit.Case(
-            classname=f"{SUITE}.cup-pos",
+            classname=f"{SUITE}.{dialect}",
             name=r.name,
             seconds=r.seconds,
             failure=r.reason if r.status is CheckStatus.FAILED else None,

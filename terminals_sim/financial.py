@@ -1,5 +1,6 @@
-"""What a virtual terminal needs to sell (docs/financial.md): the card it reads, the shape of
-each financial request, its own batch of transactions, and the fields built from them.
+"""What a virtual terminal needs to sell (docs/financial.md): the card it reads, its habits
+for each financial request, its own batch of transactions, and the fields built from them.
+What each request is on the wire (MTI, 3, 60) is the message catalogue's (specs/catalogue.py).
 
 The batch (``Ledger``) is the terminal's journal, as on a real POS: from it the terminal picks
 the original of a void, refund or completion, builds a reversal when an answer never came,
@@ -15,7 +16,6 @@ from enum import StrEnum
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock
-from specs.message import Message
 from terminals_sim.outcome import Kind
 from terminals_sim.testcards import TestCard
 
@@ -73,8 +73,9 @@ class CardProfile:
     def masked_pan(self) -> str:
         return f"{self.pan[:6]}...{self.pan[-4:]}"
 
-    def track2(self) -> str:
-        return f"{self.pan}D{self.expiry}{self.service_code}{_TRACK2_DISCRETIONARY}"
+    def track2(self, separator: str) -> str:
+        """PAN, separator (the dialect's: D in BCD, = in ASCII), YYMM, service code, discretionary."""
+        return f"{self.pan}{separator}{self.expiry}{self.service_code}{_TRACK2_DISCRETIONARY}"
 
     def __repr__(self) -> str:
         return f"CardProfile({self.masked_pan}, entry={self.entry.value})"
@@ -82,29 +83,28 @@ class CardProfile:
 
 @dataclass(frozen=True, slots=True)
 class TxnShape:
-    """One financial transaction type on the wire (docs/financial.md, Requests)."""
+    """What the terminal does for one card transaction type beyond its wire form."""
 
-    mti: str
-    processing_code: str  # 3
-    type_code: str  # 60.1
     pin_by_default: bool
-    needs_amount: bool
     original: Kind | None  # what a void, refund or completion refers to
 
 
 SHAPES: dict[Kind, TxnShape] = {
-    Kind.PURCHASE: TxnShape("0200", "000000", "22", True, True, None),
-    Kind.BALANCE: TxnShape("0200", "310000", "01", True, False, None),
-    Kind.VOID: TxnShape("0200", "200000", "23", False, True, Kind.PURCHASE),
-    Kind.REFUND: TxnShape("0220", "200000", "25", False, True, Kind.PURCHASE),
-    Kind.PREAUTH: TxnShape("0100", "030000", "10", True, True, None),
-    Kind.COMPLETION: TxnShape("0200", "000000", "20", False, True, Kind.PREAUTH),
+    Kind.PURCHASE: TxnShape(True, None),
+    Kind.BALANCE: TxnShape(True, None),
+    Kind.VOID: TxnShape(False, Kind.PURCHASE),
+    Kind.REFUND: TxnShape(False, Kind.PURCHASE),
+    Kind.PREAUTH: TxnShape(True, None),
+    Kind.COMPLETION: TxnShape(False, Kind.PREAUTH),
+    Kind.AUTHORISATION: TxnShape(False, None),  # iso87: no PIN key to put a PIN under
 }
 TRANSACTION_KINDS = frozenset(SHAPES)
 # Everything the contract calls a financial request: a due reversal goes before any of them.
 FINANCIAL_KINDS = TRANSACTION_KINDS | {Kind.REVERSAL, Kind.SETTLEMENT, Kind.BATCH_UPLOAD}
-# A balance inquiry moves no money: when its answer is lost there is nothing to reverse.
-REVERSIBLE_KINDS = TRANSACTION_KINDS - {Kind.BALANCE}
+# A balance inquiry or an iso87 authorisation moves no money: when its answer is lost there is
+# nothing to reverse, and the batch does not keep it.
+MOVES_NO_MONEY = frozenset({Kind.BALANCE, Kind.AUTHORISATION})
+REVERSIBLE_KINDS = TRANSACTION_KINDS - MOVES_NO_MONEY
 _DEBITS = frozenset({Kind.PURCHASE, Kind.COMPLETION})
 _CREDITS = frozenset({Kind.REFUND})
 
@@ -165,9 +165,6 @@ class Transaction:
         return OriginalRef(self.batch, self.stan, self.amount_cents, self.rrn, self.auth_code,
                            self.date, self.seq)
 
-    def sixty(self) -> str:
-        return f"{self.shape.type_code}{self.batch}000"
-
 
 @dataclass(frozen=True, slots=True)
 class Totals:
@@ -227,11 +224,12 @@ def encrypted_pin_block(pik: bytes, pin: str, pan: str) -> str:
     return tdes_ecb_encrypt(pik, build_pinblock(PinBlockFormat.ISO0, pin, pan)).hex().upper()
 
 
-def card_fields(card: CardProfile, with_pin: bool) -> dict[int, str]:
-    """2, 35 and 14 as the card's entry mode gives them, and 22."""
+def card_fields(card: CardProfile, with_pin: bool, separator: str) -> dict[int, str]:
+    """2, 35 (with the dialect's track separator) and 14 as the card's entry mode gives them,
+    and 22."""
     fields = {2: card.pan, 14: card.expiry, 22: f"{card.entry.value}{1 if with_pin else 2}"}
     if card.entry is EntryMode.SWIPED:
-        fields[35] = card.track2()
+        fields[35] = card.track2(separator)
     return fields
 
 
@@ -244,17 +242,6 @@ def original_fields(kind: Kind, ref: OriginalRef) -> dict[int, str]:
     elif ref.rrn:
         fields[37] = ref.rrn
     return fields
-
-
-def echo_problem(txn: Transaction, message: Message) -> str:
-    """An answer whose 3 or 4 is not the request's answers some other request."""
-    code = message.get(3)
-    if code is not None and code != txn.shape.processing_code:
-        return f"3 answered {code}, expected {txn.shape.processing_code}"
-    amount = message.get(4)
-    if amount is not None and txn.amount_cents and int(amount) != txn.amount_cents:
-        return "4 (amount) answered differs from the request's"
-    return ""
 
 
 def next_batch(batch: str) -> str:

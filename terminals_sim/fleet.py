@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from specs.catalogue import DEFAULT_DIALECT
+from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
-from specs.errors import WireError
+from specs.errors import SpecError, WireError
 from specs.framing import Frame
 from terminals_sim.connection import ExchangeFailed, HostConnection, open_connection
 from terminals_sim.financial import FINANCIAL_KINDS, SHAPES, TRANSACTION_KINDS
@@ -69,8 +71,19 @@ class FleetConfig:
     random_seed: int | None = None
     operator: str = "01"
     password: str = field(default="0000", repr=False)
+    dialect: str = DEFAULT_DIALECT  # what the terminals speak: its message catalogue has every step
 
     def __post_init__(self) -> None:
+        try:
+            catalogue = catalogue_for(codec_for(self.dialect).dialect)
+        except SpecError as exc:
+            raise ValueError(f"dialect {self.dialect!r}: {exc.problem}") from None
+        steps = (*self.scenario.setup, *self.scenario.mix, *self.scenario.teardown)
+        missing = sorted({s.kind.value for s in steps if catalogue.get(s.kind.value) is None})
+        if missing:
+            raise ValueError(
+                f"scenario {self.scenario.name}: {', '.join(missing)} not in the {catalogue.name} message catalogue"
+            )
         if self.terminals < 1:
             raise ValueError("need at least one terminal")
         if self.duration is None and self.exchanges is None:
@@ -281,7 +294,7 @@ class _Driver:
         as unanswered, so that it owes a reversal."""
         self.terminal.fail_pending(Failure.TIMEOUT, "answer set aside (force_reversal)")
         try:
-            code = codec_for("cup-pos").decode(answer.body, validate=False).get(39)
+            code = self.fleet.codec.decode(answer.body, validate=False).get(39)
         except WireError as exc:
             return Outcome(kind=kind, response_code=None, failure=Failure.PROTOCOL,
                            detail=f"undecodable answer: {exc.describe()}")
@@ -309,7 +322,8 @@ class Fleet:
 
     def __init__(self, config: FleetConfig, on_tick: Callable[[Snapshot], None] | None = None) -> None:
         self.config = config
-        self.fmt = codec_for("cup-pos").dialect.framing
+        self.codec = codec_for(config.dialect)
+        self.fmt = self.codec.dialect.framing
         self.rng = random.Random(config.random_seed)
         self.bucket = TokenBucket(config.rate) if config.rate else None
         self.per_exchange = config.scenario.connection is ConnectionHabit.PER_EXCHANGE
@@ -354,6 +368,7 @@ class Fleet:
                 card=cfg.scenario.card,
                 first_stan=rng.randint(1, 900_000),
                 accept_mirror=cfg.accept_mirror,
+                dialect=cfg.dialect,
             )
             for p in plan
         ]

@@ -8,7 +8,8 @@ from enum import StrEnum
 
 
 class Kind(StrEnum):
-    """The exchanges a virtual terminal knows; the values are the scenario step names."""
+    """The exchanges a virtual terminal knows; the values are the scenario step names and the
+    names of the kinds in the message catalogues (specs/dialects/*.messages.toml)."""
 
     SIGNIN = "signin"
     OPERATOR_SIGNIN = "operator_signin"
@@ -24,6 +25,7 @@ class Kind(StrEnum):
     REFUND = "refund"
     PREAUTH = "preauth"
     COMPLETION = "completion"
+    AUTHORISATION = "authorisation"  # iso87 0100: judged on the card alone, nothing held
     REVERSAL = "reversal"
     SETTLEMENT = "settlement"
     BATCH_UPLOAD = "batch_upload"

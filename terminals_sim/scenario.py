@@ -239,7 +239,7 @@ def _flag(source: str, where: str, entry: dict[str, Any], key: str) -> bool:
 
 def _amount(source: str, where: str, kind: Kind, raw: Any) -> tuple[int, int] | None:
     if raw is None:
-        if kind in (Kind.PURCHASE, Kind.PREAUTH):
+        if kind in (Kind.PURCHASE, Kind.PREAUTH, Kind.AUTHORISATION):
             raise ScenarioError(source, where, 'needs an amount, e.g. amount = "88.00"')
         return None
     if kind in (Kind.BALANCE, Kind.VOID):

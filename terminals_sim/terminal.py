@@ -6,6 +6,11 @@ allowed (state, request) pair is in ``TRANSITIONS``; a request the table does no
 second request while one is outstanding, raises ``TerminalProtocolError`` (our fault). A bad
 answer is the host's fault and comes back as an ``Outcome`` with a ``Failure``.
 
+It speaks the dialect its profile names (``specs.catalogue.DEFAULT_DIALECT`` unless told): what
+each request is on the wire (MTI, 3, 60 or 70, MAC), the answer's MTI, the fields the answer
+must echo and the field 62 layouts come from that dialect's message catalogue
+(specs/catalogue.py). A request the catalogue does not have is a ``TerminalProtocolError``.
+
 Financial requests (docs/financial.md) are booked in the terminal's own batch (``ledger``).
 When one gets no trustworthy answer the terminal owes a reversal, and, as real terminals do,
 refuses every further financial request until ``start_reversal()`` has been answered.
@@ -21,13 +26,17 @@ from dataclasses import dataclass, field, replace
 from hsm_sim.ciphers import tdes_ecb_encrypt
 from hsm_sim.mac import cup_pos_mac
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock
+from specs.catalogue import DEFAULT_DIALECT, MessageKind, Skeleton, echo_value, mac_input
+from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
 from specs.errors import WireError
 from specs.framing import CupHeader, Frame, Tpdu, decode_frame, encode_frame
+from specs.keylayout import KeyLayout
 from specs.message import Message
 from terminals_sim.financial import (
     CURRENCY,
     MAX_BATCH_COUNT,
+    MOVES_NO_MONEY,
     PIN_CAPTURE,
     POS_CONDITION,
     REVERSIBLE_KINDS,
@@ -39,7 +48,6 @@ from terminals_sim.financial import (
     ReversalReason,
     Transaction,
     card_fields,
-    echo_problem,
     encrypted_pin_block,
     next_batch,
     original_fields,
@@ -48,7 +56,7 @@ from terminals_sim.financial import (
     security_control,
 )
 from terminals_sim.outcome import Failure, FollowUp, Kind, Outcome
-from terminals_sim.transitions import ANSWERED, REQUEST_SHAPES, TRANSITIONS, State, Transition
+from terminals_sim.transitions import ANSWERED, TRANSITIONS, State, Transition
 from terminals_sim.workingkeys import KeyCheckError, KeyMode, WorkingKeys, unwrap_working_keys
 
 DEFAULT_TPDU = Tpdu.from_hex("6000000000")
@@ -56,10 +64,10 @@ DEFAULT_HEADER = CupHeader.from_hex("603100000000")
 MAX_STAN = 999_999
 # The account-number field of an operator password block: the PAN field all zeros.
 _NO_PAN = "000000000000"
-_MAC_PLACEHOLDER = "0" * 16
-_MAC_LEN = 8
-# Codes that tell the terminal its working keys are no good (cup_pos.json response codes).
+# Codes that tell the terminal its working keys are no good (docs/cup-pos.md, response codes).
 _SIGN_IN_AGAIN = frozenset({"A0", "99"})
+# How an echo problem names the fields a person looks for first.
+_LABELS = {"3": "processing code", "4": "amount", "11": "STAN", "41": "terminal id", "42": "merchant id"}
 _REQUIREMENT_FOLLOW_UP = {3: FollowUp.SIGNIN, 1: FollowUp.PARAM_DOWNLOAD, 2: FollowUp.STATUS_UPLOAD}
 
 
@@ -91,6 +99,7 @@ class TerminalProfile:
     # count such a frame as answered instead of as a protocol failure.
     accept_mirror: bool = False
     card: CardProfile | None = None  # the card financial requests use when given none
+    dialect: str = DEFAULT_DIALECT  # the dialect (and so the message catalogue) it speaks
 
     def __post_init__(self) -> None:
         if len(self.merchant) != 15 or not self.merchant.isascii() or not self.merchant.isprintable():
@@ -113,10 +122,12 @@ class TerminalProfile:
 class _Pending:
     kind: Kind
     mti: str
+    answer_mti: str
     stan: str
-    code: str
+    echo: dict[str, str]  # what the answer must give back: echo item -> the request's value
     maced: bool
     key_mode: KeyMode | None
+    layout: KeyLayout | None  # field 62 of a sign-in answer
     new_password: str | None = field(default=None, repr=False)
     seq: int | None = None  # the ledger record this request made or concerns
     reason: ReversalReason | None = None  # of a reversal
@@ -127,6 +138,7 @@ class VirtualTerminal:
 
     __slots__ = (
         "_batch",
+        "_catalogue",
         "_codec",
         "_keys",
         "_ledger",
@@ -141,7 +153,8 @@ class VirtualTerminal:
 
     def __init__(self, profile: TerminalProfile) -> None:
         self._profile = profile
-        self._codec = codec_for("cup-pos")
+        self._codec = codec_for(profile.dialect)
+        self._catalogue = catalogue_for(self._codec.dialect)
         self._state = State.SIGNED_OUT
         self._pending: _Pending | None = None
         self._stan = profile.first_stan - 1  # the last STAN used; 0 before the first request
@@ -219,9 +232,11 @@ class VirtualTerminal:
     # -- requests ------------------------------------------------------------------------
 
     def start_signin(self, mode: KeyMode | None = None) -> bytes:
-        """Terminal sign-in (0800, 60.3 = 001/003/004); ``mode`` overrides the profile's."""
-        key_mode = mode or self._profile.key_mode
-        return self._start(Kind.SIGNIN, {63: self._operator_code()}, key_mode=key_mode)
+        """Terminal sign-in (UnionPay 0800, 60.3 = 001/003/004); ``mode`` overrides the profile's.
+        A sign-in without field 62 layouts (iso87 sign-on) carries no key mode and no operator."""
+        exchanges_keys = bool(self._entry(Kind.SIGNIN).key_layouts)
+        extra = {63: self._operator_code()} if exchanges_keys else {}
+        return self._start(Kind.SIGNIN, extra, key_mode=(mode or self._profile.key_mode) if exchanges_keys else None)
 
     def start_echo(self) -> bytes:
         return self._start(Kind.ECHO, {})
@@ -363,7 +378,8 @@ class VirtualTerminal:
             raise TerminalProtocolError(self._state, kind.value, "no card given and the profile has none")
         amount = self._amount(kind, amount_cents, ref, in_batch)
         with_pin = shape.pin_by_default if with_pin is None else with_pin
-        fields = {3: shape.processing_code, 25: POS_CONDITION, 49: CURRENCY, **card_fields(card, with_pin)}
+        separator = self._codec.dialect.track_separator
+        fields = {25: POS_CONDITION, 49: CURRENCY, **card_fields(card, with_pin, separator)}
         if amount:
             fields[4] = f"{amount:012d}"
         if with_pin:
@@ -376,7 +392,7 @@ class VirtualTerminal:
             fields.update(original_fields(kind, ref))
         if stan is not None and not 1 <= stan <= MAX_STAN:
             raise ValueError(f"STAN must be 1..{MAX_STAN}")
-        frame = self._start(kind, fields, type_code=shape.type_code, stan=None if stan is None else f"{stan:06d}")
+        frame = self._start(kind, fields, stan=None if stan is None else f"{stan:06d}")
         assert self._pending is not None
         txn = self._ledger.add(
             kind=kind,
@@ -403,12 +419,12 @@ class VirtualTerminal:
             reason = reason or due_reason
         reason = reason or ReversalReason.OTHER
         self._check_allowed(Kind.REVERSAL)
-        original = card_fields(txn.card, txn.with_pin)
-        original.pop(14)
-        fields = {3: txn.shape.processing_code, 25: POS_CONDITION, 49: CURRENCY, 39: reason.value, **original}
+        card = card_fields(txn.card, txn.with_pin, self._codec.dialect.track_separator)
+        card.pop(14)
+        fields = {25: POS_CONDITION, 49: CURRENCY, 39: reason.value, **card}
         if txn.amount_cents:
             fields[4] = f"{txn.amount_cents:012d}"
-        frame = self._start(Kind.REVERSAL, fields, stan=txn.stan, sixty=txn.sixty())
+        frame = self._start(Kind.REVERSAL, fields, stan=txn.stan, original=self._skeleton_of(txn))
         assert self._pending is not None
         self._pending = replace(self._pending, seq=txn.seq, reason=reason)
         return frame
@@ -425,11 +441,15 @@ class VirtualTerminal:
         if txn is None:
             raise TerminalProtocolError(self._state, Kind.BATCH_UPLOAD.value, "no batch upload is under way")
         self._check_financial(Kind.BATCH_UPLOAD)
-        fields = {2: txn.card.pan, 3: txn.shape.processing_code, 4: f"{txn.amount_cents:012d}", 48: "00"}
-        frame = self._start(Kind.BATCH_UPLOAD, fields, stan=txn.stan)
+        fields = {2: txn.card.pan, 4: f"{txn.amount_cents:012d}", 48: "00"}
+        frame = self._start(Kind.BATCH_UPLOAD, fields, stan=txn.stan, original=self._skeleton_of(txn))
         assert self._pending is not None
         self._pending = replace(self._pending, seq=txn.seq)
         return frame
+
+    def _skeleton_of(self, txn: Transaction) -> Skeleton:
+        """What the request that made ``txn`` started as (its MTI, 3 and 60)."""
+        return self._catalogue.request(txn.kind.value, batch=txn.batch)
 
     def _check_financial(self, kind: Kind) -> None:
         self._check_allowed(kind)
@@ -481,7 +501,16 @@ class VirtualTerminal:
             raise ValueError("amount must be 1 to 999999999999 cents")
         return given
 
+    def _entry(self, kind: Kind) -> MessageKind:
+        entry = self._catalogue.get(kind.value)
+        if entry is None:
+            raise TerminalProtocolError(
+                self._state, kind.value, f"not a request of the {self._catalogue.name} message catalogue"
+            )
+        return entry
+
     def _check_allowed(self, kind: Kind) -> Transition:
+        self._entry(kind)
         if self._pending is not None:
             raise TerminalProtocolError(self._state, kind.value, f"{self._pending.kind.value} is still outstanding")
         transition = TRANSITIONS.get((self._state, kind))
@@ -496,31 +525,29 @@ class VirtualTerminal:
         *,
         key_mode: KeyMode | None = None,
         new_password: str | None = None,
-        type_code: str = "00",
         stan: str | None = None,
-        sixty: str | None = None,
+        original: Skeleton | None = None,
     ) -> bytes:
-        """``stan`` and ``sixty`` repeat an earlier request's 11 and 60 (reversal, upload)."""
+        """``stan`` repeats an earlier request's 11 and ``original`` its skeleton (reversal, upload)."""
         self._check_allowed(kind)
-        shape = REQUEST_SHAPES[kind]
-        code = key_mode.value if key_mode is not None else shape.code
+        entry = self._entry(kind)
+        code = key_mode.value if key_mode is not None else None
+        skeleton = self._catalogue.request(kind.value, batch=self._batch, code=code, original=original)
         stan = stan or self._next_stan()
-        fields = {
-            11: stan,
-            41: self._profile.terminal,
-            42: self._profile.merchant,
-            60: sixty or type_code + self._batch + code,
-            **extra,
-        }
+        fields = {11: stan, 41: self._profile.terminal, 42: self._profile.merchant, **skeleton.fields, **extra}
         codec = self._codec
-        if shape.maced:
-            fields[64] = _MAC_PLACEHOLDER
-            unsigned = codec.encode(codec.message(shape.mti, fields))
-            fields[64] = cup_pos_mac(self._require_keys().mak, unsigned[:-_MAC_LEN]).hex().upper()
         # encode() normalises every value itself; codec.message() would do it a second time.
-        body = codec.encode(Message.build(codec.dialect, shape.mti, fields))
+        message = Message.build(codec.dialect, skeleton.mti, fields)
+        if entry.maced:
+            mac = cup_pos_mac(self._require_keys().mak, mac_input(codec, message))
+            message = message.replace(f64=mac.hex().upper())
+        body = codec.encode(message)
         frame = encode_frame(codec.dialect.framing, body, tpdu=self._profile.tpdu, header=self._profile.header)
-        self._pending = _Pending(kind, shape.mti, stan, code, shape.maced, key_mode, new_password)
+        echo = {item: value for item in entry.echo if (value := echo_value(message, item)) is not None}
+        layout = entry.layout(code) if code is not None else None
+        self._pending = _Pending(
+            kind, skeleton.mti, entry.response_mti, stan, echo, entry.maced, key_mode, layout, new_password
+        )
         return frame
 
     def _next_stan(self) -> str:
@@ -542,7 +569,7 @@ class VirtualTerminal:
 
     def _require_keys(self) -> WorkingKeys:
         if self._keys is None:
-            raise TerminalProtocolError(self._state, "use working keys", "the terminal is not signed in")
+            raise TerminalProtocolError(self._state, "use working keys", "the terminal holds no working keys")
         return self._keys
 
     # -- answers -------------------------------------------------------------------------
@@ -578,7 +605,7 @@ class VirtualTerminal:
         transition = TRANSITIONS[(self._state, pending.kind)]
         # A sign-in answer is never MACed: the keys it carries are the ones a MAC would need.
         if pending.maced or (64 in message and pending.kind is not Kind.SIGNIN):
-            mac_problem = self._mac_problem(frame.body, message, required=pending.maced and code == "00")
+            mac_problem = self._mac_problem(message, required=pending.maced and code == "00")
             if mac_problem:
                 return Outcome(
                     kind=pending.kind,
@@ -648,10 +675,6 @@ class VirtualTerminal:
                 if ledger.next_upload is None:
                     self._close_batch()
             return outcome
-        problem = echo_problem(ledger.get(seq), message)
-        if problem:
-            self.last_transaction = ledger.lose(seq, ReversalReason.OTHER)
-            return replace(outcome, failure=Failure.PROTOCOL, detail=problem)
         if code != "00":
             self.last_transaction = ledger.decline(seq, code or "")
             ledger.forget(seq)
@@ -666,7 +689,7 @@ class VirtualTerminal:
         self.last_transaction = ledger.approve(
             seq, code=code, rrn=message.get(37) or "", auth_code=message.get(38) or "", date=message.get(13) or ""
         )
-        if kind is Kind.BALANCE:
+        if kind in MOVES_NO_MONEY:
             ledger.forget(seq)
             return replace(outcome, balance_cents=balance)
         return outcome
@@ -707,26 +730,33 @@ class VirtualTerminal:
         return Outcome(kind=pending.kind, response_code=None, failure=Failure.PROTOCOL, detail=detail)
 
     def _mismatch(self, pending: _Pending, message: Message) -> str:
-        want_mti = pending.mti[:2] + str(int(pending.mti[2]) + 1) + pending.mti[3]
-        if message.mti != want_mti:
-            return f"answer MTI {message.mti}, expected {want_mti}"
-        if message.get(11) != pending.stan:
-            return "field 11 (STAN) not echoed"
-        if message.get(41) != self._profile.terminal:
-            return "field 41 (terminal id) not echoed"
-        if message.get(42) != self._profile.merchant:
-            return "field 42 (merchant id) not echoed"
-        if message.sub("60.3") != pending.code:
-            return f"60.3 answered {message.sub('60.3')}, expected {pending.code}"
+        if message.mti != pending.answer_mti:
+            return f"answer MTI {message.mti}, expected {pending.answer_mti}"
+        for item, want in pending.echo.items():
+            got = echo_value(message, item)
+            if got == want:
+                continue
+            label = f"field {item} ({_LABELS.get(item) or self._name_of(item)})"
+            if got is None:
+                return f"{label} not echoed"
+            return f"{label} answered differs from the request's"
         return ""
 
-    def _mac_problem(self, body: bytes, message: Message, *, required: bool) -> str:
+    def _name_of(self, item: str) -> str:
+        dialect = self._codec.dialect
+        if "." in item:
+            found = dialect.subfield_spec(item)
+            return found[0].subfields[found[1]].name if found else item
+        spec = dialect.field_spec(int(item))
+        return spec.name if spec else item
+
+    def _mac_problem(self, message: Message, *, required: bool) -> str:
         sent = message.get(64)
         if sent is None:
             return "answer to a MACed request carries no field 64" if required else ""
         if self._keys is None:
             return "answer carries field 64 but the terminal holds no MAK"
-        want = cup_pos_mac(self._keys.mak, body[:-_MAC_LEN]).hex().upper()
+        want = cup_pos_mac(self._keys.mak, mac_input(self._codec, message)).hex().upper()
         return "" if sent == want else "field 64 MAC of the answer does not verify"
 
     def _follow_up(self, code: str, header: CupHeader | None) -> FollowUp:
@@ -737,19 +767,20 @@ class VirtualTerminal:
         return _REQUIREMENT_FOLLOW_UP.get(header.processing_requirement, FollowUp.NONE)
 
     def _install_keys(self, pending: _Pending, message: Message) -> Outcome | None:
-        mode = pending.key_mode or self._profile.key_mode
-        raw = message.get(62)
-        if raw is None:
-            self._drop_keys()
-            return self._protocol(pending, "approved sign-in without field 62")
-        try:
-            keys = unwrap_working_keys(mode, self._profile.tmk, bytes.fromhex(raw))
-        except KeyCheckError as exc:
-            self._drop_keys()
-            failure = Failure.BAD_CHECK_VALUE if exc.check_value else Failure.PROTOCOL
-            return Outcome(kind=pending.kind, response_code=message[39], failure=failure, detail=exc.reason)
-        self._keys = keys
-        batch = message.sub("60.2")
+        if pending.layout is not None:
+            raw = message.get(62)
+            if raw is None:
+                self._drop_keys()
+                return self._protocol(pending, "approved sign-in without field 62")
+            try:
+                keys = unwrap_working_keys(pending.layout, self._profile.tmk, bytes.fromhex(raw))
+            except KeyCheckError as exc:
+                self._drop_keys()
+                failure = Failure.BAD_CHECK_VALUE if exc.check_value else Failure.PROTOCOL
+                return Outcome(kind=pending.kind, response_code=message[39], failure=failure, detail=exc.reason)
+            self._keys = keys
+        batch_field = self._catalogue.batch_field
+        batch = message.sub(batch_field) if batch_field else None
         # The host's batch number, unless this terminal has transactions in its open batch.
         if batch and not any(t.batch == self._batch for t in self._ledger):
             self._batch = batch

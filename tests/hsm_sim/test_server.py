@@ -1,8 +1,8 @@
 """HSM listeners: the connection protocol fed bytes without sockets, then end to end over real
 TCP and UDP sockets on 127.0.0.1.
 
-The LMK check value NC reports is derived here from the published test LMK pairs in
-/work/shared/vectors (XOR of the 20 pairs, then of the two halves: the algorithm hsm_sim/lmk.py
+The LMK check value NC reports is derived here from the published test LMK pairs (the
+vectors beside the checkout; XOR of the 20 pairs, then of the two halves: the algorithm hsm_sim/lmk.py
 documents) and must equal the value published in simulator walkthroughs.
 """
 

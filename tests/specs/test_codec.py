@@ -12,7 +12,8 @@ from specs.codec import codec_for
 from specs.errors import CodecError
 
 VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "cup_pos.json"
-# The published sign-in body (cup_pos.json "examples"[0]), copied so the test runs without shared/.
+# The published sign-in body (docs/cup-pos.md, "The frame"), copied so the test runs without the
+# published vectors beside the checkout.
 SIGNIN_HEX = (
     "08000020000000C00012000105303030303037363438343831303030353831323630303200110000000100300003303031"
 )

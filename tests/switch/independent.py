@@ -1,7 +1,7 @@
 """Test-side crypto written from the published definitions, independent of hsm_sim.
 
 Used to check what the switch produced: decrypting field 62 with the TMK, check values, the
-operator PIN block, and the UnionPay POS MAC (cup_pos.json "pos_ecb_mac")."""
+operator PIN block, and the UnionPay POS MAC (docs/cup-pos.md, "The MAC")."""
 
 from __future__ import annotations
 

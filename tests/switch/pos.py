@@ -12,7 +12,7 @@ from tests.switch import independent
 
 MERCHANT = "848100058126002"
 TERMINAL = "00000764"
-TMK = bytes.fromhex("11" * 16)  # the published test TMK (cup_pos.json examples[1])
+TMK = bytes.fromhex("11" * 16)  # the published test TMK (docs/cup-pos.md, "Field 62")
 TPDU = Tpdu.from_hex("6000000138")
 HEADER = CupHeader.from_hex("603100000000")
 CODEC = codec_for("cup-pos")

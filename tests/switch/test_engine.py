@@ -11,11 +11,11 @@ from specs.message import Message
 from switch import admin
 from switch.app import build_services, register_terminal
 from switch.config import SwitchConfig
-from switch.context import Services
+from switch.context import Result, Services
 from switch.engine import SwitchEngine
-from switch.keyservice import KeyKind, WorkingKey
 from switch.records import AuditEvent, TerminalId
-from switch.signin import field62
+from switch.routes import ROUTES, Route
+from switch.session import Request
 from switch.sqlite_store import SqliteStore
 from tests.switch import independent
 from tests.switch.pos import CODEC, MERCHANT, TERMINAL, TMK, Pos
@@ -49,29 +49,6 @@ async def ask(engine: SwitchEngine, pos: Pos, message: Message, *, mac: bool = F
     answer = await engine.handle(pos.frame(message, mac=mac), "test")
     assert answer.wire is not None
     return pos.read(answer.wire)
-
-
-def test_field62_layouts_match_published_example() -> None:
-    # cup_pos.json examples[1]: TMK 11.., PIK 22.. (CV 00962B60), MAK 33.. (ADC67D84), TDK 44.. (E2F24340)
-    tmk = bytes.fromhex("11" * 16)
-
-    def key(kind: KeyKind, clear: bytes, cv: str) -> WorkingKey:
-        return WorkingKey(kind, "", independent.ecb_encrypt(tmk, clear), bytes.fromhex(cv))
-
-    pik = key(KeyKind.PIK, bytes.fromhex("22" * 16), "00962B60")
-    mak = key(KeyKind.MAK, bytes.fromhex("33" * 8), "ADC67D84")
-    tdk = key(KeyKind.TDK, bytes.fromhex("44" * 16), "E2F24340")
-    data = field62("004", pik, mak, tdk)
-    assert len(data) == 60
-    assert independent.ecb_decrypt(tmk, data[:16]) == bytes.fromhex("22" * 16)
-    assert data[16:20].hex().upper() == "00962B60"
-    assert independent.ecb_decrypt(tmk, data[20:28]) == bytes.fromhex("33" * 8)
-    assert data[28:36] == bytes(8) and data[36:40].hex().upper() == "ADC67D84"
-    assert independent.ecb_decrypt(tmk, data[40:56]) == bytes.fromhex("44" * 16)
-    assert data[56:60].hex().upper() == "E2F24340"
-    single = key(KeyKind.PIK, bytes.fromhex("22" * 8), "00000000")
-    assert len(field62("001", single, mak, None)) == 24
-    assert len(field62("003", pik, mak, None)) == 40
 
 
 @pytest.mark.parametrize("mode", ["001", "003", "004"])
@@ -224,10 +201,10 @@ async def test_a_bug_answers_96_and_is_logged_without_values(
 ) -> None:
     secret = "".join(["622202", "1234567890123"])  # built at run time: the stack shows source lines
 
-    def broken(*_args: object) -> None:
+    async def broken(*_args: object) -> Result:
         raise KeyError(secret)
 
-    monkeypatch.setattr("switch.netmgmt.echo", broken)
+    monkeypatch.setattr("switch.routes.ROUTES", {**ROUTES, ("cup-pos", "echo"): Route(Request.ECHO, broken)})
     engine, pos = SwitchEngine(services), Pos()
     answer = await ask(engine, pos, pos.message("0820", "301"))
     assert answer.mti == "0830" and answer[39] == "96"

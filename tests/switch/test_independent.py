@@ -6,7 +6,7 @@ from tests.switch.independent import cv4
 
 
 def test_cv4_matches_published_working_key_check_values() -> None:
-    # cup_pos.json examples[1]
+    # the published working-key example (docs/cup-pos.md, "Field 62")
     assert cv4(bytes.fromhex("22" * 16)).hex().upper() == "00962B60"
     assert cv4(bytes.fromhex("33" * 8)).hex().upper() == "ADC67D84"
     assert cv4(bytes.fromhex("44" * 16)).hex().upper() == "E2F24340"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from specs.codec import codec_for
 from specs.response import ResponseCode
 from switch.records import SessionKeys, TerminalId
-from switch.session import TABLE, Refusal, Request, State, classify, state_of, transition
+from switch.session import TABLE, Refusal, Request, State, state_of, transition
 
 
 def test_table_has_every_state_and_request_pair() -> None:
@@ -40,11 +39,3 @@ def test_expired_session_is_signed_off() -> None:
     assert state_of(session, 99.0) is State.OPERATOR_SIGNED_IN
     assert state_of(session, 100.0) is State.SIGNED_OFF
     assert state_of(None, 0.0) is State.SIGNED_OFF
-
-
-def test_classify_routes_on_mti_and_60_3() -> None:
-    codec = codec_for("cup-pos")
-    base = {11: "000001", 41: "00000764", 42: "848100058126002"}
-    assert classify(codec.message("0800", {**base, 60: "00000001011"})) is Request.OPERATOR_SIGNIN
-    assert classify(codec.message("0820", {**base, 60: "00000001301"})) is Request.ECHO
-    assert classify(codec.message("0800", {**base, 60: "00000001370"})) is None

@@ -17,7 +17,7 @@ def test_terminal_add_prints_check_value_and_creates_operators(
 ) -> None:
     db = str(tmp_path / "s.db")
     assert main(["terminal", "add", "--db", db, *IDS, "--tmk", "0123456789ABCDEFFEDCBA9876543210"]) == 0
-    # Published KCV of this key (crypto.json kcv_tdes_double): 08D7B4
+    # Published KCV of this key (Thales BU, as the pythales README shows it): 08D7B4
     assert "TMK check value 08D7B4" in capsys.readouterr().out
     assert main(["operator", "list", "--db", db, *IDS]) == 0
     out = capsys.readouterr().out

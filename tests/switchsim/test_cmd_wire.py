@@ -118,3 +118,26 @@ def test_decode_iso87_ascii_shows_hex_text_pin_block_masked(capsys: pytest.Captu
     assert "0123456789ABCDEF" not in out and "*" * 16 in out
     assert main(["decode", "--dialect", "iso87-ascii", "--body", body.hex(), "--unmasked"]) == 0
     assert "0123456789ABCDEF" in capsys.readouterr().out
+
+
+def _first_rows(text: str) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            rows.setdefault(line.split()[0], line.split())
+    return rows
+
+
+def test_specs_show_messages_prints_the_catalogue_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["specs", "show", "cup-pos", "--messages"]) == 0
+    rows = _first_rows(capsys.readouterr().out)
+    # kind, MTI, answer, 3, 60.1, 60.3, MAC, needs: as docs/financial.md and the README say
+    assert rows["signin"][:8] == ["signin", "0800", "0810", "-", "(00)", "001/003/004", "no", "nothing"]
+    assert rows["purchase"][:8] == ["purchase", "0200", "0210", "000000", "22", "(000)", "yes", "signed_in"]
+    assert rows["refund"][:8] == ["refund", "0220", "0230", "200000", "25", "(000)", "yes", "supervisor"]
+    assert rows["reversal"][:5] == ["reversal", "0400", "0410", "orig.", "orig."]
+    assert rows["003"][:3] == ["003", "40", "bytes:"]
+    assert main(["specs", "show", "iso87-binary", "--messages"]) == 0
+    rows = _first_rows(capsys.readouterr().out)
+    assert rows["authorisation"][:7] == ["authorisation", "0100", "0110", "000000", "-", "no", "nothing"]
+    assert rows["echo"][:4] == ["echo", "0800", "0810", "-"] and rows["echo"][4] == "301"

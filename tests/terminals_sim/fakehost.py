@@ -1,6 +1,6 @@
 """A small cup-pos host written from the message contract, for testing the terminal side.
 
-Working keys and check values come from shared/vectors/cup_pos.json (PIK 2222..., CV 00962B60;
+Working keys and check values are the published ones (docs/cup-pos.md; PIK 2222..., CV 00962B60;
 MAK 3333..., CV ADC67D84; TDK 4444..., CV E2F24340). A second key set, used when the host
 rotates keys, has check values computed by hand with
 ``openssl enc -des-ede3 -nopad -K 5555...`` (0CD7DC49) and ``-K 6666...`` (B0B563C2).
@@ -33,6 +33,9 @@ TERMINAL = "00000764"
 TMK = bytes.fromhex("11111111111111111111111111111111")
 OPERATOR_0000 = bytes.fromhex("040000FFFFFFFFFF")
 SUPERVISOR_123456 = bytes.fromhex("06123456FFFFFFFF")
+# The answer to each request MTI, written out (ISO 8583: the function digit one higher).
+ANSWER_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0320": "0330", "0400": "0410",
+              "0500": "0510", "0800": "0810", "0820": "0830"}
 _FINANCIAL = frozenset({"0100", "0200", "0220", "0320", "0400", "0500"})
 
 
@@ -116,7 +119,7 @@ class FakeHost:
         if self.swallow.get(request.mti, 0) > 0:  # processed, but the answer is lost
             self.swallow[request.mti] -= 1
             return b""
-        mti = request.mti[:2] + str(int(request.mti[2]) + 1) + request.mti[3]
+        mti = ANSWER_MTI[request.mti]
         body = self.codec.encode(self.codec.message(mti, fields))
         if maced:
             session = self._sessions[(request[42], request[41])]

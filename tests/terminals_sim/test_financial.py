@@ -8,7 +8,7 @@ Expected values are worked out independently of hsm_sim:
   0B1099C8B3051753. PIN 111111 with PAN 6212340000000001 (234000000000) is 06111111FFFFFFFF
   xor 0000234000000000 = 06113251FFFFFFFF.
 - MACs with ``cryptography`` directly, following the UnionPay POS ECB MAC as
-  shared/vectors/cup_pos.json describes it.
+  docs/cup-pos.md describes it.
 - Settlement totals for the sample in ``test_settlement_totals_from_a_hand_worked_batch``.
 """
 
@@ -49,7 +49,7 @@ from terminals_sim.testcards import (
     card_by_pan,
 )
 from terminals_sim.workingkeys import KeyMode
-from tests.terminals_sim.fakehost import FakeHost
+from tests.terminals_sim.fakehost import ANSWER_MTI, FakeHost
 from tests.terminals_sim.test_terminal import F62, profile, request_of
 
 CODEC = codec_for("cup-pos")
@@ -68,7 +68,7 @@ def _tdes(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
 
 
 def cup_mac(mak: bytes, data: bytes) -> str:
-    """Field 64 as cup_pos.json describes it, written again here from that text."""
+    """Field 64 as docs/cup-pos.md ("The MAC") describes it, written again here from that text."""
     data += bytes(-len(data) % 8)
     acc = bytes(8)
     for i in range(0, len(data), 8):
@@ -94,7 +94,7 @@ def reply(request: Message, code: str = "00", *, mac: str | None = None, **field
     out[39] = code
     out.update({int(k.removeprefix("f")): v for k, v in fields.items()})
     out[64] = "0" * 16
-    mti = request.mti[:2] + str(int(request.mti[2]) + 1) + request.mti[3]
+    mti = ANSWER_MTI[request.mti]
     body = CODEC.encode(CODEC.message(mti, out))
     out[64] = mac or cup_mac(MAK, body[:-8])
     body = CODEC.encode(CODEC.message(mti, out))

@@ -17,8 +17,8 @@ from terminals_sim.scenario import (
 from terminals_sim.workingkeys import KeyMode
 
 
-def test_builtins_are_the_four_documented_ones() -> None:
-    assert builtin_names() == ["retail-day", "short-conn", "signin-storm", "steady"]
+def test_builtins_are_the_five_documented_ones() -> None:
+    assert builtin_names() == ["iso87-day", "retail-day", "short-conn", "signin-storm", "steady"]
 
 
 def test_steady_signs_in_once_then_mixes() -> None:
@@ -82,5 +82,5 @@ def test_mistakes_name_file_step_and_problem(text: str, where: str, problem: str
 
 
 def test_unknown_name_lists_the_builtins() -> None:
-    with pytest.raises(ScenarioError, match="built-ins: retail-day, short-conn, signin-storm, steady"):
+    with pytest.raises(ScenarioError, match="built-ins: iso87-day, retail-day, short-conn, signin-storm, steady"):
         load_scenario("no-such-scenario")

@@ -78,3 +78,54 @@ async def test_expired_keys_make_terminals_sign_in_again(tmp_path: Path) -> None
         await running.close()
     assert result.stats.by_kind[Kind.SIGNIN].exchanges >= 2  # the header asked for a new sign-in
     assert dict(result.stats.problems) == {}
+
+
+ISO87_DAY = """
+[[setup]]
+step = "signin"
+[[mix]]
+step = "authorisation"
+amount = ["1.00", "500.00"]
+weight = 4
+[[mix]]
+step = "authorisation"
+card = "6222021234567890144"
+amount = "20.00"
+expect = ["51"]
+[[mix]]
+step = "echo"
+[[teardown]]
+step = "signoff"
+"""
+
+
+async def test_fleet_drives_an_iso87_binary_switch(tmp_path: Path) -> None:
+    running = await _switch(tmp_path, dialect="iso87-binary")
+    try:
+        scenario = parse_scenario(ISO87_DAY, "iso87-fast")
+        config = FleetConfig("127.0.0.1", running.port, FLEET, scenario, exchanges=80, random_seed=3,
+                             dialect="iso87-binary")
+        result = await run_fleet(config)
+        conformance = await run_conformance(
+            ConformanceTarget("127.0.0.1", running.port, MERCHANT, TERMINAL, TMK, dialect="iso87-binary"))
+    finally:
+        await running.close()
+    assert dict(result.stats.problems) == {}
+    assert result.stats.failed == 0 and result.expectations_held
+    by_kind = result.stats.by_kind
+    assert by_kind[Kind.SIGNIN].ok == FLEET
+    assert by_kind[Kind.AUTHORISATION].ok > 0 and by_kind[Kind.ECHO].ok > 0
+    # the low-balance card (10.00) is declined 51, as the scenario expects
+    assert by_kind[Kind.AUTHORISATION].response_codes["51"] > 0
+    status = {r.name: r.status for r in conformance}
+    assert {n for n, s in status.items() if s is CheckStatus.FAILED} == set()
+    assert {n for n, s in status.items() if s is CheckStatus.PASSED} == {"echo", "signoff", "malformed_frame"}
+
+
+def test_the_built_in_iso87_scenario_speaks_only_iso87_kinds() -> None:
+    config = FleetConfig("127.0.0.1", 1, 1, load_scenario("iso87-day"), exchanges=1, dialect="iso87-ascii")
+    assert config.dialect == "iso87-ascii"
+    with pytest.raises(ValueError, match="operator_signin, param_download, status_upload not in the iso87"):
+        FleetConfig("127.0.0.1", 1, 1, load_scenario("steady"), exchanges=1, dialect="iso87-binary")
+    with pytest.raises(ValueError, match="dialect 'x25'"):
+        FleetConfig("127.0.0.1", 1, 1, load_scenario("steady"), exchanges=1, dialect="x25")

@@ -3,7 +3,7 @@
 Field 62 ciphertexts were worked out with openssl (TMK 1111... so 3DES reduces to DES):
 ``echo 2222222222222222 | xxd -r -p | openssl enc -des-ede3 -nopad -K 1111...11`` ->
 950973182317F80B; 3333333333333333 -> F679786E2411E3DE; 4444444444444444 -> A0C45C59F1E549BB.
-Check values are the published ones (shared/vectors/cup_pos.json).
+Check values are the published ones (docs/cup-pos.md, "Field 62").
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from terminals_sim.outcome import Failure, FollowUp, Kind
 from terminals_sim.terminal import TerminalProfile, TerminalProtocolError, VirtualTerminal
 from terminals_sim.transitions import State
 from terminals_sim.workingkeys import KeyMode
-from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK, FakeHost
+from tests.terminals_sim.fakehost import ANSWER_MTI, MERCHANT, TERMINAL, TMK, FakeHost
 
 CODEC = codec_for("cup-pos")
 FMT = CODEC.dialect.framing
@@ -53,7 +53,7 @@ def request_of(frame: bytes) -> Message:
 def answer(request: Message, requirement: int = 0, **fields: str) -> bytes:
     out = {11: request[11], 41: request[41], 42: request[42], 60: request[60], 39: "00"}
     out.update({int(k.removeprefix("f")): v for k, v in fields.items()})
-    mti = request.mti[:2] + str(int(request.mti[2]) + 1) + request.mti[3]
+    mti = ANSWER_MTI[request.mti]
     body = CODEC.encode(CODEC.message(mti, out))
     return encode_frame(FMT, body, tpdu=Tpdu.from_hex("6000000000"),
                         header=CupHeader().with_requirement(requirement))
@@ -80,7 +80,7 @@ def test_signin_request_carries_the_contract_fields() -> None:
 
 
 def test_signin_request_matches_the_published_frame_body() -> None:
-    # cup_pos.json examples[0]: STAN 000105, batch 000001, 60.3 = 003, operator 001.
+    # The published sign-in (docs/cup-pos.md): STAN 000105, batch 000001, 60.3 = 003, operator 001.
     t = VirtualTerminal(profile(first_stan=105))
     frame = decode_frame(FMT, t.start_signin())
     assert frame.body.hex().upper() == (
