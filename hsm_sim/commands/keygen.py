@@ -46,7 +46,9 @@ _KEK_SCHEME_CHOICES = (
 )
 
 
-def _key_type_spec(description: str = "Key type code, e.g. 001 ZPK, 002 TMK/TPK, 003 TAK.") -> FieldSpec:
+def _key_type_spec(
+    description: str = "Key type code, e.g. 001 ZPK, 002 TMK/TPK, 003 TAK, 109 MK-AC (EMV issuer master key).",
+) -> FieldSpec:
     return FieldSpec(
         name="Key type",
         kind=FieldKind.HEX,

@@ -63,9 +63,7 @@ def test_ca_key_records_with_long_lengths_and_their_checksums(capk: dict[str, An
     assert len(modulus) * 8 == capk["modulus_bits"]
     assert len(modulus) >= 0x80  # so the record uses the 81 xx long form
     assert capk["tlv"].count("DF0281") == 1
-    digest = hashlib.sha1(
-        objects["9F06"].value + objects["9F22"].value + modulus + objects["DF04"].value
-    ).hexdigest()
+    digest = hashlib.sha1(objects["9F06"].value + objects["9F22"].value + modulus + objects["DF04"].value).hexdigest()
     assert digest.upper() == objects["DF03"].value.hex().upper() == capk["checksum"]
     assert tlv.build(tlv.parse(H(capk["tlv"]))).hex().upper() == capk["tlv"]
 
@@ -267,9 +265,13 @@ def test_json_view_of_objects() -> None:
     assert tlv_json("9F3602024071009F36") == {"error": "tag 9F36 at byte 7: data ends before the length"}
     assert tlv_json("9F360202407103" + "8A0130" + PAN_5A) == [
         {"tag": "9F36", "name": "Application Transaction Counter", "value": "0240"},
-        {"tag": "71", "name": "Issuer Script Template 1", "objects": [
-            {"tag": "8A", "name": "Authorisation Response Code", "value": "30"},
-        ]},
+        {
+            "tag": "71",
+            "name": "Issuer Script Template 1",
+            "objects": [
+                {"tag": "8A", "name": "Authorisation Response Code", "value": "30"},
+            ],
+        },
         {"tag": "5A", "name": "Application PAN", "value": "622800*****0101F"},
     ]
     assert tlv_json(PAN_5A, unmasked=True)[0]["value"] == "622800010000101F"  # type: ignore[index]

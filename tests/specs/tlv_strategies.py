@@ -8,11 +8,7 @@ from specs.tlv import Tlv
 
 
 def _first_bytes(constructed: bool, multi: bool) -> st.SearchStrategy[int]:
-    allowed = [
-        b
-        for b in range(0x01, 0xFF)
-        if bool(b & 0x20) == constructed and (b & 0x1F == 0x1F) == multi
-    ]
+    allowed = [b for b in range(0x01, 0xFF) if bool(b & 0x20) == constructed and (b & 0x1F == 0x1F) == multi]
     return st.sampled_from(allowed)
 
 
