@@ -35,7 +35,7 @@ _FF8 = bytes([0xFF]) * 8
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 def _check_key(key: bytes, name: str) -> None:
@@ -193,20 +193,47 @@ def ac_key(scheme: Scheme, card_key: bytes, atc: bytes, un: bytes) -> bytes:
             return pboc_session_key(card_key, atc)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Cryptograms:
+    """One transaction of one card: its AC key derived once, then ARQC and ARPC from it."""
+
+    scheme: Scheme
+    card_key: bytes
+    key: bytes  # the AC key: a session key, or the card key when the scheme has none
+
+    @classmethod
+    def of(cls, scheme: Scheme, card_key: bytes, atc: bytes, un: bytes) -> Cryptograms:
+        return cls(scheme, card_key, ac_key(scheme, card_key, atc, un))
+
+    def arqc(self, data: bytes) -> bytes:
+        """The cryptogram over ``data`` (unpadded: the scheme's padding is applied here)."""
+        return generate_ac(self.key, data, self.scheme.rules.padding)
+
+    def verifies(self, data: bytes, given: bytes) -> bool:
+        _check(given, 8, "ARQC")
+        return hmac.compare_digest(self.arqc(data), given)
+
+    def arpc(self, cryptogram: bytes, arc: bytes) -> bytes:
+        """ARPC method 1 for ``cryptogram`` and response code ``arc``, under the scheme's key."""
+        session = self.scheme.rules.arpc_key is ArpcKey.SESSION_KEY
+        return arpc_method1(self.key if session else self.card_key, cryptogram, arc)
+
+    def __repr__(self) -> str:
+        return f"Cryptograms({self.scheme.name})"
+
+
 def arqc(scheme: Scheme, card_key: bytes, atc: bytes, un: bytes, data: bytes) -> bytes:
     """The ARQC a card of ``scheme`` computes over ``data`` (unpadded)."""
-    return generate_ac(ac_key(scheme, card_key, atc, un), data, scheme.rules.padding)
+    return Cryptograms.of(scheme, card_key, atc, un).arqc(data)
 
 
 def verify_arqc(scheme: Scheme, card_key: bytes, atc: bytes, un: bytes, data: bytes, given: bytes) -> bool:
-    _check(given, 8, "ARQC")
-    return hmac.compare_digest(arqc(scheme, card_key, atc, un, data), given)
+    return Cryptograms.of(scheme, card_key, atc, un).verifies(data, given)
 
 
 def arpc(scheme: Scheme, card_key: bytes, atc: bytes, un: bytes, cryptogram: bytes, arc: bytes) -> bytes:
     """The ARPC (method 1) the issuer answers ``cryptogram`` with, for response code ``arc``."""
-    session = scheme.rules.arpc_key is ArpcKey.SESSION_KEY
-    return arpc_method1(ac_key(scheme, card_key, atc, un) if session else card_key, cryptogram, arc)
+    return Cryptograms.of(scheme, card_key, atc, un).arpc(cryptogram, arc)
 
 
 # --- what the card MACs, and which scheme a card is -----------------------------------------

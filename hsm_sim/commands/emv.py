@@ -24,7 +24,7 @@ mode. Error 03 (modes 3/4 with a scheme other than 0) therefore never occurs.
 from __future__ import annotations
 
 from hsm_sim.commands.keyfields import KEY_TYPE_MK_AC, from_lmk
-from hsm_sim.emv import Scheme, arpc, icc_master_key, verify_arqc
+from hsm_sim.emv import Cryptograms, Scheme, icc_master_key
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostcmd import Command, CommandSpec, FieldCursor, FieldKind, FieldSpec, HsmContext, Reply, ok
 
@@ -174,12 +174,12 @@ def _kq(ctx: HsmContext, cur: FieldCursor) -> Reply:
     cryptogram = cur.take_bytes(_ARQC.length, _ARQC.name)
     arc = cur.take_bytes(_ARC.length, _ARC.name) if mode != VERIFY else b""
     cur.finish()
-    card_key = icc_master_key(mk_ac, y)
-    if mode != ARPC_ONLY and not verify_arqc(scheme, card_key, atc, un, data, cryptogram):
+    card = Cryptograms.of(scheme, icc_master_key(mk_ac, y), atc, un)
+    if mode != ARPC_ONLY and not card.verifies(data, cryptogram):
         return Reply(_E.VERIFICATION_FAILURE)
     if mode == VERIFY:
         return ok()
-    return ok(arpc(scheme, card_key, atc, un, cryptogram, arc))
+    return ok(card.arpc(cryptogram, arc))
 
 
 KQ = Command(KQ_SPEC, _kq)
