@@ -378,6 +378,7 @@ HA = Command(HA_SPEC, _ha)
 _BU_TYPE_CODES: dict[str, str] = {
     **{f"0{c}": f"00{c}" for c in "0123456789AB"},
     "10": "100",
+    "19": "109",
     "42": "402",
 }
 
@@ -391,7 +392,8 @@ BU_SPEC = CommandSpec(
             length=2,
             description="LMK pair the key is under: 00 = 04-05 (ZMK), 01 = 06-07 (ZPK), "
             "02 = 14-15 (TMK/TPK/PVK), 03 = 16-17 (TAK), ... 0B = 32-33, 10 = variant 1 of "
-            "04-05, 42 = variant 4 of 14-15 (CVK), FF = use the key type after ';'.",
+            "04-05, 19 = variant 1 of 28-29 (MK-AC), 42 = variant 4 of 14-15 (CVK), FF = use the key "
+            "type after ';'.",
             choices=(
                 *((c, f"key type {t}") for c, t in _BU_TYPE_CODES.items()),
                 ("FF", "key type follows the key"),

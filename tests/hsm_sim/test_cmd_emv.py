@@ -243,6 +243,12 @@ def test_zk_imports_a_clear_imk_ac_as_key_type_109() -> None:
     assert answer[4:] == B_MK_AC + kcv(with_odd_parity(B_IMK))
 
 
+def test_bu_check_value_of_an_mk_ac() -> None:
+    expected = kcv(with_odd_parity(B_IMK), 16)
+    assert HSM.handle(f"BU191{B_MK_AC}".encode()).decode() == "BV00" + expected
+    assert HSM.handle(f"BUFF1{B_MK_AC};109".encode()).decode() == "BV00" + expected
+
+
 def test_a0_generates_an_mk_ac() -> None:
     answer = HSM.handle(b"A00109U").decode()
     assert answer[:4] == "A100"
