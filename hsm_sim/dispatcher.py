@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from hsm_sim.commands import clearkey, diag, keygen, mac, pin
+from hsm_sim.commands import clearkey, diag, emv, keygen, mac, pin
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostcmd import Command, FieldCursor, HsmContext, build_response
 from hsm_sim.lmk import Lmk
@@ -48,6 +48,8 @@ COMMANDS: Mapping[str, Command] = MappingProxyType(
         # MAC
         "M6": mac.M6,
         "M8": mac.M8,
+        # EMV: ARQC verification and ARPC generation
+        "KQ": emv.KQ,
         # switchsim extension: clear test keys in (terminal registration)
         "ZK": clearkey.ZK,
         # diagnostics

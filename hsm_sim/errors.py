@@ -32,6 +32,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "68": "Command has been disabled",
     "69": "PIN block format has been disabled",
     "80": "Data length error",
+    "81": "Zero-length data",
     "83": "Key block format error",
     "84": "Key block check value error",
     "A4": "Key block authentication failure",
@@ -64,6 +65,7 @@ class ErrorCode(StrEnum):
     DISABLED = "68"
     PIN_FORMAT_DISABLED = "69"
     DATA_LENGTH = "80"
+    ZERO_LENGTH = "81"
     KEY_BLOCK_FORMAT = "83"
     KEY_BLOCK_CHECK_VALUE = "84"
     KEY_BLOCK_AUTH = "A4"

@@ -18,6 +18,7 @@ from enum import IntEnum, StrEnum
 from typing import Protocol, runtime_checkable
 
 from hsm_sim.dispatcher import Dispatcher
+from hsm_sim.emv import Scheme, pan_psn_block
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostcmd import FieldCursor, response_code
 from hsm_sim.lmk import KeyScheme
@@ -82,6 +83,28 @@ class TranslatedPin:
 class Diagnostics:
     lmk_check_value: str
     firmware: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedKey:
+    """A clear test key taken in (ZK): under the LMK, its 6H KCV, and whether the HSM had to
+    force its parity odd (the key is still imported then, as payShield's 01 warning says)."""
+
+    under_lmk: str
+    kcv: str
+    parity_fixed: bool
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class CryptogramCheck:
+    """What KQ said about an ARQC: whether it verified, and the ARPC when one was asked for."""
+
+    verified: bool
+    arpc: bytes | None
+
+    def __repr__(self) -> str:
+        arpc = "none" if self.arpc is None else self.arpc.hex().upper()
+        return f"CryptogramCheck(verified={self.verified}, arpc={arpc})"
 
 
 class HsmClient:
@@ -162,6 +185,16 @@ class HsmClient:
         kcv = cur.take_hex_text(6, "Key check value")
         cur.finish()
         return GeneratedKey(under_lmk, under_export, kcv)
+
+    async def import_clear_key(self, key_type: str, clear: bytes) -> ImportedKey:
+        """ZK (switchsim extension): a clear test key (a terminal's TMK, a test card's IMK-AC as
+        key type "109") under the LMK. The clear key crosses the transport: test keys only."""
+        scheme = KeyScheme.for_length(KeyLength(len(clear)))
+        error, cur = await self._exchange(f"ZK{key_type}{scheme.value}{clear.hex().upper()}", verify=True)
+        under_lmk = cur.take_key("Key (LMK)").text
+        kcv = cur.take_hex_text(6, "Key check value")
+        cur.finish()
+        return ImportedKey(under_lmk, kcv, error == ErrorCode.VERIFICATION_FAILURE)
 
     async def check_value(self, key_type: str, key: str) -> str:
         """BU: the 16-hex-digit check value of a key under the LMK (UnionPay field 62 sends the
@@ -258,6 +291,58 @@ class HsmClient:
         long_mac = len(mac) == 16
         message = _mac_request("M8", key_type, key, data, algorithm, padding, long_mac)
         return await self._verified(message + mac.encode("ascii"))
+
+
+    # --- EMV cryptograms -------------------------------------------------------------------
+
+    async def verify_arqc(
+        self,
+        scheme: Scheme,
+        mk_ac: str,
+        pan: str,
+        psn: str,
+        atc: bytes,
+        un: bytes,
+        data: bytes,
+        arqc: bytes,
+        *,
+        arc: bytes | None = None,
+    ) -> CryptogramCheck:
+        """KQ mode 0 (or 1 when ``arc`` is given: the ARPC for that response code comes back
+        with a verified ARQC). ``mk_ac`` is the IMK-AC under the LMK (key type 109), ``data`` the
+        unpadded ARQC input (``hsm_sim.emv.arqc_data``), 1-255 bytes."""
+        if not 1 <= len(data) <= 0xFF:
+            raise HsmError(ErrorCode.DATA_LENGTH, f"KQ: transaction data of {len(data)} bytes; 1-255 allowed")
+        mode = b"0" if arc is None else b"1"
+        message = (
+            _kq_head(mode, scheme, mk_ac, pan, psn, atc, un)
+            + f"{len(data):02X}".encode("ascii")
+            + data
+            + b";"
+            + arqc
+            + (arc or b"")
+        )
+        error, cur = await self._exchange(message, verify=True)
+        if error == ErrorCode.VERIFICATION_FAILURE:
+            cur.finish()
+            return CryptogramCheck(False, None)
+        arpc = cur.take_bytes(8, "ARPC") if arc is not None else None
+        cur.finish()
+        return CryptogramCheck(True, arpc)
+
+    async def generate_arpc(
+        self, scheme: Scheme, mk_ac: str, pan: str, psn: str, atc: bytes, un: bytes, arqc: bytes, arc: bytes
+    ) -> bytes:
+        """KQ mode 2: the ARPC (8 bytes) for ``arqc`` and response code ``arc``, no verification
+        (a decline after a verified ARQC, or an answer re-sent)."""
+        cur = await self._call(_kq_head(b"2", scheme, mk_ac, pan, psn, atc, un) + arqc + arc)
+        arpc = cur.take_bytes(8, "ARPC")
+        cur.finish()
+        return arpc
+
+
+def _kq_head(mode: bytes, scheme: Scheme, mk_ac: str, pan: str, psn: str, atc: bytes, un: bytes) -> bytes:
+    return b"KQ" + mode + scheme.value.encode("ascii") + mk_ac.encode("ascii") + pan_psn_block(pan, psn) + atc + un
 
 
 def _mac_request(

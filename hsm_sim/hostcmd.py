@@ -41,6 +41,7 @@ class FieldKind(StrEnum):
     KEY = "key"  # key notation: 16H | U+32H | T+48H | X+32H | Y+48H
     TEXT = "text"  # printable characters up to a ';' delimiter
     BYTES = "bytes"  # raw bytes whose length was given by a previous field
+    BINARY = "binary"  # fixed number of raw bytes (EMV data: PAN/PSN, ATC, ARQC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +78,8 @@ class FieldSpec:
                 return f"up to {self.length}A + ';'"
             case FieldKind.BYTES:
                 return "n bytes (length from a previous field)"
+            case FieldKind.BINARY:
+                return f"{self.length}B"
             case FieldKind.HEX:
                 return f"{self.length}H"
             case FieldKind.DIGITS:
@@ -96,10 +99,19 @@ class CommandSpec:
     errors: tuple[ErrorCode, ...]
     notes: str = ""
     test_mode_only: bool = False
+    # What an error code means for this command where payShield gives it its own meaning
+    # (KQ's 04 is "invalid mode flag", not the general "invalid key type code").
+    error_meanings: tuple[tuple[ErrorCode, str], ...] = ()
 
     @property
     def response_code(self) -> str:
         return response_code(self.code)
+
+    def error_description(self, code: ErrorCode) -> str:
+        for known, meaning in self.error_meanings:
+            if known is code:
+                return meaning
+        return code.description
 
     def field(self, name: str) -> FieldSpec:
         for spec in self.request:
@@ -279,7 +291,7 @@ class FieldCursor:
                 return self.take(n, spec.name)
             case FieldKind.TEXT:
                 return self.take_until(";", spec.name, n)
-            case FieldKind.BYTES:
+            case FieldKind.BYTES | FieldKind.BINARY:
                 return self.take_bytes(n, spec.name).decode("latin-1")
             case FieldKind.KEY:  # pragma: no cover - keys have their own typed reader
                 raise TypeError("use read_key() for key fields")

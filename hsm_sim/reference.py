@@ -42,7 +42,7 @@ def _command(spec: CommandSpec) -> list[str]:
     lines += ["", "Response (after the response code and error code; only with error 00):", ""]
     lines += _table(spec.response) if spec.response else ["(no fields)"]
     lines += ["", "Error codes:", ""]
-    lines += [f"- `{code}` {code.description}" for code in sorted(spec.errors)]
+    lines += [f"- `{code}` {spec.error_description(code)}" for code in sorted(spec.errors)]
     return [*lines, ""]
 
 
@@ -67,6 +67,7 @@ def _conventions() -> list[str]:
         "- Keys: `16H` is a single-length key (also accepted as `Z`+16H); `U`+32H / `T`+48H are "
         "double/triple-length variant-scheme keys; `X`+32H / `Y`+48H are ANSI X9.17 "
         "double/triple-length keys (plain TDES-ECB), valid only under a ZMK or TMK.",
+        "- `nB` is n raw bytes (binary EMV data such as the ARQC); `nH` is n hex characters.",
         f"- PIN under LMK: TDES-ECB under LMK pair {PIN_PAIR} of the ISO 9564-1 format 0 block "
         "built from the PIN and the command's 12-digit account number, 16 hex characters. "
         "(payShield's own form is proprietary; clients treat both as opaque.)",

@@ -48,6 +48,7 @@ class Sensitivity(StrEnum):
     TRACK = "track"  # nothing shown
     PIN = "pin"  # nothing shown
     KEY = "key"  # nothing shown
+    TLV = "tlv"  # BER-TLV (field 55): the values of sensitive tags hidden, the rest shown
 
 
 class Encoding(StrEnum):

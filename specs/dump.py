@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from specs import tlv
 from specs.codec import Codec
 from specs.dialect import Sensitivity
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, Tpdu, decode_frame, encode_frame
-from specs.masking import mask_bytes, mask_value
+from specs.masking import mask_bytes, mask_tag_value, mask_tlv_hex, mask_value
 from specs.message import Message, join_subfields
 
 
@@ -76,11 +77,70 @@ def annotate(codec: Codec, decoded: Decoded, *, unmasked: bool = False) -> list[
         spec = codec.dialect.fields[number]
         sens = Sensitivity.NONE if unmasked else spec.sensitivity
         value = message.fields[number]
+        if spec.sensitivity is Sensitivity.TLV:
+            lines += _tlv_lines(part, spec.name, chunk, len(value) // 2, base + start, unmasked=unmasked)
+            continue
         lines.append(DumpLine(base + start, part, spec.name, mask_bytes(sens, chunk), mask_value(sens, value)))
         for sub_id, sub_value in message.subfields(number).items():
             sub_name = next(s.name for s in spec.subfields if s.id == sub_id)
             lines.append(DumpLine(base + start, sub_id, sub_name, "", mask_value(sens, sub_value)))
     return lines
+
+
+def _tlv_lines(part: str, name: str, chunk: bytes, size: int, offset: int, *, unmasked: bool) -> list[DumpLine]:
+    """A BER-TLV field (``chunk``: length prefix and ``size`` bytes of value): one line for the
+    field, then one per data object with its tag's name; a value that does not parse gets a
+    line saying where and why instead."""
+    prefix = len(chunk) - size
+    raw_value = chunk[prefix:]
+    shown = raw_value.hex().upper() if unmasked else mask_tlv_hex(raw_value.hex().upper())
+    try:
+        objects = tlv.parse(raw_value, base_offset=offset + prefix, field=part)
+    except tlv.TlvError as exc:
+        return [
+            DumpLine(offset, part, name, chunk[:prefix].hex().upper() + shown, f"{len(raw_value)} bytes"),
+            DumpLine(exc.offset, part, "BER-TLV error", "", exc.describe()),
+        ]
+    lines = [DumpLine(offset, part, name, chunk[:prefix].hex().upper() + shown, f"{len(objects)} data objects")]
+    lines += _object_lines(part, objects, unmasked=unmasked, depth=0)
+    return lines
+
+
+def _object_lines(part: str, objects: tuple[tlv.Tlv, ...], *, unmasked: bool, depth: int) -> list[DumpLine]:
+    lines: list[DumpLine] = []
+    indent = "  " * depth
+    for obj in objects:
+        label = f"{part}.{obj.tag}"
+        if obj.children:
+            lines.append(DumpLine(obj.offset, label, indent + obj.name, "", f"{len(obj.children)} data objects"))
+            lines += _object_lines(part, obj.children, unmasked=unmasked, depth=depth + 1)
+            continue
+        secret = not unmasked and tlv.sensitivity(obj.tag) is not Sensitivity.NONE
+        raw = mask_tag_value(obj) if secret else obj.value.hex().upper()
+        lines.append(DumpLine(obj.offset, label, indent + obj.name, raw, raw if secret else tlv.readable(obj)))
+    return lines
+
+
+def tlv_json(value: str, *, unmasked: bool = False) -> list[dict[str, Any]] | dict[str, str]:
+    """A BER-TLV field value (hex) as JSON: a list of {tag, name, value[, objects]}, or
+    {"error": ...} when it does not parse. Values of sensitive tags are masked unless asked."""
+    try:
+        objects = tlv.parse(bytes.fromhex(value))
+    except (ValueError, tlv.TlvError) as exc:
+        return {"error": exc.describe() if isinstance(exc, tlv.TlvError) else "not hexadecimal"}
+    return _objects_json(objects, unmasked)
+
+
+def _objects_json(objects: tuple[tlv.Tlv, ...], unmasked: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for obj in objects:
+        item: dict[str, Any] = {"tag": obj.tag, "name": obj.name}
+        if obj.children:
+            item["objects"] = _objects_json(obj.children, unmasked)
+        else:
+            item["value"] = obj.value.hex().upper() if unmasked else mask_tag_value(obj)
+        out.append(item)
+    return out
 
 
 def _present(message: Message, part: str) -> str:
@@ -114,6 +174,14 @@ def to_json(decoded: Decoded, *, unmasked: bool = False) -> dict[str, Any]:
             subfields[sub_id] = shown
     if subfields:
         obj["subfields"] = subfields
+    # What from_json ignores: the data objects of BER-TLV fields, for reading only.
+    objects = {
+        str(n): tlv_json(v, unmasked=unmasked)
+        for n, v in message.fields.items()
+        if n in dialect.fields and dialect.fields[n].sensitivity is Sensitivity.TLV
+    }
+    if objects:
+        obj["tlv"] = objects
     return obj
 
 

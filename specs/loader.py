@@ -154,6 +154,8 @@ def _field(key: str, raw: Any, source: str) -> FieldSpec:
     default_align = Align.RIGHT if kind is LengthKind.FIXED else Align.LEFT
     align = _enum(Align, raw.get("align", default_align.value), source, f"{where}.align")
     sensitivity = _enum(Sensitivity, raw.get("sensitive", "none"), source, f"{where}.sensitive")
+    if sensitivity is Sensitivity.TLV and ftype is not FieldType.B:
+        raise SpecError(source, f"{where}.sensitive", "only b fields hold BER-TLV")
     subfields = tuple(_subfield(number, i, sub, source) for i, sub in enumerate(raw.get("subfields", [])))
     if subfields:
         if ftype not in (FieldType.N, FieldType.AN, FieldType.ANS):

@@ -25,7 +25,7 @@ ZK_SPEC = CommandSpec(
             kind=FieldKind.HEX,
             length=3,
             error=_E.INVALID_KEY_TYPE,
-            description="Key type code, e.g. 002 TMK, 000 ZMK.",
+            description="Key type code, e.g. 002 TMK, 000 ZMK, 109 MK-AC (a test card's IMK-AC).",
         ),
         FieldSpec(
             name="Key scheme (LMK)",

@@ -26,6 +26,7 @@ KEY_TYPE_TMK = "002"  # also TPK and PVK: all stored under LMK pair 14-15
 KEY_TYPE_TAK = "003"
 KEY_TYPE_ZAK = "008"
 KEY_TYPE_BDK = "009"
+KEY_TYPE_MK_AC = "109"  # issuer master key for application cryptograms (IMK-AC), LMK 28-29 variant 1
 
 _LMK_SCHEMES = (KeyScheme.Z, KeyScheme.U, KeyScheme.T)
 

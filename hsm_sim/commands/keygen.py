@@ -46,7 +46,9 @@ _KEK_SCHEME_CHOICES = (
 )
 
 
-def _key_type_spec(description: str = "Key type code, e.g. 001 ZPK, 002 TMK/TPK, 003 TAK.") -> FieldSpec:
+def _key_type_spec(
+    description: str = "Key type code, e.g. 001 ZPK, 002 TMK/TPK, 003 TAK, 109 MK-AC (EMV issuer master key).",
+) -> FieldSpec:
     return FieldSpec(
         name="Key type",
         kind=FieldKind.HEX,
@@ -376,6 +378,7 @@ HA = Command(HA_SPEC, _ha)
 _BU_TYPE_CODES: dict[str, str] = {
     **{f"0{c}": f"00{c}" for c in "0123456789AB"},
     "10": "100",
+    "19": "109",
     "42": "402",
 }
 
@@ -389,7 +392,8 @@ BU_SPEC = CommandSpec(
             length=2,
             description="LMK pair the key is under: 00 = 04-05 (ZMK), 01 = 06-07 (ZPK), "
             "02 = 14-15 (TMK/TPK/PVK), 03 = 16-17 (TAK), ... 0B = 32-33, 10 = variant 1 of "
-            "04-05, 42 = variant 4 of 14-15 (CVK), FF = use the key type after ';'.",
+            "04-05, 19 = variant 1 of 28-29 (MK-AC), 42 = variant 4 of 14-15 (CVK), FF = use the key "
+            "type after ';'.",
             choices=(
                 *((c, f"key type {t}") for c, t in _BU_TYPE_CODES.items()),
                 ("FF", "key type follows the key"),

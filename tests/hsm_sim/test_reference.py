@@ -33,7 +33,7 @@ def test_reference_lists_command_fields_and_errors(code: str) -> None:
     for field in (*spec.request, *spec.response):
         assert f"| {field.name} | {field.wire_format} |" in section
     for error in spec.errors:
-        assert f"- `{error}` {error.description}" in section
+        assert f"- `{error}` {spec.error_description(error)}" in section
 
 
 def test_reference_names_the_extension_mac_and_test_mode_command() -> None:

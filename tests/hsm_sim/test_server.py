@@ -305,10 +305,17 @@ async def _flood_then_close(running: RunningHsm, answered: Callable[[], int]) ->
     # buffer is full, so this send never completes; close() must then give up and abort.
     sender = asyncio.create_task(loop.sock_sendall(sock, frame(b"0001NC") * 400_000))
     try:
-        await asyncio.sleep(0.5)
+        # Reading pauses once the server's write buffer is full: from then on no command is
+        # executed while the answers sit unread. On a loaded machine filling the buffer can take
+        # a while, so wait (up to 15 s) for the count to hold still for 0.3 s, then check it holds.
+        first, deadline = answered(), loop.time() + 15
+        while True:
+            await asyncio.sleep(0.3)
+            now = answered()
+            if (now == first and now > 0) or loop.time() > deadline:
+                break
+            first = now
         assert not sender.done()
-        # Reading has paused: no more commands are executed while the answers sit unread.
-        first = answered()
         await asyncio.sleep(0.3)
         assert answered() == first
         assert 0 < first < 400_000

@@ -76,6 +76,11 @@ length = "ascii"
         ('binary = "raw"\n[fields]\n11 = { name = "S", type = "n", max = 6 }', "encoding.binary", "not one of"),
         ('[fields]\n11 = { name = "STAN", type = "n", max = 6, colour = 1 }', "fields.11", "unknown keys"),
         (
+            '[fields]\n48 = { name = "X", type = "ans", length = "lllvar", max = 99, sensitive = "tlv" }',
+            "fields.48.sensitive",
+            "only b fields hold BER-TLV",
+        ),
+        (
             '[fields]\n11 = { name = "S", type = "n", max = 6 }\n[messages."0800"]\nmandatory = [41]',
             "messages.0800.mandatory",
             "field 41 is not defined",

@@ -141,3 +141,66 @@ def test_specs_show_messages_prints_the_catalogue_table(capsys: pytest.CaptureFi
     rows = _first_rows(capsys.readouterr().out)
     assert rows["authorisation"][:7] == ["authorisation", "0100", "0110", "000000", "-", "no", "nothing"]
     assert rows["echo"][:4] == ["echo", "0800", "0810", "-"] and rows["echo"][4] == "301"
+
+# The PBOC example B field 55 (emv.json tlv_examples[0]) plus, written by hand, a PAN (5A) and a
+# track 2 equivalent (57) that a terminal should never send and a dump must never show.
+FIELD55 = (
+    "9F26085D016C91005E7CC29F2701809F101307000103A04002010A010000001000D1F611529F37041E78EEBC"
+    "9F36020240950500800460009A031407019C01009F02060000000000015F2A02015682027D009F1A020156"
+    "9F03060000000000009F330360E1C89F34030203009F3501229F1E0838333230494343008408A000000333"
+    "0101019F090200209F410400000007"
+)
+PAN_AND_TRACK = "5A08622800010000101F" + "5710622800010000101FD30122011234567F"
+
+
+def _chip_frame(capsys: pytest.CaptureFixture[str], field55: str) -> str:
+    obj = {
+        "mti": "0200",
+        "tpdu": "6000000138",
+        "header": "613100311108",
+        "fields": {
+            "3": "000000",
+            "11": "000001",
+            "22": "051",
+            "23": "001",
+            "25": "00",
+            "41": "00000764",
+            "42": "848100058126002",
+            "49": "156",
+            "55": field55,
+            "60": "22000001000",
+        },
+    }
+    assert main(["encode", json.dumps(obj)]) == 0
+    return capsys.readouterr().out.strip()
+
+
+def test_decode_lists_field_55_tags_by_name_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    frame = _chip_frame(capsys, FIELD55 + PAN_AND_TRACK)
+    assert main(["decode", frame]) == 0
+    out = capsys.readouterr().out
+    assert "55.9F26 Application Cryptogram (ARQC/TC/AAC)" in out and "5D016C91005E7CC2" in out
+    assert "55.9F36 Application Transaction Counter" in out
+    assert "55.5A   Application PAN" in out and "622800*****0101F" in out
+    assert "55.57   Track 2 Equivalent Data" in out
+    assert "6228000100001" not in out and "D301220" not in out
+    assert main(["decode", "--unmasked", frame]) == 0
+    out = capsys.readouterr().out
+    assert "622800010000101F" in out and "622800010000101FD30122011234567F" in out
+
+
+def test_decode_json_carries_the_data_objects(capsys: pytest.CaptureFixture[str]) -> None:
+    frame = _chip_frame(capsys, FIELD55 + PAN_AND_TRACK)
+    assert main(["decode", "--json", frame]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    objects = obj["tlv"]["55"]
+    assert [o["tag"] for o in objects][:3] == ["9F26", "9F27", "9F10"]
+    assert objects[-1] == {"tag": "57", "name": "Track 2 Equivalent Data", "value": "*" * 32}
+    assert "D3012201" not in json.dumps(obj)
+
+
+def test_decode_of_malformed_field_55_says_where(capsys: pytest.CaptureFixture[str]) -> None:
+    frame = _chip_frame(capsys, "9F2608AABB")
+    assert main(["decode", frame]) == 0
+    out = capsys.readouterr().out
+    assert "BER-TLV error" in out and "field 55 tag 9F26 at byte 62: length 8 runs 6 bytes past the end" in out
