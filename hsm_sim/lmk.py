@@ -179,6 +179,8 @@ class Lmk:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise HsmError(ErrorCode.INVALID_LMK, f"{p}: cannot read LMK file ({exc.strerror})") from exc
+        except UnicodeDecodeError:
+            raise HsmError(ErrorCode.INVALID_LMK, f"{p}: not UTF-8 text") from None
         doc: Any
         try:
             doc = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)

@@ -51,6 +51,8 @@ def load(name: str) -> Dialect:
         raise SpecError(str(path), "dialect", f"no such dialect; built-in: {', '.join(available())}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(str(path), "file", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(str(path), "file", f"not valid TOML: {exc}") from None
     return build(data, source=str(path))

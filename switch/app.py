@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from hsm_sim.facade import HsmTransport
+from hsm_sim.facade import Diagnostics, HsmClient, HsmTransport
 from hsm_sim.transport import close_transport, transport_from_url
 from specs.codec import codec_for
 from switch.cards import add_card
-from switch.config import SwitchConfig
+from switch.config import ConfigError, SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
 from switch.keyservice import KeyService
@@ -31,7 +31,7 @@ from switch.store import Store
 
 def build_services(config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None) -> Services:
     return Services(
-        rules=_rules(config),
+        rules=rule_set(config),
         codec=codec_for(config.dialect),
         store=store if store is not None else SqliteStore(config.db),
         keys=KeyService(transport if transport is not None else transport_from_url(config.hsm)),
@@ -39,11 +39,34 @@ def build_services(config: SwitchConfig, store: Store | None = None, transport: 
     )
 
 
-def _rules(config: SwitchConfig) -> RuleSet | None:
-    rules = list(parse_rules(list(config.rules), config.source).rules) if config.rules else []
+def rule_sources(config: SwitchConfig) -> tuple[tuple[str, RuleSet], ...]:
+    """The response rules `config` names, by where each set comes from: the config's own
+    `[[rules]]` first, then the rules file (`--rules FILE`). Raises `ConfigError` naming the
+    file, the rule and the key; a rule name used in both files is a mistake too."""
+    sources: list[tuple[str, RuleSet]] = []
+    if config.rules:
+        sources.append((config.source, parse_rules(list(config.rules), config.source)))
     if config.rules_file:
-        rules += load_rules(config.rules_file).rules
-    return RuleSet(tuple(rules)) if rules else None
+        sources.append((config.rules_file, load_rules(config.rules_file)))
+    if len(sources) == 2:
+        first = {rule.name for rule in sources[0][1].rules}
+        for index, rule in enumerate(sources[1][1].rules):
+            if rule.name in first:
+                where, problem = f"rules[{index}].name", f"{rule.name!r} is already in {config.source}"
+                raise ConfigError(config.rules_file or "", where, problem)
+    return tuple(sources)
+
+
+def rule_set(config: SwitchConfig) -> RuleSet | None:
+    """Every rule of `rule_sources`, in evaluation order; None when there is none."""
+    rules = tuple(rule for _, rules in rule_sources(config) for rule in rules.rules)
+    return RuleSet(rules) if rules else None
+
+
+async def check_hsm(transport: HsmTransport) -> Diagnostics:
+    """Ask the HSM for its diagnostics (NC) before anything depends on it: raises
+    `HsmTransportError` when it cannot be reached and `HsmError` when it answers an error."""
+    return await HsmClient(transport).diagnostics()
 
 
 async def register_terminal(services: Services, merchant: str, terminal: str, tmk: bytes) -> Terminal:

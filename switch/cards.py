@@ -12,6 +12,7 @@ from specs.masking import mask_pan
 from specs.message import Message
 from specs.response import ResponseCode
 from specs.track2 import parse_track2
+from switch.config import card_problem
 from switch.context import Services
 from switch.records import Card, CardStatus
 
@@ -39,12 +40,9 @@ async def add_card(
     service_code: str = "201",
     status: CardStatus = CardStatus.ACTIVE,
 ) -> Card:
-    if not (pan.isdigit() and 12 <= len(pan) <= 19):
-        raise ValueError("PAN must be 12 to 19 digits")
-    if not (expiry.isdigit() and len(expiry) == 4 and 1 <= int(expiry[2:]) <= 12):
-        raise ValueError("expiry must be YYMM")
-    if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise ValueError("PIN must be 4 to 12 digits")
+    problem = card_problem(pan, expiry, pin, balance, limit, service_code, status.value)
+    if problem is not None:
+        raise ValueError(f"card {problem[0]} {problem[1]}")
     card = Card(
         pan_ref=pan_ref(pan),
         pan_masked=mask_pan(pan),

@@ -1,46 +1,16 @@
-"""Switch configuration: server limits, session policy, parameters, and declared terminals.
+"""Switch configuration: server limits, session policy, parameters, declared terminals, operators,
+cards and response rules, from one TOML file a team keeps in its own repository.
 
-A team keeps its test set-up in a TOML file in its own repository:
-
-    [server]
-    host = "127.0.0.1"
-    port = 5800
-    dialect = "cup-pos"
-    db = "switchsim.db"
-    hsm = "inproc"            # or tcp://host:port, udp://host:port
-    idle_timeout = 300        # seconds without a byte before a connection is closed
-    frame_timeout = 10        # seconds a started frame may take to finish
-    max_connections = 10000
-    acquirer_id = "00000000001"
-
-    [session]
-    key_lifetime = 86400      # seconds; then the header asks the terminal to sign in again
-    max_operator_failures = 3
-
-    [parameters]              # 0800 60.3=360 answers these in field 62, as tag + value
-    "11" = "SWITCHSIM TEST MERCHANT"
-
-    [[terminals]]
-    merchant = "848100058126002"
-    terminal = "00000764"
-    tmk = "11111111111111111111111111111111"
-
-    [[operators]]
-    merchant = "848100058126002"
-    terminal = "00000764"
-    id = "02"
-    password = "2222"
-
-    [[cards]]                 # test cards: the PIN goes straight to the HSM, the PAN is not stored
-    pan = "6222021234567890123"
-    expiry = "3012"
-    pin = "123456"
-    balance = 100000000       # minor units (fen)
-    limit = 5000000
+`examples/switch.toml` is the reference: every key this loader accepts, each with a comment
+(tests/switch/test_config.py checks that the two agree, and that the README names no key the
+loader refuses). `ACCEPTED_KEYS` is the loader's side of that comparison. A mistake names the
+file, the key and what was expected: `switch.toml: server.port: must be 0 to 65535, got 70000`;
+an unknown key is a mistake too, so a typo never silently does nothing.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -105,22 +75,46 @@ class SwitchConfig:
     source: str = "<config>"
 
 
-_SERVER_KEYS: dict[str, type | tuple[type, ...]] = {
+_Kind = type | tuple[type, ...]
+_NUMBER = (int, float)
+
+_SERVER_KEYS: dict[str, _Kind] = {
     "host": str,
     "port": int,
     "dialect": str,
     "db": str,
     "hsm": str,
-    "idle_timeout": (int, float),
-    "frame_timeout": (int, float),
+    "idle_timeout": _NUMBER,
+    "frame_timeout": _NUMBER,
     "max_connections": int,
     "max_pipeline": int,
     "acquirer_id": str,
 }
-_SESSION_KEYS: dict[str, type | tuple[type, ...]] = {
-    "key_lifetime": (int, float),
+_SESSION_KEYS: dict[str, _Kind] = {
+    "key_lifetime": _NUMBER,
     "max_operator_failures": int,
+    "unknown_reversal": str,
 }
+_TERMINAL_KEYS = frozenset({"merchant", "terminal", "tmk"})
+_OPERATOR_KEYS = frozenset({"merchant", "terminal", "id", "password"})
+_CARD_KEYS = frozenset({"pan", "expiry", "pin", "balance", "limit", "service_code", "status"})
+_TABLES = frozenset({"server", "session", "parameters", "terminals", "operators", "cards", "rules"})
+
+#: Every key the loader accepts, by table (``[server]``, ``[session]``) or array of tables
+#: (``[[terminals]]``, ...). ``[parameters]`` takes any 2-digit tag and ``[[rules]]`` is
+#: switch/rules.py's format, so neither is listed here.
+ACCEPTED_KEYS: Mapping[str, frozenset[str]] = {
+    "server": frozenset(_SERVER_KEYS),
+    "session": frozenset(_SESSION_KEYS),
+    "terminals": _TERMINAL_KEYS,
+    "operators": _OPERATOR_KEYS,
+    "cards": _CARD_KEYS,
+}
+
+# Settings that must be above zero, and the ones that are counts of at least one.
+_POSITIVE = ("idle_timeout", "frame_timeout", "key_lifetime")
+_AT_LEAST_ONE = ("max_connections", "max_pipeline", "max_operator_failures")
+_MAX_AMOUNT = 999_999_999_999  # field 4: 12 digits of minor units
 
 
 def load_config(path: str | Path) -> SwitchConfig:
@@ -129,35 +123,38 @@ def load_config(path: str | Path) -> SwitchConfig:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(source, "file", exc.strerror or "cannot read") from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, "file", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "file", f"not valid TOML: {exc}") from None
     return parse_config(data, source)
 
 
 def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchConfig:
-    unknown = set(data) - {"server", "session", "parameters", "terminals", "operators", "cards", "rules"}
+    unknown = set(data) - _TABLES
     if unknown:
-        raise ConfigError(source, "top level", f"unknown tables {sorted(unknown)}")
+        known = ", ".join(sorted(_TABLES))
+        raise ConfigError(source, "top level", f"unknown tables {sorted(unknown)} (known: {known})")
     values: dict[str, Any] = {}
     for table, allowed in (("server", _SERVER_KEYS), ("session", _SESSION_KEYS)):
-        section = data.get(table, {})
+        section = _table(source, table, data.get(table, {}))
         for key, value in section.items():
+            where = f"{table}.{key}"
             if key not in allowed:
-                raise ConfigError(source, f"{table}.{key}", "unknown setting")
+                raise ConfigError(source, where, f"unknown setting (known: {', '.join(sorted(allowed))})")
             if not isinstance(value, allowed[key]) or isinstance(value, bool):
-                raise ConfigError(source, f"{table}.{key}", f"wrong type {type(value).__name__}")
+                raise ConfigError(source, where, f"wrong type {type(value).__name__}")
+            _check_setting(source, where, key, value)
             values[key] = value
-    if values.get("unknown_reversal", "00") not in ("00", "25"):
-        raise ConfigError(source, "session.unknown_reversal", "must be '00' or '25'")
-    for key in ("idle_timeout", "frame_timeout", "key_lifetime"):
-        if key in values and values[key] <= 0:
-            raise ConfigError(source, key, "must be positive")
-    params = data.get("parameters", {})
-    if not all(isinstance(k, str) and k.isdigit() and len(k) == 2 and isinstance(v, str) for k, v in params.items()):
-        raise ConfigError(source, "parameters", "keys are 2-digit tags, values text")
-    terminals = tuple(_terminal(source, i, raw) for i, raw in enumerate(data.get("terminals", [])))
-    operators = tuple(_operator(source, i, raw) for i, raw in enumerate(data.get("operators", [])))
-    cards = tuple(_card(source, i, raw) for i, raw in enumerate(data.get("cards", [])))
+    params = _table(source, "parameters", data.get("parameters", {}))
+    for tag, value in params.items():
+        if not (tag.isascii() and tag.isdigit() and len(tag) == 2):
+            raise ConfigError(source, f"parameters.{tag}", "keys are 2-digit tags")
+        if not isinstance(value, str):
+            raise ConfigError(source, f"parameters.{tag}", f"must be text, got {type(value).__name__}")
+    terminals = tuple(_terminal(source, i, raw) for i, raw in enumerate(_array(source, "terminals", data)))
+    operators = tuple(_operator(source, i, raw) for i, raw in enumerate(_array(source, "operators", data)))
+    cards = tuple(_card(source, i, raw) for i, raw in enumerate(_array(source, "cards", data)))
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         raise ConfigError(source, "rules", "must be an array of tables ([[rules]])")
@@ -170,6 +167,41 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
         rules=tuple(rules),
         source=source,
     )
+
+
+def _check_setting(source: str, where: str, key: str, value: Any) -> None:
+    if key == "port" and not 0 <= value <= 0xFFFF:
+        raise ConfigError(source, where, f"must be 0 to 65535, got {value}")
+    if key in _POSITIVE and not (math.isfinite(value) and value > 0):
+        raise ConfigError(source, where, f"must be a positive number of seconds, got {value}")
+    if key in _AT_LEAST_ONE and value < 1:
+        raise ConfigError(source, where, f"must be at least 1, got {value}")
+    if key in ("host", "dialect", "db", "hsm") and not value.strip():
+        raise ConfigError(source, where, "must not be empty")
+    if key == "acquirer_id" and not (value.isascii() and value.isdigit() and 1 <= len(value) <= 11):
+        raise ConfigError(source, where, f"must be 1 to 11 digits (field 32), got {value!r}")
+    if key == "unknown_reversal" and value not in ("00", "25"):
+        raise ConfigError(source, where, f"must be '00' or '25', got {value!r}")
+
+
+def _table(source: str, name: str, value: object) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(source, name, f"must be a table ([{name}]), got {type(value).__name__}")
+    return value
+
+
+def _array(source: str, name: str, data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(source, name, f"must be an array of tables ([[{name}]])")
+    allowed = ACCEPTED_KEYS[name]
+    for index, item in enumerate(value):
+        unknown = sorted(set(item) - allowed)
+        if unknown:
+            raise ConfigError(
+                source, f"{name}[{index}].{unknown[0]}", f"unknown key (known: {', '.join(sorted(allowed))})"
+            )
+    return value
 
 
 def _ids(source: str, where: str, raw: Mapping[str, Any]) -> tuple[str, str]:
@@ -205,27 +237,42 @@ def _operator(source: str, index: int, raw: Mapping[str, Any]) -> DeclaredOperat
     return DeclaredOperator(merchant, terminal, op_id, password)
 
 
-def _card(source: str, index: int, raw: Mapping[str, Any]) -> DeclaredCard:
-    where = f"cards[{index}]"
-    pan, expiry, pin = raw.get("pan"), raw.get("expiry"), raw.get("pin")
-    if not isinstance(pan, str) or not pan.isdigit() or not 12 <= len(pan) <= 19:
-        raise ConfigError(source, f"{where}.pan", "must be 12 to 19 digits")
-    if not isinstance(expiry, str) or not expiry.isdigit() or len(expiry) != 4:
-        raise ConfigError(source, f"{where}.expiry", "must be YYMM")
-    if not isinstance(pin, str) or not pin.isdigit() or not 4 <= len(pin) <= 12:
-        raise ConfigError(source, f"{where}.pin", "must be 4 to 12 digits")
-    for key in ("balance", "limit"):
-        if not isinstance(raw.get(key, 0), int) or raw.get(key, 0) < 0:
-            raise ConfigError(source, f"{where}.{key}", "must be a whole number of minor units (fen)")
-    status = raw.get("status", "active")
+def card_problem(
+    pan: object, expiry: object, pin: object, balance: object, limit: object, service_code: object, status: object
+) -> tuple[str, str] | None:
+    """The first thing wrong with a test card's data, as (key, problem), or None: one set of
+    rules for `[[cards]]` here and for `switchsim card add` (switch/cards.py)."""
+    if not _digits(pan, 12, 19):
+        return "pan", "must be 12 to 19 digits"
+    if not (_digits(expiry, 4, 4) and isinstance(expiry, str) and 1 <= int(expiry[2:]) <= 12):
+        return "expiry", "must be YYMM (month 01 to 12)"
+    if not _digits(pin, 4, 12):
+        return "pin", "must be 4 to 12 digits"
+    for key, value in (("balance", balance), ("limit", limit)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_AMOUNT:
+            return key, f"must be a whole number of minor units (fen), 0 to {_MAX_AMOUNT}"
+    if not _digits(service_code, 3, 3):
+        return "service_code", "must be 3 digits"
     if status not in ("active", "blocked"):
-        raise ConfigError(source, f"{where}.status", "must be 'active' or 'blocked'")
-    return DeclaredCard(
-        pan,
-        expiry,
-        pin,
-        int(raw.get("balance", 0)),
-        int(raw.get("limit", 0)),
-        str(raw.get("service_code", "201")),
-        status,
+        return "status", "must be 'active' or 'blocked'"
+    return None
+
+
+def _digits(value: object, low: int, high: int) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isdigit() and low <= len(value) <= high
+
+
+def _card(source: str, index: int, raw: Mapping[str, Any]) -> DeclaredCard:
+    card = DeclaredCard(
+        pan=raw.get("pan"),  # type: ignore[arg-type]  # checked just below
+        expiry=raw.get("expiry"),  # type: ignore[arg-type]
+        pin=raw.get("pin"),  # type: ignore[arg-type]
+        balance=raw.get("balance", 0),
+        limit=raw.get("limit", 0),
+        service_code=raw.get("service_code", "201"),
+        status=raw.get("status", "active"),
     )
+    problem = card_problem(card.pan, card.expiry, card.pin, card.balance, card.limit, card.service_code, card.status)
+    if problem is not None:
+        raise ConfigError(source, f"cards[{index}].{problem[0]}", problem[1])
+    return card

@@ -82,17 +82,46 @@ _CARD_COLUMNS = (
 )
 
 
+def _connect(path: str, create: bool) -> sqlite3.Connection:
+    where = Path(path)
+    if path != ":memory:":
+        if where.is_dir():
+            raise StoreError(f"{path}: is a directory, not a store file")
+        if not where.parent.is_dir():
+            raise StoreError(f"{path}: folder {where.parent} does not exist")
+        if not create and not where.exists():
+            raise StoreError(f"{path}: no store here (this command reads a store and does not create one)")
+    try:
+        if create or path == ":memory:":
+            return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # mode=rw: an existing file only, so a store deleted since the check is not re-created
+        uri = f"{where.resolve().as_uri()}?mode=rw"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the store ({exc})") from None
+
+
 class SqliteStore:
-    def __init__(self, path: str | Path = ":memory:", *, journal_batch: int = 256) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{path}: schema version {version} is newer than this switchsim ({SCHEMA_VERSION})")
-        self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    def __init__(self, path: str | Path = ":memory:", *, journal_batch: int = 256, create: bool = True) -> None:
+        """Open (and with `create`, make) the store at `path`; a path that cannot hold a store
+        (a directory, a missing folder, a file that is not SQLite) is a `StoreError` naming it.
+        Without `create` a missing store is an error: read-only commands never make one."""
+        self._db = _connect(str(path), create)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{path}: schema version {version} is newer than this switchsim ({SCHEMA_VERSION})")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{path}: not a switchsim store ({exc})") from None
+        except StoreError:
+            self._db.close()
+            raise
         self._pending: list[tuple[object, ...]] = []
         self._journal_batch = journal_batch
 

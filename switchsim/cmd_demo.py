@@ -2,14 +2,16 @@
 
 Provisions 50 terminals into a temporary SQLite store (TMKs derived from the fleet's seed),
 starts the switch with its in-process HSM as a child process on a free loopback port, runs
-the `steady` scenario for about 20 seconds with the live progress display, prints the summary
-and the report's path, then stops the switch with SIGTERM and waits for its clean exit.
+the `steady` scenario for about 20 seconds with the live progress display, prints the summary,
+then stops the switch with SIGTERM and waits for its clean exit. The temporary folder (store,
+report, switch log) is removed at the end unless `--keep` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from switch.provisioning import provision
-from switchsim.cli import EXIT_FAILED, main
+from switchsim import argtypes
+from switchsim.errors import RunFailed
 from terminals_sim.provision import provision_plan
 
 DEMO_TERMINALS = 50
@@ -27,9 +30,11 @@ DEMO_TERMINALS = 50
 
 def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="run HSM + switch + a 50-terminal fleet on loopback for ~20 s")
-    demo.add_argument("--terminals", type=int, default=DEMO_TERMINALS)
-    demo.add_argument("--duration", default="20s")
-    demo.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    demo.add_argument("--terminals", type=argtypes.positive_int, default=DEMO_TERMINALS, help="default 50")
+    demo.add_argument("--duration", type=argtypes.duration, default="20s", help="run length (default 20s)")
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (store, report, switch log); removed otherwise"
+    )
     demo.set_defaults(func=run)
 
 
@@ -50,11 +55,26 @@ def _start_switch(db: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
         if not line and switch.poll() is not None:
             break
     switch.kill()
-    raise RuntimeError(f"the switch did not start; see {log}")
+    switch.wait()
+    reason = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+    raise RunFailed(f"the switch did not start: {reason[0]}")
 
 
 def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="switchsim-demo-"))
+    try:
+        return _demo(args, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}: switchsim.db (the store), report.json and report.html, switch.log")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+            print(f"removed {work} (--keep keeps it)")
+
+
+def _demo(args: argparse.Namespace, work: Path) -> int:
+    from switchsim.cli import main  # the fleet runs as its own subcommand would
+
     db, report = work / "switchsim.db", work / "report.json"
     print(f"switchsim demo: working in {work}")
     started = time.perf_counter()
@@ -63,11 +83,7 @@ def run(args: argparse.Namespace) -> int:
         f"provisioned {args.terminals} terminals (TMKs kept under the LMK only) "
         f"in {time.perf_counter() - started:.2f} s"
     )
-    try:
-        switch, port = _start_switch(db, work / "switch.log")
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    switch, port = _start_switch(db, work / "switch.log")
     print(
         f"switch with in-process HSM listening on 127.0.0.1:{port}; "
         f"fleet of {args.terminals} terminals running 'steady'"
@@ -83,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 "--scenario",
                 "steady",
                 "--duration",
-                args.duration,
+                f"{args.duration}s",
                 "--report",
                 str(report),
             ]
@@ -94,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             switch.wait(15)
         except subprocess.TimeoutExpired:
             switch.kill()
-    print(f"switch stopped (exit {switch.returncode}); its JSON log: {work / 'switch.log'}")
-    print(f"try: switchsim trace --db {db} --terminal {provision_plan(1)[0].terminal} --last 6")
+    print(f"switch stopped (exit {switch.returncode})")
+    if args.keep:
+        print(f"try: switchsim trace --db {db} --terminal {provision_plan(1)[0].terminal} --last 6")
     return status

@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import importlib
 import inspect
-import re
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from specs.catalogue import DEFAULT_DIALECT
+from switchsim import argtypes
+from switchsim.errors import EXIT_FAILED, EXIT_OK, UsageError
 from terminals_sim.conformance import (
     CHECK_NAMES,
     CheckStatus,
@@ -37,20 +38,13 @@ from terminals_sim.provision import (
     provision_plan,
 )
 from terminals_sim.report import build_report, write_report
-from terminals_sim.scenario import ScenarioError, builtin_names, load_scenario
+from terminals_sim.scenario import builtin_names, load_scenario
 from terminals_sim.testcards import DEFAULT_TEST_CARDS, card_by_pan
-from terminals_sim.verdict import ThresholdError, Thresholds, write_verdict_junit
+from terminals_sim.verdict import Thresholds, write_verdict_junit
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 DEFAULT_DURATION = 10.0
 DEFAULT_PROGRESS_INTERVAL = 5.0
 _PROVISION_HOOK = "switch.provisioning"
-
-
-class _Usage(Exception):
-    pass
 
 
 def register(subparsers: Any) -> None:
@@ -66,7 +60,7 @@ def register(subparsers: Any) -> None:
     )
     fleet.add_argument("--target", metavar="HOST:PORT", help="the host to drive, e.g. 127.0.0.1:5800")
     fleet.add_argument(
-        "--terminals", type=_positive_int, default=10, metavar="N", help="virtual terminals (default 10)"
+        "--terminals", type=argtypes.positive_int, default=10, metavar="N", help="virtual terminals (default 10)"
     )
     fleet.add_argument(
         "--scenario",
@@ -76,18 +70,24 @@ def register(subparsers: Any) -> None:
     )
     stop = fleet.add_mutually_exclusive_group()
     stop.add_argument(
-        "--duration", type=_duration, metavar="TIME", help=f"run length: 60s, 2m, 500ms (default {DEFAULT_DURATION:g}s)"
+        "--duration",
+        type=argtypes.duration,
+        metavar="TIME",
+        help=f"run length: 60s, 2m, 500ms (default {DEFAULT_DURATION:g}s)",
     )
-    stop.add_argument("--exchanges", type=_positive_int, metavar="K", help="stop after K exchanges")
+    stop.add_argument("--exchanges", type=argtypes.positive_int, metavar="K", help="stop after K exchanges")
     fleet.add_argument(
-        "--connect-rate", type=_positive_float, metavar="R", help="terminals started per second (default: all at once)"
+        "--connect-rate",
+        type=argtypes.positive_float,
+        metavar="R",
+        help="terminals started per second (default: all at once)",
     )
     fleet.add_argument(
-        "--rate", type=_positive_float, metavar="TPS", help="global cap on exchanges per second (default: none)"
+        "--rate", type=argtypes.positive_float, metavar="TPS", help="global cap on exchanges per second (default: none)"
     )
     fleet.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=argtypes.positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"per-exchange timeout (default {DEFAULT_TIMEOUT:g})",
@@ -106,13 +106,14 @@ def register(subparsers: Any) -> None:
     )
     fleet.add_argument(
         "--merchant-prefix",
+        type=argtypes.digits(1, 14, "a merchant prefix"),
         default=DEFAULT_MERCHANT_PREFIX,
         metavar="DIGITS",
         help=f"merchant id prefix (default {DEFAULT_MERCHANT_PREFIX})",
     )
     fleet.add_argument(
         "--first-terminal",
-        type=int,
+        type=argtypes.non_negative_int,
         default=DEFAULT_FIRST_TERMINAL,
         metavar="N",
         help=f"first terminal number (default {DEFAULT_FIRST_TERMINAL})",
@@ -121,7 +122,7 @@ def register(subparsers: Any) -> None:
     fleet.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     fleet.add_argument(
         "--progress-interval",
-        type=_positive_float,
+        type=argtypes.positive_float,
         default=DEFAULT_PROGRESS_INTERVAL,
         metavar="SECONDS",
         help="when stdout is not a terminal, print a progress line this often "
@@ -148,37 +149,49 @@ def register(subparsers: Any) -> None:
         "1 otherwise.",
     )
     conf.add_argument("--target", required=True, metavar="HOST:PORT")
-    conf.add_argument("--merchant", required=True, help="merchant id (field 42), 15 characters")
-    conf.add_argument("--terminal", required=True, help="terminal id (field 41), 8 characters")
+    conf.add_argument(
+        "--merchant", required=True, type=argtypes.merchant_id, help="merchant id (field 42), 15 characters"
+    )
+    conf.add_argument(
+        "--terminal", required=True, type=argtypes.terminal_id, help="terminal id (field 41), 8 characters"
+    )
     conf.add_argument(
         "--tmk",
         required=True,
-        type=_tmk,
+        type=argtypes.des_key,
         metavar="HEX32",
         help="the terminal's clear master key as registered on the host (test keys only)",
     )
-    conf.add_argument("--operator", default="01", help="operator id to sign in (default 01)")
-    conf.add_argument("--password", default="0000", help="that operator's password (default 0000)")
+    conf.add_argument("--operator", default="01", type=argtypes.operator_id, help="operator id to sign in (default 01)")
+    conf.add_argument(
+        "--password",
+        default="0000",
+        type=argtypes.digits(4, 12, "a password", secret=True),
+        help="that operator's password (default 0000)",
+    )
     default_card = DEFAULT_TEST_CARDS[0]
     conf.add_argument(
         "--card-pan",
         default=default_card.pan,
+        type=argtypes.digits(12, 19, "a PAN", secret=True),
         metavar="DIGITS",
         help=f"test card for the financial checks (default {default_card.masked_pan}, the first shared test card)",
     )
     conf.add_argument(
         "--card-pin",
         default=None,
+        type=argtypes.digits(4, 12, "a PIN", secret=True),
         metavar="DIGITS",
         help="that card's PIN (default: the shared test card's, when --card-pan is one)",
     )
     conf.add_argument(
         "--card-expiry",
         default=None,
+        type=argtypes.digits(4, 4, "an expiry (YYMM)"),
         metavar="YYMM",
         help="that card's expiry (default: the shared test card's, when --card-pan is one)",
     )
-    conf.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
+    conf.add_argument("--timeout", type=argtypes.positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
     conf.add_argument(
         "--only", action="append", choices=CHECK_NAMES, metavar="CHECK", help="run only this check (repeatable)"
     )
@@ -190,9 +203,11 @@ def register(subparsers: Any) -> None:
 def add_verdict_options(parser: argparse.ArgumentParser, *, default_ratio: float | None) -> None:
     """The thresholds of terminals_sim/verdict.py and --junit (fleet and report merge)."""
     group = parser.add_argument_group("verdict for CI (exit 1 when any check fails)")
-    group.add_argument("--max-p99-ms", type=_positive_float, metavar="MS", help="the run's p99 latency at most MS")
     group.add_argument(
-        "--min-tps", type=_positive_float, metavar="TPS", help="the run's exchanges per second at least TPS"
+        "--max-p99-ms", type=argtypes.positive_float, metavar="MS", help="the run's p99 latency at most MS"
+    )
+    group.add_argument(
+        "--min-tps", type=argtypes.positive_float, metavar="TPS", help="the run's exchanges per second at least TPS"
     )
     shown = "0: no exchange may fail" if default_ratio is not None else "the reports' own"
     group.add_argument(
@@ -229,9 +244,6 @@ def _dialect_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# -- argument types ------------------------------------------------------------------------
-
-
 def _ratio(text: str) -> float:
     try:
         value = float(text)
@@ -242,46 +254,20 @@ def _ratio(text: str) -> float:
     return value
 
 
+# -- argument checks -----------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
+
+def _writable(path: Path | None, option: str) -> None:
+    """A report path that cannot be written is refused before the run, not after it. Its folder
+    is made here, as the report writers would make it."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory")
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text.removesuffix("/s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def _duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 60s, 2m, 500ms)")
-    return float(match.group(1)) * _UNIT[match.group(2)]
-
-
-def _tmk(text: str) -> bytes:
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("TMK must be hexadecimal") from None
-    if len(key) not in (8, 16, 24):
-        raise argparse.ArgumentTypeError(f"TMK must be 16, 32 or 48 hex digits, got {len(text)}")
-    return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot make its folder ({exc.strerror or exc})") from None
 
 
 def _card(args: argparse.Namespace) -> CardProfile:
@@ -289,14 +275,14 @@ def _card(args: argparse.Namespace) -> CardProfile:
     pin = args.card_pin or (known.pin if known else None)
     expiry = args.card_expiry or (known.expiry if known else None)
     if pin is None or expiry is None:
-        raise _Usage("--card-pan is not a shared test card: give --card-pin and --card-expiry too")
+        raise UsageError("--card-pan is not a shared test card: give --card-pin and --card-expiry too")
     return CardProfile(args.card_pan, expiry, known.service_code if known else "101", pin)
 
 
 def _target(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _Usage(f"--target must be HOST:PORT, got {text!r}")
+        raise UsageError(f"--target must be HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -306,40 +292,38 @@ def _target(text: str) -> tuple[str, int]:
 def _fleet(args: argparse.Namespace) -> int:
     console = Console(stderr=False)
     err = Console(stderr=True)
-    try:
-        if args.provision:
-            _provision(args, err)
-            if args.target is None:
-                return EXIT_OK
-        if args.target is None:
-            raise _Usage("--target HOST:PORT is required")
-        host, port = _target(args.target)
-        json_path(args.report, "--report")
-        thresholds = thresholds_from(args) or Thresholds()
-        scenario = load_scenario(args.scenario)
-        duration = args.duration if args.exchanges is None else None
-        if duration is None and args.exchanges is None:
-            duration = DEFAULT_DURATION
-        config = FleetConfig(
-            host=host,
-            port=port,
-            terminals=args.terminals,
-            scenario=scenario,
-            seed=args.seed,
-            merchant_prefix=args.merchant_prefix,
-            first_terminal=args.first_terminal,
-            connect_rate=args.connect_rate,
-            duration=duration,
-            exchanges=args.exchanges,
-            rate=args.rate,
-            timeout=args.timeout,
-            random_seed=args.random_seed,
-            dialect=args.dialect,
-        )
-        run = _runner(args.uvloop)
-    except (_Usage, ScenarioError, ThresholdError, ValueError) as exc:
-        err.print(f"switchsim fleet: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
-        return EXIT_USAGE
+    if args.target is None and not args.provision:
+        raise UsageError("--target HOST:PORT is required")
+    json_path(args.report, "--report")
+    _writable(args.report, "--report")
+    thresholds = thresholds_from(args) or Thresholds()
+    # Checked before --provision writes anything.
+    host, port = _target(args.target) if args.target is not None else ("", 0)
+    scenario = load_scenario(args.scenario) if args.target is not None else None
+    if args.provision:
+        _provision(args, err)
+    if scenario is None:
+        return EXIT_OK
+    duration = args.duration if args.exchanges is None else None
+    if duration is None and args.exchanges is None:
+        duration = DEFAULT_DURATION
+    config = FleetConfig(
+        host=host,
+        port=port,
+        terminals=args.terminals,
+        scenario=scenario,
+        seed=args.seed,
+        merchant_prefix=args.merchant_prefix,
+        first_terminal=args.first_terminal,
+        connect_rate=args.connect_rate,
+        duration=duration,
+        exchanges=args.exchanges,
+        rate=args.rate,
+        timeout=args.timeout,
+        random_seed=args.random_seed,
+        dialect=args.dialect,
+    )
+    run = _runner(args.uvloop)
     if args.quiet:
         result = run(run_fleet(config))
     else:
@@ -371,9 +355,7 @@ def finish(report: dict[str, Any], args: argparse.Namespace, console: Console, e
             write_verdict_junit(report, args.junit)
             console.print(f"junit: {args.junit}", highlight=False, markup=False, soft_wrap=True)
     except OSError as exc:
-        err.print(f"{prog}: cannot write {exc.filename}: {exc.strerror}", style="red", highlight=False,
-                  soft_wrap=True, markup=False)
-        return EXIT_USAGE
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
     return EXIT_OK if report["verdict"]["passed"] else EXIT_FAILED
 
 
@@ -383,18 +365,18 @@ def _runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, FleetResult]], Fl
     try:
         import uvloop
     except ImportError:
-        raise _Usage("--uvloop needs uvloop: pip install 'switchsim[fast]'") from None
+        raise UsageError("--uvloop needs uvloop: pip install 'switchsim[fast]'") from None
     run: Callable[[Coroutine[Any, Any, FleetResult]], FleetResult] = uvloop.run
     return run
 
 
 def _provision(args: argparse.Namespace, err: Console) -> None:
     if not args.db:
-        raise _Usage("--provision needs --db PATH (the switch store to register terminals in)")
+        raise UsageError("--provision needs --db PATH (the switch store to register terminals in)")
     try:
         hook = importlib.import_module(_PROVISION_HOOK).provision
     except (ImportError, AttributeError):
-        raise _Usage(
+        raise UsageError(
             f"--provision needs {_PROVISION_HOOK}.provision(db_path, plan), which this install "
             "does not have; register the terminals with the switch's own commands instead"
         ) from None
@@ -413,26 +395,22 @@ async def _await(awaitable: Any) -> Any:
 
 
 def _conformance(args: argparse.Namespace) -> int:
-    err = Console(stderr=True)
-    try:
-        host, port = _target(args.target)
-        target = ConformanceTarget(
-            host=host,
-            port=port,
-            merchant=args.merchant,
-            terminal=args.terminal,
-            tmk=args.tmk,
-            operator=args.operator,
-            password=args.password,
-            timeout=args.timeout,
-            card=_card(args),
-            dialect=args.dialect,
-        )
-        only = frozenset(args.only) if args.only else None
-        results = asyncio.run(run_conformance(target, only))
-    except (_Usage, ValueError) as exc:
-        err.print(f"switchsim conformance: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
-        return EXIT_USAGE
+    _writable(args.junit, "--junit")
+    host, port = _target(args.target)
+    target = ConformanceTarget(
+        host=host,
+        port=port,
+        merchant=args.merchant,
+        terminal=args.terminal,
+        tmk=args.tmk,
+        operator=args.operator,
+        password=args.password,
+        timeout=args.timeout,
+        card=_card(args),
+        dialect=args.dialect,
+    )
+    only = frozenset(args.only) if args.only else None
+    results = asyncio.run(run_conformance(target, only))
     table = Table(title=f"{args.dialect} conformance against {host}:{port}")
     table.add_column("check")
     table.add_column("result")

@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from hsm_sim.errors import HsmError
+from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostframe import DEFAULT_HEADER_LENGTH, check_header_length, split_answer
 from hsm_sim.lmk import Lmk
 from hsm_sim.server import DEFAULT_PORT, HsmServerConfig, serve_hsm
@@ -18,11 +18,8 @@ from hsm_sim.transport import (
     close_transport,
     transport_from_url,
 )
-from switchsim import logs
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from switchsim import argtypes, logs
+from switchsim.errors import EXIT_OK, EXIT_USAGE, RunFailed, UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -37,10 +34,17 @@ def register(subparsers: Any) -> None:
     serve = sub.add_parser("serve", help="listen for host commands until SIGINT/SIGTERM")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help=f"TCP port, 0 for any free one (default {DEFAULT_PORT})"
+        "--port",
+        type=argtypes.port,
+        default=DEFAULT_PORT,
+        help=f"TCP port, 0 for any free one (default {DEFAULT_PORT})",
     )
     serve.add_argument(
-        "--udp-port", type=_port, default=None, metavar="PORT", help="also answer host commands over UDP on this port"
+        "--udp-port",
+        type=argtypes.port,
+        default=None,
+        metavar="PORT",
+        help="also answer host commands over UDP on this port",
     )
     serve.add_argument(
         "--header-length",
@@ -77,7 +81,7 @@ def register(subparsers: Any) -> None:
     )
     send.add_argument(
         "--timeout",
-        type=float,
+        type=argtypes.positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"seconds to wait for the answer (default {DEFAULT_TIMEOUT:g})",
@@ -87,16 +91,6 @@ def register(subparsers: Any) -> None:
 
     reference = sub.add_parser("reference", help="print the host-command reference")
     reference.set_defaults(func=_reference)
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {value}")
-    return value
 
 
 def _header_length(text: str) -> int:
@@ -121,8 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             lmk = Lmk.load(args.lmk)
         except HsmError as exc:
-            print(f"switchsim hsm serve: {exc.reason}", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError(exc.reason) from None
     config = HsmServerConfig(
         host=args.host,
         port=args.port,
@@ -142,8 +135,7 @@ async def _serve_until_signal(config: HsmServerConfig) -> int:
         where = f"{config.host} port {config.port}"
         if config.udp_port is not None:
             where += f" (UDP {config.udp_port})"
-        print(f"switchsim hsm serve: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise RunFailed(f"cannot listen on {where}: {exc.strerror or exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -168,19 +160,13 @@ def _send(args: argparse.Namespace) -> int:
     try:
         message = args.command.encode("ascii")
     except UnicodeEncodeError:
-        print("switchsim hsm send: COMMAND must be ASCII text", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("COMMAND must be ASCII text") from None
     if len(message) < 2:
-        print("switchsim hsm send: COMMAND needs at least a 2-character command code", file=sys.stderr)
-        return EXIT_USAGE
-    if args.timeout <= 0:
-        print("switchsim hsm send: --timeout must be positive", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("COMMAND needs at least a 2-character command code")
     try:
         transport = transport_from_url(args.to, header_length=args.header_length, pool_size=1, timeout=args.timeout)
     except ValueError as exc:
-        print(f"switchsim hsm send: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from None
     logs.configure("warning")
 
     async def ask() -> bytes:
@@ -192,16 +178,17 @@ def _send(args: argparse.Namespace) -> int:
     try:
         answer = asyncio.run(ask())
     except HsmTransportError as exc:
-        print(f"switchsim hsm send: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise RunFailed(str(exc)) from None
     try:
         parts = split_answer(answer)
     except ValueError as exc:
-        print(f"switchsim hsm send: {exc}: {_printable(answer)}", file=sys.stderr)
-        return EXIT_FAILED
+        raise RunFailed(f"{exc}: {_printable(answer)}") from None
     print(f"response code  {parts.response_code}")
     print(f"error code     {parts.error_code}  {parts.error_description}")
     print(f"fields         {_printable(parts.fields)}")
+    if parts.error_code != ErrorCode.NO_ERROR:
+        # The answer is printed in full above; the status tells a script the command failed.
+        raise RunFailed(f"the HSM answered error code {parts.error_code} ({parts.error_description})")
     return EXIT_OK
 
 

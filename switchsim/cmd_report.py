@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from switchsim.cmd_fleet import EXIT_USAGE, add_verdict_options, finish, json_path, thresholds_from
+from switchsim.cmd_fleet import add_verdict_options, finish, json_path, thresholds_from
 from terminals_sim.merge import merge_reports
 
 
@@ -42,11 +42,9 @@ def register(subparsers: Any) -> None:
 def _merge(args: argparse.Namespace) -> int:
     console = Console()
     err = Console(stderr=True)
-    try:
-        json_path(args.output, "--output")
-        report = merge_reports(args.reports, thresholds_from(args))
-    except ValueError as exc:  # ReportError, ThresholdError, a name that is not .json
-        err.print(f"switchsim report merge: {exc}", style="red", highlight=False, soft_wrap=True, markup=False)
-        return EXIT_USAGE
+    # ReportError, ThresholdError and a name that is not .json are ValueErrors: the CLI's one
+    # boundary (switchsim/cli.py) answers them with one line and exit 2.
+    json_path(args.output, "--output")
+    report = merge_reports(args.reports, thresholds_from(args))
     args.report = args.output
     return finish(report, args, console, err, "switchsim report merge")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from specs import loader, reference
 from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
 from specs.dump import annotate, decode_wire, from_json, render_dump, to_json
 from specs.errors import SpecError, WireError
-
-EXIT_OK, EXIT_USAGE = 0, 2
+from switchsim.errors import EXIT_OK, UsageError
 
 
 def register(sub: Any) -> None:
@@ -40,12 +39,18 @@ def register(sub: Any) -> None:
 
 
 def _read(arg: str) -> str:
-    return sys.stdin.read() if arg == "-" else arg
+    if arg != "-":
+        return arg
+    # Bytes, decoded here: the locale's error handler would turn bad bytes into other errors.
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("standard input is not UTF-8 text") from None
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_USAGE
+def _fail(message: str) -> NoReturn:
+    raise UsageError(message)
 
 
 def _decode(args: argparse.Namespace) -> int:

@@ -140,7 +140,11 @@ def load_scenario(name_or_path: str) -> Scenario:
     if not path.is_file():
         known = ", ".join(builtin_names())
         raise ScenarioError(name_or_path, "scenario", f"no such file or built-in (built-ins: {known})")
-    return parse_scenario(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(str(path), "file", "not UTF-8 text") from None
+    return parse_scenario(text, str(path))
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:

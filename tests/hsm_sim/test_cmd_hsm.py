@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import signal
@@ -14,28 +13,14 @@ from pathlib import Path
 import pytest
 
 from hsm_sim.reference import render_reference
-from switchsim import cmd_hsm
+from switchsim.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 LMK_CHECK = "7B44AC1DDEE2A94B"  # NC on the public test LMK (derived in test_server.py)
 
-# The hsm group on its own, so these tests do not depend on the other command modules.
-_LAUNCHER = (
-    "import argparse, sys\n"
-    "from switchsim import cmd_hsm\n"
-    "p = argparse.ArgumentParser(prog='switchsim')\n"
-    "cmd_hsm.register(p.add_subparsers(dest='command'))\n"
-    "a = p.parse_args(sys.argv[1:])\n"
-    "sys.exit(a.func(a))\n"
-)
-
-
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="switchsim")
-    cmd_hsm.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    status: int = args.func(args)
-    return status
+    """The command as the `switchsim` script runs it: errors become a status and one line."""
+    return main(argv)
 
 
 def free_port() -> int:
@@ -52,10 +37,11 @@ def test_send_inproc_prints_fields(capsys: pytest.CaptureFixture[str]) -> None:
     assert out[2].startswith(f"fields         {LMK_CHECK}")
 
 
-def test_send_error_answer_names_the_code(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["hsm", "send", "--to", "inproc", "NCXX"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[:2] == ["response code  ND", "error code     15  Error in input data"]
+def test_send_error_answer_names_the_code_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["hsm", "send", "--to", "inproc", "NCXX"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[:2] == ["response code  ND", "error code     15  Error in input data"]
+    assert err == "switchsim hsm send: error: the HSM answered error code 15 (Error in input data)\n"
 
 
 def test_serve_then_send_over_tcp_and_udp_then_sigterm(
@@ -63,7 +49,7 @@ def test_serve_then_send_over_tcp_and_udp_then_sigterm(
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCHER, "hsm", "serve", "--port", "0", "--udp-port", "0",
+        [sys.executable, "-m", "switchsim", "hsm", "serve", "--port", "0", "--udp-port", "0",
          "--header-length", "6", "--log-level", "warning"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
     )
@@ -119,7 +105,6 @@ def test_send_to_nothing_listening_exits_1(capsys: pytest.CaptureFixture[str]) -
         (["hsm", "send", "--to", "ftp://x:1", "NC"], "bad HSM address"),
         (["hsm", "send", "--to", "inproc", "N"], "2-character command code"),
         (["hsm", "send", "--to", "inproc", "NCé"], "ASCII"),
-        (["hsm", "send", "--timeout", "0", "NC"], "--timeout"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(
@@ -135,6 +120,7 @@ def test_bad_usage_exits_2_with_a_message(
         ["hsm", "serve", "--port", "70000"],
         ["hsm", "serve", "--header-length", "-1"],
         ["hsm", "send", "--header-length", "x", "NC"],
+        ["hsm", "send", "--timeout", "0", "NC"],
         ["hsm", "send"],
     ],
 )
