@@ -23,9 +23,9 @@ from specs.response import ResponseCode
 from switch import financial, netmgmt, operators, signin
 from switch.context import Exchange, Result, Services, audit
 from switch.keyservice import HsmFailure
-from switch.records import AuditEvent, JournalEntry, SessionKeys, Terminal, TerminalId
+from switch.records import JournalEntry, SessionKeys, Terminal, TerminalId
 from switch.rules import ActionKind
-from switch.session import MACED, Refusal, Request, State, classify, state_of, transition
+from switch.session import MACED, Refusal, Request, State, audit_event, classify, state_of, transition
 from switchsim.logs import get_logger
 
 _log = get_logger("switch")
@@ -132,7 +132,7 @@ class SwitchEngine:
             reason = "terminal disabled" if terminal else ("unknown terminal" if known_merchant else "unknown merchant")
             result = Result(code, reason=reason)
             if request is Request.TERMINAL_SIGNIN:
-                audit(services, ex, _audit_event(request), code.value, reason)
+                audit(services, ex, audit_event(request), code.value, reason)
             return result, None
         session = services.session(ex.tid)
         if session is not None and session.key_generation != terminal.key_generation:
@@ -147,7 +147,7 @@ class SwitchEngine:
         live = session if state is not State.SIGNED_OFF else None
         if request in MACED and live is not None and not await self._mac_ok(ex.message, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
-            audit(services, ex, _audit_event(request), str(result.code), result.reason)
+            audit(services, ex, audit_event(request), str(result.code), _refused_what(request, ex.message, result))
             return result, None
         result = await self._run(request, ex, terminal, live)
         if result.audit is not None:
@@ -300,10 +300,7 @@ class SwitchEngine:
         )
 
 
-def _audit_event(request: Request) -> AuditEvent:
-    return {
-        Request.TERMINAL_SIGNIN: AuditEvent.TERMINAL_SIGNIN,
-        Request.OPERATOR_SIGNIN: AuditEvent.OPERATOR_SIGNIN,
-        Request.OPERATOR_SIGNOUT: AuditEvent.OPERATOR_SIGNOUT,
-        Request.PASSWORD_CHANGE: AuditEvent.OPERATOR_PASSWORD_CHANGE,
-    }.get(request, AuditEvent.TERMINAL_SIGNOFF)
+def _refused_what(request: Request, message: Message, result: Result) -> str:
+    """The audit reason, naming the financial operation when there is one ("bad MAC: void")."""
+    op = financial.classify(message) if request is Request.FINANCIAL else None
+    return f"{result.reason}: {op.value}" if op is not None else result.reason

@@ -89,6 +89,15 @@ async def test_purchase_with_pin_approved_and_balance_moves(services: Services) 
     assert await till.balance() == 100_000 - 12_345
 
 
+async def test_bad_mac_on_a_purchase_is_audited_as_a_refused_purchase(services: Services) -> None:
+    till = Till(services)
+    await till.open()
+    message = till.fin("0200", "000000", "22", 500, **till.card())
+    assert (await till.ask(message.replace(f64="0102030405060708"), mac=False))[39] == "A0"
+    last = services.store.list_audit(TERMINAL)[-1]
+    assert (last.event.value, last.result, last.reason) == ("financial", "A0", "bad MAC: purchase")
+
+
 async def test_purchase_declines(services: Services) -> None:
     till = Till(services)
     await till.open()
