@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +31,7 @@ from switchsim.logs import get_logger
 
 _log = get_logger("switch")
 _MAC_PLACEHOLDER = "0" * 16
-_ECHOED = (2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70)
+_ECHOED = frozenset({2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,10 @@ class Answer:
 
 
 def response_mti(mti: str) -> str:
-    return mti[:2] + str(min(int(mti[2]) + 1, 9)) + mti[3]
+    """The MTI that answers ``mti``: 0800 -> 0810, 0220 -> 0230. A message that is itself an
+    answer (odd third digit: a stray 0210) is answered with its own MTI, as nothing answers an
+    answer and an advice MTI (0220) would claim to be a request it is not."""
+    return mti[:2] + str(int(mti[2]) | 1) + mti[3]
 
 
 class SwitchEngine:
@@ -68,11 +72,8 @@ class SwitchEngine:
             if self.reraise_bugs:
                 raise
             mti, salvaged = self.codec.salvage(frame.body)
-            if mti is None:
-                return Answer(None, close=True)
-            fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
-            fields[39] = ResponseCode.SYSTEM_MALFUNCTION
-            return Answer(self._frame(frame, self.codec.message(response_mti(mti), fields), False))
+            refusal = None if mti is None else self._refusal(frame, mti, salvaged, ResponseCode.SYSTEM_MALFUNCTION)
+            return Answer(None, close=True) if refusal is None else Answer(refusal[1])
 
     async def _handle(self, frame: Frame, remote: str) -> Answer:
         started = time.perf_counter()
@@ -107,9 +108,9 @@ class SwitchEngine:
             _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
             result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
         response = await self._respond(ex, result, session)
+        wire = self._frame(frame, response, result.sign_in_again)  # checked before it is journalled
         self._journal("out", ex, response, "")
         self._log_exchange(ex, response, result, started)
-        wire = self._frame(frame, response, result.sign_in_again)
         if rule is not None and rule.action.delay_ms:
             # The request is decided (and committed) first and only the answer is late: a slow
             # host whose approval the terminal gives up on, the case reversals exist for.
@@ -199,7 +200,7 @@ class SwitchEngine:
 
     async def _respond(self, ex: Exchange, result: Result, session: SessionKeys | None) -> Message:
         request = ex.message
-        fields: dict[int, str] = {n: request[n] for n in _ECHOED if n in request}
+        fields = self._echo(response_mti(request.mti), request.fields)
         now = time.localtime(self.services.clock())
         fields[12] = time.strftime("%H%M%S", now)
         fields[13] = time.strftime("%m%d", now)
@@ -212,16 +213,44 @@ class SwitchEngine:
             response = await self._with_mac(response, session)
         return response
 
+    def _echo(self, answer_mti: str, request: Mapping[int, str]) -> dict[int, str]:
+        """The request's fields an answer repeats: the usual echo set, and what the answer's rule
+        makes mandatory in an approval (0510 repeats 48), less what the answer may not carry."""
+        rule = self.codec.dialect.messages.get(answer_mti)
+        wanted = (_ECHOED | rule.mandatory) - rule.forbidden if rule is not None else _ECHOED
+        return {n: v for n, v in request.items() if n in wanted}
+
     def _frame(self, request: Frame, response: Message, sign_in_again: bool) -> bytes:
+        """The answer on the wire. The codec checks it against the dialect's rules first: what
+        the switch sends must decode strictly at the terminal (`switchsim decode` too)."""
         fmt = self.codec.dialect.framing
         header = request.header or CupHeader() if fmt.cup_header else None
         if header is not None:
             header = header.with_requirement(3 if sign_in_again else 0)
         tpdu = request.tpdu.reply() if request.tpdu is not None else None
-        return encode_frame(fmt, self.codec.encode(response, validate=False), tpdu=tpdu, header=header)
+        return encode_frame(fmt, self.codec.encode(response), tpdu=tpdu, header=header)
+
+    def _refusal(self, frame: Frame, mti: str, readable: Mapping[int, str], code: str) -> tuple[Message, bytes] | None:
+        """A refusal (39 = ``code``) echoing what could be read of the request. Never raises: if
+        that cannot be built (a bug of ours), the last resort is MTI and 39 alone, which the
+        rules of every response accept and which holds no value that could be wrong."""
+        answer_mti = response_mti(mti)
+        try:
+            response = self.codec.message(answer_mti, {**self._echo(answer_mti, readable), 39: code})
+            return response, self._frame(frame, response, False)
+        except Exception as exc:
+            _log.error("internal_error", stage="refusal", mti=answer_mti, error_type=type(exc).__name__)
+            if self.reraise_bugs:
+                raise
+        try:
+            response = self.codec.message(answer_mti, {39: code})
+            return response, self._frame(frame, response, False)
+        except Exception as exc:  # only a dialect without field 39 gets here: nothing can answer
+            _log.error("internal_error", stage="last_resort", mti=answer_mti, error_type=type(exc).__name__)
+            return None
 
     def _malformed(self, frame: Frame, exc: CodecError, remote: str) -> Answer:
-        """39 = 30 with whatever of 11/41/42/60 could be read; the error is logged once."""
+        """39 = 30 echoing the fields that could be read; the error is logged once."""
         _log.warning(
             "format_error",
             remote=remote,
@@ -233,14 +262,12 @@ class SwitchEngine:
         mti, salvaged = self.codec.salvage(frame.body)
         tid = TerminalId(salvaged.get(42, ""), salvaged.get(41, ""))
         self._journal_raw("in", tid, remote, mti or "", frame, exc)
-        if mti is None:
+        refusal = None if mti is None else self._refusal(frame, mti, salvaged, exc.response_code.value)
+        if refusal is None:
             return Answer(None, close=True)
-        fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
-        fields[39] = exc.response_code.value
-        response = self.codec.message(response_mti(mti), fields)
-        ex = Exchange(frame, response, tid, remote)
-        self._journal("out", ex, response, "")
-        return Answer(self._frame(frame, response, False))
+        response, wire = refusal
+        self._journal("out", Exchange(frame, response, tid, remote), response, "")
+        return Answer(wire)
 
     # -- journal and log -----------------------------------------------------------------------
 
