@@ -47,7 +47,7 @@ class Till:
     async def ask(self, message: Message, *, mac: bool = True) -> Message:
         answer = await self.engine.handle(self.pos.frame(message, mac=mac), "test")
         assert answer.wire is not None
-        reply = self.pos.read(answer.wire, validate=False)
+        reply = self.pos.read(answer.wire)
         if mac and reply[39] != "A0" and 64 in reply:
             self.pos.check_mac(reply)
         return reply
