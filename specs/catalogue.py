@@ -202,9 +202,11 @@ def echo_value(message: Message, item: str) -> str | None:
 
 
 def response_mti(mti: str) -> str:
-    """ISO 8583 answers a request with the function digit (the third) one higher: 0800 -> 0810.
-    A function digit of 9 stays 9: there is no higher one."""
-    return mti[:2] + str(min(int(mti[2]) + 1, 9)) + mti[3]
+    """ISO 8583 answers a request with the function digit (the third) one higher: 0800 -> 0810,
+    0220 -> 0230. A message that is itself an answer (odd third digit: a stray 0210) is answered
+    with its own MTI, as nothing answers an answer and an advice MTI (0220) would claim to be a
+    request it is not; 9 stays 9."""
+    return mti[:2] + str(int(mti[2]) | 1) + mti[3]
 
 
 def mac_input(codec: Codec, message: Message) -> bytes:

@@ -19,7 +19,7 @@ from iso8583.decoder import DecodeError
 from iso8583.encoder import EncodeError
 
 from specs import hexbinary, loader
-from specs.dialect import Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind
+from specs.dialect import APPROVED, Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind
 from specs.errors import CodecError
 from specs.message import Message, split_subfields
 from specs.track2 import SEPARATORS as TRACK_SEPARATORS
@@ -122,19 +122,30 @@ class Codec:
         return message
 
     def salvage(self, body: bytes) -> tuple[str | None, dict[int, str]]:
-        """MTI and the well-formed fields of a body that failed to decode, for a 30 answer that
-        echoes what it can. Never raises; a body pyiso8583 cannot walk gives (MTI?, {})."""
+        """MTI and the well-formed fields of a body that failed to decode, for an answer that
+        echoes what it can. A field is kept only if it would encode again as it is (alphabet,
+        length, subfields), so an answer built from these cannot fail on them; fields before
+        the one pyiso8583 stopped at are kept, the rest are lost. Never raises."""
+        mti = self._readable_mti(body)
         try:
             decoded, _ = iso8583.decode(body, self._spec)
+        except DecodeError as exc:
+            decoded = {k: v for k, v in exc.doc_dec.items() if k != exc.field}
         except Exception:
-            return self._readable_mti(body), {}
+            return mti, {}
         fields: dict[int, str] = {}
-        for key, value in decoded.items():
-            if key.isdigit() and key != "1":
-                check = self._checks.get(int(key))
-                if check is not None and check.alphabet.issuperset(value):
-                    fields[int(key)] = value
-        return self._readable_mti(body), fields
+        for key, value in decoded.items():  # in wire order
+            if not key.isdigit() or key == "1":
+                continue
+            number = int(key)
+            if number not in self._checks:
+                break  # a field the dialect does not define: where the next one starts is unknown
+            try:
+                if self._normalise(number, value) == value:
+                    fields[number] = value
+            except CodecError:
+                continue
+        return mti, fields
 
     def _readable_mti(self, body: bytes) -> str | None:
         raw = body[:2].hex() if self._bcd_mti else body[:4].decode("latin-1")
@@ -221,14 +232,18 @@ class Codec:
     # -- rules ----------------------------------------------------------------------------
 
     def check_rules(self, message: Message) -> None:
-        """Per-MTI mandatory and forbidden fields, as the dialect data says."""
+        """Per-MTI mandatory and forbidden fields, as the dialect data says (for a response, the
+        mandatory set depends on field 39: an approval's, or a refusal's)."""
         rule = self.dialect.messages.get(message.mti)
         if rule is None:
             return
         offset = message.offsets.get("bitmap", 0)
-        for number in sorted(rule.mandatory):
+        code = message.fields.get(39)
+        required = rule.required(code)
+        kind = "" if rule.refusal is None else " approval" if code == APPROVED else " refusal"
+        for number in sorted(required):
             if number not in message.fields:
-                raise CodecError(str(number), offset, f"mandatory in {message.mti} but absent")
+                raise CodecError(str(number), offset, f"mandatory in {message.mti}{kind} but absent")
         for number in sorted(rule.forbidden):
             if number in message.fields:
                 raise CodecError(

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from specs.framing import FrameFormat
+from specs.response import ResponseCode
+
+APPROVED = ResponseCode.APPROVED.value
 
 
 class FieldType(StrEnum):
@@ -92,12 +95,26 @@ class FieldSpec:
 
 @dataclass(frozen=True, slots=True)
 class MessageRule:
-    """Which fields an MTI must and must not carry."""
+    """Which fields an MTI must and must not carry.
+
+    A request's ``mandatory`` holds for every message of its MTI. A response (an MTI whose
+    third digit is odd) says two sets: ``mandatory`` is what an approval (39 = 00) carries, and
+    ``refusal`` what any other answer must carry. A refusal may answer a request that could not
+    be read (a format error), so it cannot promise to echo what the request held: it promises
+    39 and whatever the dialect file lists, and echoes what it could read on top of that.
+    """
 
     mti: str
     name: str
     mandatory: frozenset[int] = frozenset()
     forbidden: frozenset[int] = frozenset()
+    refusal: frozenset[int] | None = None  # None: not a response; `mandatory` always holds
+
+    def required(self, response_code: str | None) -> frozenset[int]:
+        """The fields a message of this MTI must carry, given its field 39 (None if absent)."""
+        if self.refusal is None or response_code == APPROVED:
+            return self.mandatory
+        return self.refusal
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,9 @@ def _message(mti: str, raw: Any, fields: Mapping[int, FieldSpec], source: str) -
         raise SpecError(source, where, "an MTI is four digits")
     if not isinstance(raw, dict):
         raise SpecError(source, where, "must be a table")
+    unknown = set(raw) - {"name", "mandatory", "forbidden", "refusal"}
+    if unknown:
+        raise SpecError(source, where, f"unknown keys {sorted(unknown)}")
 
     def numbers(key: str) -> frozenset[int]:
         values = raw.get(key, [])
@@ -218,7 +221,22 @@ def _message(mti: str, raw: Any, fields: Mapping[int, FieldSpec], source: str) -
     mandatory, forbidden = numbers("mandatory"), numbers("forbidden")
     if mandatory & forbidden:
         raise SpecError(source, where, f"fields {sorted(mandatory & forbidden)} both mandatory and forbidden")
-    return MessageRule(mti=mti, name=str(raw.get("name", "")), mandatory=mandatory, forbidden=forbidden)
+    # A response (odd third digit: 0810, 0230) must say what a refusal carries: the switch
+    # answers requests it could not read, and such an answer cannot echo what it did not read.
+    response = int(mti[2]) % 2 == 1
+    refusal: frozenset[int] | None = None
+    if "refusal" in raw:
+        if not response:
+            raise SpecError(source, f"{where}.refusal", "only a response (odd third MTI digit) has a refusal set")
+        refusal = numbers("refusal")
+        if not refusal <= mandatory:
+            extra = sorted(refusal - mandatory)
+            raise SpecError(source, f"{where}.refusal", f"fields {extra} are not mandatory in an approval")
+    elif response:
+        raise SpecError(source, f"{where}.refusal", "missing: a response must list what a refusal carries")
+    return MessageRule(
+        mti=mti, name=str(raw.get("name", "")), mandatory=mandatory, forbidden=forbidden, refusal=refusal
+    )
 
 
 def _codes(name: str, raw: Any, source: str) -> CodeTable:

@@ -56,11 +56,19 @@ def render(dialect: Dialect) -> str:
             opt = ", optional" if sub.optional else ""
             lines.append(f"{'':>5}{sub.id:<8} {sub.length} long{opt}: {sub.name}")
     if dialect.messages:
-        lines += ["", "## Messages", "", f"{'MTI':<5} {'mandatory':<30} {'forbidden':<22} name"]
+        lines += [
+            "",
+            "## Messages",
+            "",
+            "A response's mandatory set is an approval's (39 = 00); any other answer carries its refusal set.",
+            "",
+            f"{'MTI':<5} {'mandatory':<30} {'refusal':<8} {'forbidden':<22} name",
+        ]
         for rule in dialect.messages.values():
             mand = ",".join(str(n) for n in sorted(rule.mandatory))
+            refusal = "-" if rule.refusal is None else ",".join(str(n) for n in sorted(rule.refusal))
             forb = ",".join(str(n) for n in sorted(rule.forbidden))
-            lines.append(f"{rule.mti:<5} {mand:<30} {forb:<22} {rule.name}")
+            lines.append(f"{rule.mti:<5} {mand:<30} {refusal:<8} {forb:<22} {rule.name}")
     for table in dialect.code_tables:
         lines += ["", f"## Codes: {table.name} ({table.field})", ""]
         lines += [f"{code:>5}  {text}" for code, text in table.codes.items()]

@@ -12,11 +12,12 @@ import asyncio
 import json
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from hsm_sim.transport import HsmTransportError
-from specs.catalogue import mac_input
+from specs.catalogue import MessageKind, mac_input
 from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
@@ -24,14 +25,14 @@ from specs.message import Message
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, audit
 from switch.keyservice import HsmFailure
-from switch.records import AuditEvent, JournalEntry, SessionKeys, TerminalId
+from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
-from switch.session import Refusal, Request, State, state_of, transition
+from switch.session import Refusal, Request, State, audit_event, state_of, transition
 from switchsim.logs import get_logger
 
 _log = get_logger("switch")
-_ECHOED = (2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70)
+_ECHOED = frozenset({2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +67,8 @@ class SwitchEngine:
             if self.reraise_bugs:
                 raise
             mti, salvaged = self.codec.salvage(frame.body)
-            if mti is None:
-                return Answer(None, close=True)
-            fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
-            fields[39] = ResponseCode.SYSTEM_MALFUNCTION
-            return Answer(self._frame(frame, self.codec.message(self.catalogue.response_mti(mti), fields), False))
+            refusal = None if mti is None else self._refusal(frame, mti, salvaged, ResponseCode.SYSTEM_MALFUNCTION)
+            return Answer(None, close=True) if refusal is None else Answer(refusal[1])
 
     async def _handle(self, frame: Frame, remote: str) -> Answer:
         started = time.perf_counter()
@@ -105,9 +103,9 @@ class SwitchEngine:
             _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
             result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
         response = await self._respond(ex, result, session)
+        wire = self._frame(frame, response, result.sign_in_again)  # checked before it is journalled
         self._journal("out", ex, response, "")
         self._log_exchange(ex, response, result, started)
-        wire = self._frame(frame, response, result.sign_in_again)
         if rule is not None and rule.action.delay_ms:
             # The request is decided (and committed) first and only the answer is late: a slow
             # host whose approval the terminal gives up on, the case reversals exist for.
@@ -132,7 +130,7 @@ class SwitchEngine:
             reason = "terminal disabled" if terminal else ("unknown terminal" if known_merchant else "unknown merchant")
             result = Result(code, reason=reason)
             if request is Request.TERMINAL_SIGNIN:
-                audit(services, ex, _audit_event(request), code.value, reason)
+                audit(services, ex, audit_event(request), code.value, reason)
             return result, None
         session = services.session(ex.tid)
         if session is not None and session.key_generation != terminal.key_generation:
@@ -147,7 +145,7 @@ class SwitchEngine:
         live = session if state is not State.SIGNED_OFF else None
         if kind.maced and live is not None and not await self._mac_ok(ex.message, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
-            audit(services, ex, _audit_event(request), str(result.code), result.reason)
+            audit(services, ex, audit_event(request), str(result.code), _refused_what(kind, request, result))
             return result, None
         result = await run(kind, route, services, ex, terminal, live)
         if result.audit is not None:
@@ -173,7 +171,7 @@ class SwitchEngine:
 
     async def _respond(self, ex: Exchange, result: Result, session: SessionKeys | None) -> Message:
         request = ex.message
-        fields: dict[int, str] = {n: request[n] for n in _ECHOED if n in request}
+        fields = self._echo(self.catalogue.response_mti(request.mti), request.fields)
         now = time.localtime(self.services.clock())
         fields[12] = time.strftime("%H%M%S", now)
         fields[13] = time.strftime("%m%d", now)
@@ -186,16 +184,44 @@ class SwitchEngine:
             response = await self._with_mac(response, session)
         return response
 
+    def _echo(self, answer_mti: str, request: Mapping[int, str]) -> dict[int, str]:
+        """The request's fields an answer repeats: the usual echo set, and what the answer's rule
+        makes mandatory in an approval (0510 repeats 48), less what the answer may not carry."""
+        rule = self.codec.dialect.messages.get(answer_mti)
+        wanted = (_ECHOED | rule.mandatory) - rule.forbidden if rule is not None else _ECHOED
+        return {n: v for n, v in request.items() if n in wanted}
+
     def _frame(self, request: Frame, response: Message, sign_in_again: bool) -> bytes:
+        """The answer on the wire. The codec checks it against the dialect's rules first: what
+        the switch sends must decode strictly at the terminal (`switchsim decode` too)."""
         fmt = self.codec.dialect.framing
         header = request.header or CupHeader() if fmt.cup_header else None
         if header is not None:
             header = header.with_requirement(3 if sign_in_again else 0)
         tpdu = request.tpdu.reply() if request.tpdu is not None else None
-        return encode_frame(fmt, self.codec.encode(response, validate=False), tpdu=tpdu, header=header)
+        return encode_frame(fmt, self.codec.encode(response), tpdu=tpdu, header=header)
+
+    def _refusal(self, frame: Frame, mti: str, readable: Mapping[int, str], code: str) -> tuple[Message, bytes] | None:
+        """A refusal (39 = ``code``) echoing what could be read of the request. Never raises: if
+        that cannot be built (a bug of ours), the last resort is MTI and 39 alone, which the
+        rules of every response accept and which holds no value that could be wrong."""
+        answer_mti = self.catalogue.response_mti(mti)
+        try:
+            response = self.codec.message(answer_mti, {**self._echo(answer_mti, readable), 39: code})
+            return response, self._frame(frame, response, False)
+        except Exception as exc:
+            _log.error("internal_error", stage="refusal", mti=answer_mti, error_type=type(exc).__name__)
+            if self.reraise_bugs:
+                raise
+        try:
+            response = self.codec.message(answer_mti, {39: code})
+            return response, self._frame(frame, response, False)
+        except Exception as exc:  # only a dialect without field 39 gets here: nothing can answer
+            _log.error("internal_error", stage="last_resort", mti=answer_mti, error_type=type(exc).__name__)
+            return None
 
     def _malformed(self, frame: Frame, exc: CodecError, remote: str) -> Answer:
-        """39 = 30 with whatever of 11/41/42/60 could be read; the error is logged once."""
+        """39 = 30 echoing the fields that could be read; the error is logged once."""
         _log.warning(
             "format_error",
             remote=remote,
@@ -207,14 +233,12 @@ class SwitchEngine:
         mti, salvaged = self.codec.salvage(frame.body)
         tid = TerminalId(salvaged.get(42, ""), salvaged.get(41, ""))
         self._journal_raw("in", tid, remote, mti or "", frame, exc)
-        if mti is None:
+        refusal = None if mti is None else self._refusal(frame, mti, salvaged, exc.response_code.value)
+        if refusal is None:
             return Answer(None, close=True)
-        fields: dict[int, str] = {n: salvaged[n] for n in (11, 41, 42, 60) if n in salvaged}
-        fields[39] = exc.response_code.value
-        response = self.codec.message(self.catalogue.response_mti(mti), fields)
-        ex = Exchange(frame, response, tid, remote)
-        self._journal("out", ex, response, "")
-        return Answer(self._frame(frame, response, False))
+        response, wire = refusal
+        self._journal("out", Exchange(frame, response, tid, remote), response, "")
+        return Answer(wire)
 
     # -- journal and log -----------------------------------------------------------------------
 
@@ -274,10 +298,6 @@ class SwitchEngine:
         )
 
 
-def _audit_event(request: Request) -> AuditEvent:
-    return {
-        Request.TERMINAL_SIGNIN: AuditEvent.TERMINAL_SIGNIN,
-        Request.OPERATOR_SIGNIN: AuditEvent.OPERATOR_SIGNIN,
-        Request.OPERATOR_SIGNOUT: AuditEvent.OPERATOR_SIGNOUT,
-        Request.PASSWORD_CHANGE: AuditEvent.OPERATOR_PASSWORD_CHANGE,
-    }.get(request, AuditEvent.TERMINAL_SIGNOFF)
+def _refused_what(kind: MessageKind, request: Request, result: Result) -> str:
+    """The audit reason, naming the financial operation when there is one ("bad MAC: void")."""
+    return f"{result.reason}: {kind.name}" if request is Request.FINANCIAL else result.reason

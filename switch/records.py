@@ -96,6 +96,12 @@ class AuditEvent(StrEnum):
     OPERATOR_SIGNIN = "operator_signin"
     OPERATOR_SIGNOUT = "operator_signout"
     OPERATOR_PASSWORD_CHANGE = "operator_password_change"
+    # Every request kind has its event (switch.session.AUDIT_EVENTS), so a refusal of any of
+    # them (a bad MAC on a purchase) is audited as what it was.
+    ECHO = "echo"
+    PARAMETER_DOWNLOAD = "parameter_download"
+    STATUS_UPLOAD = "status_upload"
+    FINANCIAL = "financial"
     OPERATOR_LOCKED = "operator_locked"
     OPERATOR_UNLOCKED = "operator_unlocked"
     OPERATOR_ADMIN = "operator_admin"

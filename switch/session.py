@@ -13,7 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from specs.response import ResponseCode
-from switch.records import SessionKeys
+from switch.records import AuditEvent, SessionKeys
 
 
 class State(StrEnum):
@@ -84,6 +84,23 @@ TABLE: Mapping[tuple[State, Request], State | Refusal] = MappingProxyType(
 )
 
 
+#: The audit event of each request kind, for the refusals the engine audits (a bad MAC). Total
+#: over `Request`, as the table is over its pairs: a missing kind is a bug (see `audit_event`).
+AUDIT_EVENTS: Mapping[Request, AuditEvent] = MappingProxyType(
+    {
+        _R.TERMINAL_SIGNIN: AuditEvent.TERMINAL_SIGNIN,
+        _R.TERMINAL_SIGNOFF: AuditEvent.TERMINAL_SIGNOFF,
+        _R.OPERATOR_SIGNIN: AuditEvent.OPERATOR_SIGNIN,
+        _R.OPERATOR_SIGNOUT: AuditEvent.OPERATOR_SIGNOUT,
+        _R.PASSWORD_CHANGE: AuditEvent.OPERATOR_PASSWORD_CHANGE,
+        _R.ECHO: AuditEvent.ECHO,
+        _R.PARAMETER_DOWNLOAD: AuditEvent.PARAMETER_DOWNLOAD,
+        _R.STATUS_UPLOAD: AuditEvent.STATUS_UPLOAD,
+        _R.FINANCIAL: AuditEvent.FINANCIAL,
+    }
+)
+
+
 class SessionTableError(Exception):
     """The transition table has no entry for a pair: a programming error, not a peer's."""
 
@@ -93,6 +110,13 @@ def state_of(session: SessionKeys | None, now: float) -> State:
     if session is None or session.expires_at <= now:
         return State.SIGNED_OFF
     return State.SIGNED_IN if session.operator_id is None else State.OPERATOR_SIGNED_IN
+
+
+def audit_event(request: Request) -> AuditEvent:
+    try:
+        return AUDIT_EVENTS[request]
+    except KeyError:
+        raise SessionTableError(f"no audit event for {request.value}") from None
 
 
 def transition(state: State, request: Request) -> State | Refusal:

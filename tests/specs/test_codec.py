@@ -142,6 +142,37 @@ def test_missing_mandatory_field_names_it() -> None:
     assert info.value.field == "41"
 
 
+# An 0810 body with field 39 alone: MTI 08 10, bitmap with bit 39 (byte 4, 0x02), 39 in ASCII.
+ONLY_39 = "0810" + "0000000002000000"
+
+
+def test_a_refusal_needs_only_39_and_an_approval_all_it_lists() -> None:
+    codec = codec_for("cup-pos")
+    assert dict(codec.decode(bytes.fromhex(ONLY_39 + "3330")).fields) == {39: "30"}
+    assert codec.encode(codec.message("0810", {39: "96"})).hex().upper() == ONLY_39 + "3936"
+    with pytest.raises(CodecError, match="mandatory in 0810 approval") as info:
+        codec.decode(bytes.fromhex(ONLY_39 + "3030"))  # 39 = 00 without 11, 41, 42, 60
+    assert info.value.field == "11"
+    with pytest.raises(CodecError, match="mandatory in 0810 refusal"):
+        codec.encode(codec.message("0810", {11: "000001"}))  # no 39: not an approval, and no 39
+    iso = codec_for("iso87-binary")
+    assert iso.decode(bytes.fromhex("30323130" + "0000000002000000" + "3330"))[39] == "30"
+    with pytest.raises(CodecError, match=r"field 3 .*mandatory in 0210 approval"):
+        iso.decode(bytes.fromhex("30323130" + "0000000002000000" + "3030"))
+
+
+def test_salvage_keeps_only_fields_that_would_encode_again() -> None:
+    codec = codec_for("cup-pos")
+    # the published sign-in with 60 = "22" (LLL 0002, one byte 22): 60 is dropped, 63 kept
+    short_60 = SIGNIN_HEX.replace("00110000000100300003303031", "0002" + "22" + "0003303031")
+    mti, fields = codec.salvage(bytes.fromhex(short_60))
+    assert mti == "0800" and fields == {11: "000105", 41: "00000764", 42: "848100058126002", 63: "001"}
+    # cut inside 60: what came before it is kept
+    cut = codec.salvage(bytes.fromhex(SIGNIN_HEX[:-14]))
+    assert cut == ("0800", {11: "000105", 41: "00000764", 42: "848100058126002"})
+    assert codec.salvage(b"\x08") == (None, {})
+
+
 def test_subfield_boundary_is_checked() -> None:
     codec = codec_for("cup-pos")
     with pytest.raises(CodecError, match=r"inside subfield 60\.3"):

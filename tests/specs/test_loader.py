@@ -21,6 +21,15 @@ def test_builtin_dialects_load() -> None:
     assert cup.messages["0800"].mandatory == frozenset({11, 41, 42, 60})
 
 
+def test_a_response_rule_says_what_an_approval_and_a_refusal_carry() -> None:
+    cup, iso = loader.load("cup-pos"), loader.load("iso87-binary")
+    assert cup.messages["0810"].required("00") == frozenset({11, 39, 41, 42, 60})
+    assert cup.messages["0810"].required("30") == frozenset({39})
+    assert cup.messages["0810"].required(None) == frozenset({39})
+    assert cup.messages["0800"].required("30") == frozenset({11, 41, 42, 60})  # a request: always
+    assert iso.messages["0210"].required("96") == frozenset({39})
+
+
 def test_iso87_ascii_extends_binary_changing_only_bitmap_and_b_fields() -> None:
     binary, ascii_ = loader.load("iso87-binary"), loader.load("iso87-ascii")
     assert ascii_.bitmap_encoding is Encoding.HEX and binary.bitmap_encoding is Encoding.BINARY
@@ -62,6 +71,9 @@ length = "ascii"
 """
 
 
+RC = '[fields]\n11 = { name = "S", type = "n", max = 6 }\n39 = { name = "RC", type = "an", max = 2 }\n'
+
+
 @pytest.mark.parametrize(
     ("fields", "where", "problem"),
     [
@@ -85,6 +97,18 @@ length = "ascii"
             "messages.0800.mandatory",
             "field 41 is not defined",
         ),
+        (
+            RC + '[messages."0800"]\nmandatory = [11]\nrefusal = [39]',
+            "messages.0800.refusal",
+            "only a response",
+        ),
+        (RC + '[messages."0810"]\nmandatory = [11, 39]', "messages.0810.refusal", "missing"),
+        (
+            RC + '[messages."0810"]\nmandatory = [11]\nrefusal = [39]',
+            "messages.0810.refusal",
+            "fields [39] are not mandatory in an approval",
+        ),
+        (RC + '[messages."0810"]\nmandatory = [11, 39]\nrefusals = [39]', "messages.0810", "unknown keys"),
     ],
 )
 def test_bad_dialect_file_names_file_field_and_problem(

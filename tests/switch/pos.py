@@ -49,11 +49,13 @@ class Pos:
         frame = self.frame(message, mac=mac)
         return encode_frame(CODEC.dialect.framing, frame.body, tpdu=TPDU, header=HEADER)
 
-    def read(self, wire: bytes, *, validate: bool = True) -> Message:
+    def read(self, wire: bytes) -> Message:
+        """An answer of the switch, decoded strictly: whatever it answers (a format error too)
+        must be valid in its own dialect."""
         frame = decode_frame(CODEC.dialect.framing, wire)
         assert frame.tpdu == TPDU.reply()
         self.last_header = frame.header
-        return CODEC.decode(frame.body, validate=validate)
+        return CODEC.decode(frame.body)
 
     def signin(self, nmic: str = "003") -> Message:
         return self.message("0800", nmic, f63="001")

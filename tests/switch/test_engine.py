@@ -6,7 +6,7 @@ import pytest
 
 from hsm_sim.dispatcher import Dispatcher
 from hsm_sim.facade import InProcTransport
-from specs.framing import Frame, decode_frame
+from specs.framing import Frame
 from specs.message import Message
 from switch import admin
 from switch.app import build_services, register_terminal
@@ -176,7 +176,7 @@ async def test_malformed_field_answers_30_with_echo(services: Services) -> None:
     bad = good[:10] + b"\x00\x01\x0a" + good[13:]  # field 11 (at byte 10) with a non-BCD nibble
     answer = await engine.handle(Frame(body=bad, tpdu=pos.frame(pos.signin()).tpdu, offset=13), "test")
     assert answer.wire is not None
-    reply = CODEC.decode(decode_frame(CODEC.dialect.framing, answer.wire).body, validate=False)
+    reply = pos.read(answer.wire)
     assert reply.mti == "0810" and reply[39] == "30" and reply[41] == TERMINAL
     entries = services.store.list_journal(TERMINAL, 5)
     assert any("field 11 at byte 23" in e.error for e in entries)

@@ -47,7 +47,7 @@ class Till:
     async def ask(self, message: Message, *, mac: bool = True) -> Message:
         answer = await self.engine.handle(self.pos.frame(message, mac=mac), "test")
         assert answer.wire is not None
-        reply = self.pos.read(answer.wire, validate=False)
+        reply = self.pos.read(answer.wire)
         if mac and reply[39] != "A0" and 64 in reply:
             self.pos.check_mac(reply)
         return reply
@@ -87,6 +87,15 @@ async def test_purchase_with_pin_approved_and_balance_moves(services: Services) 
     assert reply.mti == "0210" and reply[39] == "00"
     assert len(reply[38]) == 6 and len(reply[37]) == 12 and reply[4] == "000000012345"
     assert await till.balance() == 100_000 - 12_345
+
+
+async def test_bad_mac_on_a_purchase_is_audited_as_a_refused_purchase(services: Services) -> None:
+    till = Till(services)
+    await till.open()
+    message = till.fin("0200", "000000", "22", 500, **till.card())
+    assert (await till.ask(message.replace(f64="0102030405060708"), mac=False))[39] == "A0"
+    last = services.store.list_audit(TERMINAL)[-1]
+    assert (last.event.value, last.result, last.reason) == ("financial", "A0", "bad MAC: purchase")
 
 
 async def test_purchase_declines(services: Services) -> None:

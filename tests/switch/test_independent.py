@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.switch import cupwire
 from tests.switch.independent import cv4
 
 
@@ -10,3 +11,19 @@ def test_cv4_matches_published_working_key_check_values() -> None:
     assert cv4(bytes.fromhex("22" * 16)).hex().upper() == "00962B60"
     assert cv4(bytes.fromhex("33" * 8)).hex().upper() == "ADC67D84"
     assert cv4(bytes.fromhex("44" * 16)).hex().upper() == "E2F24340"
+
+
+def test_cupwire_builds_the_published_signin_body() -> None:
+    # cup_pos.json examples[0]: an 0800 sign-in body (11, 41, 42, 60 = 00000001003, 63 = 001)
+    made = cupwire.body(
+        "0800",
+        {
+            11: cupwire.bcd("000105"),
+            41: b"00000764",
+            42: b"848100058126002",
+            60: cupwire.lllvar_n("00000001003"),
+            63: cupwire.bcd("0003") + b"001",
+        },
+    )
+    published = "08000020000000C00012000105303030303037363438343831303030353831323630303200110000000100300003303031"
+    assert made.hex().upper() == published

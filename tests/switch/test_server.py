@@ -79,7 +79,7 @@ async def test_malformed_frame_answers_30_and_connection_lives(switch: RunningSw
     bad = bytearray(good)
     bad[2 + 11 + 10] = 0x0A  # first byte of field 11: not BCD
     answers = await exchange(switch.port, [bytes(bad), good])
-    first, second = pos.read(answers[0], validate=False), pos.read(answers[1])
+    first, second = pos.read(answers[0]), pos.read(answers[1])
     assert first[39] == "30" and first.mti == "0830" and 11 not in first
     assert second[39] == "00"
 

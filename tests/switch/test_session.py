@@ -6,11 +6,27 @@ import pytest
 
 from specs.response import ResponseCode
 from switch.records import SessionKeys, TerminalId
-from switch.session import TABLE, Refusal, Request, State, state_of, transition
+from switch.session import AUDIT_EVENTS, TABLE, Refusal, Request, State, audit_event, state_of, transition
 
 
 def test_table_has_every_state_and_request_pair() -> None:
     assert {(s, r) for s in State for r in Request} == set(TABLE)
+
+
+def test_every_request_kind_has_its_own_audit_event() -> None:
+    assert set(AUDIT_EVENTS) == set(Request)
+    # each kind is audited under its own name, never under another kind's
+    assert {r.value: audit_event(r).value for r in Request} == {
+        "terminal_signin": "terminal_signin",
+        "terminal_signoff": "terminal_signoff",
+        "operator_signin": "operator_signin",
+        "operator_signout": "operator_signout",
+        "password_change": "operator_password_change",
+        "echo": "echo",
+        "parameter_download": "parameter_download",
+        "status_upload": "status_upload",
+        "financial": "financial",
+    }
 
 
 def test_operator_requests_refused_before_signin_with_sign_in_again() -> None:

@@ -39,7 +39,7 @@ def purchase_answer(port: int, amount: str) -> str:
         conn.sendall(pos.wire(CODEC.message("0200", fields)))
         head = _read(conn, 2)
         wire = head + _read(conn, int.from_bytes(head, "big"))
-    answer = pos.read(wire, validate=False)
+    answer = pos.read(wire)
     assert answer.mti == "0210"
     return answer[39]
 
