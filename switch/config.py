@@ -8,8 +8,8 @@ A team keeps its test set-up in a TOML file in its own repository:
     dialect = "cup-pos"
     db = "switchsim.db"
     hsm = "inproc"            # or tcp://host:port, udp://host:port
-    idle_timeout = 300        # seconds without a byte before a connection is closed
-    frame_timeout = 10        # seconds a started frame may take to finish
+    idle_timeout = 300        # seconds without a complete frame in or an answer out
+    frame_timeout = 10        # seconds from a frame's first byte to its last
     max_connections = 10000
     acquirer_id = "00000000001"
 
