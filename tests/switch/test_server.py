@@ -284,6 +284,28 @@ async def test_write_backpressure_stops_reading_and_bounds_the_write_buffer() ->
         sock.close()
 
 
+async def test_client_that_reads_nothing_is_dropped_when_idle(capsys: pytest.CaptureFixture[str]) -> None:
+    # Answers the peer never reads cannot be delivered; a graceful close would wait for ever.
+    loop = asyncio.get_running_loop()
+    async with serving(dialect="iso87-binary", idle_timeout=1.0) as running:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", running.port))
+        await until(lambda: len(running.server.connections) == 1, "the switch to accept")
+        [conn] = running.server.connections
+        conn._transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        stream = b"".join(iso87_echo(n, (60, 61), 999) for n in range(1, 401))
+        sending = asyncio.create_task(loop.sock_sendall(sock, stream))
+        await until(lambda: conn._flow.paused, "the switch to pause writing")
+        await until(lambda: not running.server.connections, "the switch to drop the connection", timeout=15)
+        with contextlib.suppress(ConnectionError):
+            await sending
+        sock.close()
+    [line] = logged(capsys.readouterr().err, "idle_timeout")
+    assert line["writes_blocked"] is True
+
+
 _RSS_SERVER = """
 import asyncio, sys
 from switch.app import serve_switch
