@@ -1,10 +1,11 @@
 """The asyncio shell of the switch: bytes in, `SwitchEngine.handle`, bytes out.
 
 Per connection: one framer, a backlog of decoded frames that one worker answers in arrival
-order (pipelining of any depth: nothing decoded is ever dropped), and reading paused for three
-reasons: the backlog holds `max_pipeline` frames (it resumes at half), the socket's write
-buffer is above its high-water mark (`_WriteFlow`), or the connection is closing. So a client
-that writes without reading holds at most one read, the backlog and one write buffer here.
+order (pipelining of any depth: nothing decoded is dropped while the peer is there), and
+reading paused for three reasons: the backlog holds `max_pipeline` frames (it resumes at
+half), the socket's write buffer is above its high-water mark (`_WriteFlow`), or the
+connection is closing. So a client that writes without reading holds at most one read, the
+backlog and one write buffer here.
 
 Two clocks: the connection is idle after `idle_timeout` without a complete frame in or an
 answer out (bytes of an unfinished frame do not count), and a frame must be whole
