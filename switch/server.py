@@ -1,37 +1,105 @@
 """The asyncio shell of the switch: bytes in, `SwitchEngine.handle`, bytes out.
 
-Per connection: one framer, one worker that answers requests in the order they arrived
-(pipelining), a bounded queue that pauses reading when full, an idle timer and a timer for a
-frame that starts but does not finish. Shutdown: stop accepting, let connections finish what is
-queued (bounded by a timeout), then close the store.
+Per connection: one framer, a backlog of decoded frames that one worker answers in arrival
+order (pipelining of any depth: nothing decoded is dropped while the peer is there), and
+reading paused for three reasons: the backlog holds `max_pipeline` frames (it resumes at
+half), the socket's write buffer is above its high-water mark (`_WriteFlow`), or the
+connection is closing. So a client that writes without reading holds at most one read, the
+backlog and one write buffer here.
+
+Two clocks: the connection is idle after `idle_timeout` without a complete frame in or an
+answer out (bytes of an unfinished frame do not count), and a frame must be whole
+`frame_timeout` after its first byte (later bytes do not move that deadline; it stands still
+while the switch itself is not reading). Shutdown: stop accepting, let connections answer what
+they have decoded (bounded by a timeout), then abort what is left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from dataclasses import dataclass, field
 
 from specs.errors import FramingError
-from specs.framing import Frame, FrameDecoder, KeepAlive
+from specs.framing import Frame, FrameDecoder
 from switch.engine import SwitchEngine
 from switchsim.logs import get_logger
 
 _log = get_logger("switch.server")
 
 
+class _WriteFlow:
+    """Write flow control of one transport, kept apart from request handling (as aiohttp's
+    base_protocol does): the transport says when its buffer crosses the high-water mark and
+    when it is back under the low one; the writer waits in `drain` in between."""
+
+    __slots__ = ("_waiter", "paused")
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake()
+
+    def lost(self) -> None:
+        """The connection is gone: nothing will drain, so nobody may wait any longer."""
+        self._wake()
+
+    async def drain(self) -> None:
+        if not self.paused:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
 class _Connection(asyncio.Protocol):
+    """One terminal's TCP connection: frames in, answers out, in order."""
+
+    __slots__ = (
+        "_backlog",
+        "_closing",
+        "_deadline",
+        "_deadline_left",
+        "_decoder",
+        "_flow",
+        "_idle",
+        "_last_activity",
+        "_loop",
+        "_reading",
+        "_remote",
+        "_server",
+        "_transport",
+        "_worker",
+    )
+    _transport: asyncio.Transport  # set by connection_made, before any other callback
+
     def __init__(self, server: SwitchServer) -> None:
         self._server = server
+        self._loop = asyncio.get_running_loop()
         self._decoder = FrameDecoder(server.engine.codec.dialect.framing)
-        self._queue: asyncio.Queue[Frame | None] = asyncio.Queue(server.max_pipeline)
-        self._transport: asyncio.Transport | None = None
+        self._backlog: deque[Frame] = deque()
+        self._flow = _WriteFlow()
         self._remote = "?"
         self._worker: asyncio.Task[None] | None = None
-        self._idle: asyncio.TimerHandle | None = None
-        self._partial: asyncio.TimerHandle | None = None
-        self._paused = False
+        self._reading = True
         self._closing = False
+        self._last_activity = self._loop.time()  # a complete frame in or an answer out
+        self._idle: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None  # the unfinished frame's
+        self._deadline_left: float | None = None  # what it had left when reading paused
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -42,106 +110,165 @@ class _Connection(asyncio.Protocol):
         self._remote = f"{peer[0]}:{peer[1]}" if peer else "?"
         if len(self._server.connections) >= self._server.max_connections:
             _log.warning("connection_refused", remote=self._remote, reason="max connections")
+            self._closing = True
             transport.abort()
             return
         self._server.connections.add(self)
-        self._worker = asyncio.get_running_loop().create_task(self._work())
-        self._touch()
+        self._idle = self._loop.call_later(self._server.idle_timeout, self._on_idle)
 
     def data_received(self, data: bytes) -> None:
-        self._touch()
+        if self._closing:
+            return
+        completed = False
         try:
             self._decoder.feed(data)
             for event in self._decoder.events():
-                if isinstance(event, KeepAlive):
-                    continue
-                self._queue.put_nowait(event)
-                if self._queue.full() and not self._paused and self._transport is not None:
-                    self._paused = True
-                    self._transport.pause_reading()
+                completed = True
+                if isinstance(event, Frame):  # a keep-alive only proves the peer is there
+                    self._backlog.append(event)
         except FramingError as exc:
-            # The stream cannot be resynchronised: log once, answer what is queued, then close.
+            # The stream cannot be resynchronised: log once, answer what was decoded, close.
             _log.warning("framing_error", remote=self._remote, offset=exc.offset, reason=exc.reason)
             self._finish()
             return
-        self._arm_partial_timer()
+        if completed:
+            self._last_activity = self._loop.time()
+            self._cancel_deadline()
+        if self._decoder.buffered and self._deadline is None and self._deadline_left is None:
+            self._deadline = self._loop.call_later(self._server.frame_timeout, self._on_deadline)
+        if self._backlog and self._worker is None:
+            self._worker = self._loop.create_task(self._answer_backlog())
+        self._update_reading()
+
+    def eof_received(self) -> bool:
+        # The peer has sent all it will (a half-close): answer what it sent, then close.
+        self._finish()
+        return True
+
+    def pause_writing(self) -> None:
+        self._flow.pause()
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._flow.resume()
+        self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # A request already being handled finishes (its answer is lost with the connection);
+        # frames not yet started are dropped: there is nobody left to answer.
+        self._closing = True
+        self._backlog.clear()
         self._cancel_timers()
+        self._flow.lost()
         self._server.connections.discard(self)
-        if self._worker is not None and not self._closing:
-            self._worker.cancel()
 
     # -- work ----------------------------------------------------------------------------------
 
-    async def _work(self) -> None:
-        while True:
-            frame = await self._queue.get()
-            if frame is None:
-                break
-            if self._paused and self._queue.qsize() < self._server.max_pipeline // 2 and self._transport:
-                self._paused = False
-                self._transport.resume_reading()
-            answer = await self._server.engine.handle(frame, self._remote)
-            if self._transport is None or self._transport.is_closing():
-                return
-            if answer.wire is not None:
-                self._transport.write(answer.wire)
-            if answer.close:
-                break
-            self._touch()
-        if self._transport is not None:
-            self._transport.close()
+    async def _answer_backlog(self) -> None:
+        """Answer the backlog in order; a new worker starts when frames arrive after it ends."""
+        transport = self._transport
+        try:
+            while self._backlog:
+                frame = self._backlog.popleft()
+                self._update_reading()
+                answer = await self._server.engine.handle(frame, self._remote)
+                if transport.is_closing():
+                    return
+                if answer.wire is not None:
+                    transport.write(answer.wire)  # may call pause_writing
+                    self._last_activity = self._loop.time()
+                if answer.close:  # a close rule or an unreadable MTI: what follows goes unread
+                    self._closing = True
+                    self._backlog.clear()
+                    self._cancel_timers()
+                    break
+                await self._flow.drain()
+        finally:
+            self._worker = None
+        if self._closing:
+            transport.close()
+
+    def _update_reading(self) -> None:
+        """Read only while there is room for what the peer sends."""
+        pipeline = self._server.max_pipeline
+        room = pipeline if self._reading else max(1, pipeline // 2)
+        want = not self._closing and not self._flow.paused and len(self._backlog) < room
+        if want is self._reading:
+            return
+        self._reading = want
+        if want:
+            self._transport.resume_reading()
+            if self._deadline_left is not None:
+                self._deadline = self._loop.call_later(self._deadline_left, self._on_deadline)
+                self._deadline_left = None
+        else:
+            self._transport.pause_reading()
+            # The peer cannot finish a frame the switch does not read: stop its clock.
+            if self._deadline is not None:
+                self._deadline_left = max(0.0, self._deadline.when() - self._loop.time())
+                self._deadline.cancel()
+                self._deadline = None
 
     def _finish(self) -> None:
-        """Answer what is queued, then close (framing error, idle, shutdown)."""
+        """Stop reading, answer what is decoded, then close (framing error, timeouts, EOF,
+        shutdown)."""
         if self._closing:
             return
         self._closing = True
         self._cancel_timers()
-        if self._transport is not None:
-            self._transport.pause_reading()
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-        if self._queue.full() and self._worker is not None:
-            self._worker.cancel()
-            if self._transport is not None:
+        self._update_reading()
+        if self._worker is None:
+            if self._backlog:
+                self._worker = self._loop.create_task(self._answer_backlog())
+            else:
                 self._transport.close()
 
     # -- timers --------------------------------------------------------------------------------
 
-    def _touch(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        if not self._closing:
-            loop = asyncio.get_running_loop()
-            self._idle = loop.call_later(self._server.idle_timeout, self._on_idle)
-
     def _on_idle(self) -> None:
-        _log.info("idle_timeout", remote=self._remote)
-        self._finish()
+        # One timer per connection, moved on when it fires early: cheaper than re-arming it
+        # for every frame.
+        left = self._last_activity + self._server.idle_timeout - self._loop.time()
+        if left > 0:
+            self._idle = self._loop.call_later(left, self._on_idle)
+            return
+        self._idle = None
+        _log.info("idle_timeout", remote=self._remote, writes_blocked=self._flow.paused)
+        if self._flow.paused:
+            # The peer has read nothing for the whole idle time: what is unwritten cannot be
+            # delivered, and a graceful close would wait for it for ever.
+            self.abort()
+        else:
+            self._finish()
 
-    def _arm_partial_timer(self) -> None:
-        if self._partial is not None:
-            self._partial.cancel()
-            self._partial = None
-        if self._decoder.buffered and not self._closing:
-            loop = asyncio.get_running_loop()
-            self._partial = loop.call_later(self._server.frame_timeout, self._on_partial)
-
-    def _on_partial(self) -> None:
+    def _on_deadline(self) -> None:
+        self._deadline = None
         _log.warning("frame_timeout", remote=self._remote, buffered=self._decoder.buffered)
         self._finish()
 
+    def _cancel_deadline(self) -> None:
+        self._deadline_left = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
     def _cancel_timers(self) -> None:
-        for timer in (self._idle, self._partial):
-            if timer is not None:
-                timer.cancel()
+        self._cancel_deadline()
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    # -- shutdown ------------------------------------------------------------------------------
 
     async def drain(self) -> None:
         self._finish()
         if self._worker is not None:
             await asyncio.wait([self._worker])
+
+    def abort(self) -> None:
+        self._transport.abort()
+        if self._worker is not None:
+            self._worker.cancel()
 
 
 @dataclass(eq=False)
@@ -154,6 +281,14 @@ class SwitchServer:
     connections: set[_Connection] = field(default_factory=set)
     _server: asyncio.Server | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("idle_timeout", "frame_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0 seconds, got {getattr(self, name)}")
+        for name in ("max_connections", "max_pipeline"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 or more, got {getattr(self, name)}")
+
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=4096)
@@ -161,14 +296,15 @@ class SwitchServer:
         return int(sock.getsockname()[1])
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let in-flight requests finish (up to ``timeout``), then close."""
+        """Stop accepting, let in-flight requests finish (up to ``timeout``), then abort."""
         if self._server is not None:
             self._server.close()
-        pending = [asyncio.ensure_future(c.drain()) for c in list(self.connections)]
-        if pending:
-            _done, late = await asyncio.wait(pending, timeout=timeout)
+        draining = {asyncio.ensure_future(c.drain()): c for c in list(self.connections)}
+        if draining:
+            _done, late = await asyncio.wait(draining, timeout=timeout)
             for task in late:
                 task.cancel()
+                draining[task].abort()  # a peer that reads nothing, or a request that never ends
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout)
