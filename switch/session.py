@@ -241,8 +241,9 @@ def decide(
     """The decision for ``request`` from a terminal the store holds as ``terminal`` (None: not
     registered) with ``stored`` as its session. ``merchant_known`` tells an unknown terminal of a
     known merchant (97) from an unknown merchant (03)."""
-    step = transition(state_of(stored, now), request)
-    if isinstance(step, NoSession):
+    if request in SESSIONLESS:  # the table's NoSession rows: the same in every state
+        step = transition(State.SIGNED_OFF, request)
+        assert isinstance(step, NoSession)
         return Decision(request, State.SIGNED_OFF, step, stored, None, terminal, now)
     if terminal is None or not terminal.enabled:
         if not merchant_known:
