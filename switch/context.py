@@ -13,6 +13,7 @@ from switch.config import SwitchConfig
 from switch.keyservice import KeyService
 from switch.records import AuditEvent, AuditRecord, SessionKeys, TerminalId
 from switch.rules import RuleSet
+from switch.session import NewKeys
 from switch.store import Store
 
 
@@ -59,14 +60,16 @@ class Exchange:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """A handler's answer: response code, extra response fields, and what to audit."""
+    """A handler's answer: response code, extra response fields, what to audit, and the data
+    the session table installs when it is an approval (switch.session.settle)."""
 
     code: str  # a ResponseCode, or any two characters a tester's rule asks for
     fields: dict[int, str] = field(default_factory=dict)
     audit: AuditEvent | None = None
     reason: str = ""
-    operator: str = ""
+    operator: str = ""  # the operator audited; an approved operator sign-in signs this one in
     sign_in_again: bool = False
+    keys: NewKeys | None = None  # an approved terminal sign-in's new working keys
 
 
 def audit(services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = "") -> None:

@@ -13,7 +13,7 @@ import json
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from hsm_sim.transport import HsmTransportError
@@ -28,7 +28,7 @@ from switch.keyservice import HsmFailure
 from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
-from switch.session import Refusal, Request, State, audit_event, state_of, transition
+from switch.session import SESSIONLESS, NoSession, Refusal, Request, audit_event, decide, settle
 from switchsim.logs import get_logger
 
 _log = get_logger("switch")
@@ -115,44 +115,58 @@ class SwitchEngine:
     # -- routing -------------------------------------------------------------------------------
 
     async def _dispatch(self, ex: Exchange) -> tuple[Result, SessionKeys | None]:
+        """Route the request, let the session table decide, run the handler and keep the session
+        the table makes of its answer (switch/session.py: no handler writes a session)."""
         services = self.services
         found = classify(ex.message)
         if found is None:
             return Result(self.catalogue.unmatched_code(ex.message.mti), reason="message not served"), None
         kind, route = found
         request = route.request
-        if 70 in ex.message and request is Request.ECHO:
-            return Result(ResponseCode.APPROVED, reason="iso87 network management"), None
-        terminal = services.store.get_terminal(ex.tid)
-        if terminal is None or not terminal.enabled:
-            known_merchant = services.store.merchant_exists(ex.tid.merchant)
-            code = ResponseCode.TERMINAL_NOT_REGISTERED if known_merchant else ResponseCode.INVALID_MERCHANT
-            reason = "terminal disabled" if terminal else ("unknown terminal" if known_merchant else "unknown merchant")
-            result = Result(code, reason=reason)
-            if request is Request.TERMINAL_SIGNIN:
-                audit(services, ex, audit_event(request), code.value, reason)
-            return result, None
-        session = services.session(ex.tid)
-        if session is not None and session.key_generation != terminal.key_generation:
-            services.end_session(ex.tid)  # re-registration ends the session
-            session = None
-        now = services.clock()
-        expired = session is not None and session.expires_at <= now
-        state = state_of(session, now)
-        step = transition(state, request)
+        if request in SESSIONLESS:  # the table answers these without a terminal: look nothing up
+            terminal, stored, merchant_known = None, None, True
+        else:
+            terminal = services.store.get_terminal(ex.tid)
+            merchant_known = terminal is not None or services.store.merchant_exists(ex.tid.merchant)
+            stored = services.session(ex.tid) if terminal is not None else None
+        decision = decide(request, terminal, stored, services.clock(), merchant_known=merchant_known)
+        self._keep_session(ex.tid, stored, decision.session)
+        step = decision.step
+        if isinstance(step, NoSession):
+            return Result(step.code, reason=step.reason), None
         if isinstance(step, Refusal):
-            return Result(step.code, reason=step.reason, sign_in_again=step.sign_in_again or expired), session
-        live = session if state is not State.SIGNED_OFF else None
+            if step.audited:
+                audit(services, ex, audit_event(request), step.code.value, step.reason)
+            return Result(step.code, reason=step.reason, sign_in_again=decision.sign_in_again), decision.live
+        live = decision.live
         if kind.maced and live is not None and not await self._mac_ok(ex.message, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
             audit(services, ex, audit_event(request), str(result.code), _refused_what(kind, request, result))
             return result, None
+        assert terminal is not None  # the table serves only registered, enabled terminals
         result = await run(kind, route, services, ex, terminal, live)
         if result.audit is not None:
             audit(services, ex, result.audit, str(result.code), result.reason, result.operator)
-        if expired and request is not Request.TERMINAL_SIGNIN:
-            result = Result(result.code, result.fields, reason=result.reason, sign_in_again=True)
-        return result, services.session(ex.tid)
+        after = settle(
+            decision,
+            approved=result.code == ResponseCode.APPROVED,
+            keys=result.keys,
+            operator=result.operator,
+            lifetime=services.config.key_lifetime,
+        )
+        self._keep_session(ex.tid, decision.session, after)
+        if decision.sign_in_again:
+            result = replace(result, sign_in_again=True)
+        return result, after
+
+    def _keep_session(self, tid: TerminalId, before: SessionKeys | None, after: SessionKeys | None) -> None:
+        """Store what the session table decided, writing only a change."""
+        if after == before:
+            return
+        if after is None:
+            self.services.end_session(tid)
+        else:
+            self.services.save_session(after)
 
     # -- MAC -----------------------------------------------------------------------------------
 

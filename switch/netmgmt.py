@@ -1,4 +1,6 @@
-"""Network management that needs no HSM: sign-off, echo test, parameter download, status upload."""
+"""Network management that needs no HSM: sign-off, echo test, parameter download, status upload.
+
+What a sign-off does to the session is the session table's (switch/session.py): it ends it."""
 
 from __future__ import annotations
 
@@ -7,8 +9,7 @@ from switch.context import Exchange, Result, Services
 from switch.records import AuditEvent
 
 
-def signoff(services: Services, ex: Exchange) -> Result:
-    services.end_session(ex.tid)
+def signoff(_services: Services, _ex: Exchange) -> Result:
     return Result(ResponseCode.APPROVED, audit=AuditEvent.TERMINAL_SIGNOFF)
 
 

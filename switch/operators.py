@@ -5,6 +5,9 @@ session PIK; only the HSM compares it (BC) with the stored LMK-encrypted passwor
 operator and wrong password answer the same 55, after the same HSM round trip, so that
 operator ids cannot be guessed from the code or the latency; an unknown id keeps a failure
 count in the store as a real operator does, and locks (75) at the same count.
+
+Who is signed in is the session table's (switch/session.py): an approved sign-in names the
+operator in ``Result.operator``, and the table signs them in or out.
 """
 
 from __future__ import annotations
@@ -78,7 +81,6 @@ async def operator_signin(services: Services, ex: Exchange, session: SessionKeys
     operator, refusal = await _check_password(services, ex, session, 52, AuditEvent.OPERATOR_SIGNIN)
     if refusal is not None or operator is None:
         return refusal or Result(ResponseCode.SYSTEM_MALFUNCTION)
-    services.save_session(replace(session, operator_id=operator.operator_id))
     return Result(
         ResponseCode.APPROVED,
         audit=AuditEvent.OPERATOR_SIGNIN,
@@ -89,7 +91,6 @@ async def operator_signin(services: Services, ex: Exchange, session: SessionKeys
 
 async def operator_signout(services: Services, ex: Exchange, session: SessionKeys) -> Result:
     previous = session.operator_id or ""
-    services.save_session(replace(session, operator_id=None))
     return Result(ResponseCode.APPROVED, audit=AuditEvent.OPERATOR_SIGNOUT, operator=previous)
 
 

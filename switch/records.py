@@ -102,6 +102,7 @@ class AuditEvent(StrEnum):
     PARAMETER_DOWNLOAD = "parameter_download"
     STATUS_UPLOAD = "status_upload"
     FINANCIAL = "financial"
+    NETWORK_MANAGEMENT = "network_management"  # iso87 0800 (70)
     OPERATOR_LOCKED = "operator_locked"
     OPERATOR_UNLOCKED = "operator_unlocked"
     OPERATOR_ADMIN = "operator_admin"

@@ -61,7 +61,7 @@ def _financial(op: Op) -> Handler:
 
 _R = Request
 #: (catalogue, kind) -> route. The iso87 network management kinds never reach their handler:
-#: the engine answers them 00 without a terminal (the iso87 dialects carry no session).
+#: the session table answers them 00 without a terminal (the iso87 dialects carry no session).
 ROUTES: Mapping[tuple[str, str], Route] = MappingProxyType(
     {
         ("cup-pos", "signin"): Route(_R.TERMINAL_SIGNIN, signin.terminal_signin),
@@ -73,9 +73,9 @@ ROUTES: Mapping[tuple[str, str], Route] = MappingProxyType(
         ("cup-pos", "operator_signout"): Route(_R.OPERATOR_SIGNOUT, _operator(operators.operator_signout)),
         ("cup-pos", "password_change"): Route(_R.PASSWORD_CHANGE, _operator(operators.password_change)),
         **{("cup-pos", op.value): Route(_R.FINANCIAL, _financial(op)) for op in Op},
-        ("iso87", "signin"): Route(_R.ECHO, _plain(netmgmt.echo)),
-        ("iso87", "signoff"): Route(_R.ECHO, _plain(netmgmt.echo)),
-        ("iso87", "echo"): Route(_R.ECHO, _plain(netmgmt.echo)),
+        ("iso87", "signin"): Route(_R.NETWORK_MANAGEMENT, _plain(netmgmt.echo)),
+        ("iso87", "signoff"): Route(_R.NETWORK_MANAGEMENT, _plain(netmgmt.echo)),
+        ("iso87", "echo"): Route(_R.NETWORK_MANAGEMENT, _plain(netmgmt.echo)),
         ("iso87", "authorisation"): Route(_R.ECHO, authorisation.authorise),
     }
 )

@@ -16,6 +16,7 @@ from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, operator_id_from_63
 from switch.keyservice import KeyKind
 from switch.records import AuditEvent, SessionKeys, Terminal
+from switch.session import NewKeys
 
 
 async def terminal_signin(
@@ -36,19 +37,8 @@ async def terminal_signin(
     )
     keys = {key.kind.name: key for key in generated}
     pik, mak, tdk = keys["PIK"], keys["MAK"], keys.get("TDK")
-    now = services.clock()
-    services.save_session(
-        SessionKeys(
-            terminal=ex.tid,
-            mode=mode,
-            pik_lmk=pik.under_lmk,
-            mak_lmk=mak.under_lmk,
-            tdk_lmk=tdk.under_lmk if tdk else None,
-            signed_in_at=now,
-            expires_at=now + services.config.key_lifetime,
-            key_generation=terminal.key_generation,
-        )
-    )
+    # The session table installs them (switch.session.settle), with the key lifetime.
+    new_keys = NewKeys(mode, pik.under_lmk, mak.under_lmk, tdk.under_lmk if tdk else None)
     field62 = layout.build({name: (keys[name.name].under_tmk, keys[name.name].check_value) for name in layout.keys})
     fields = {62: field62.hex().upper(), 32: services.config.acquirer_id}
     batch = catalogue.batch_field
@@ -62,4 +52,5 @@ async def terminal_signin(
         audit=AuditEvent.TERMINAL_SIGNIN,
         reason=f"keys {mode}",
         operator=operator_id or "",
+        keys=new_keys,
     )

@@ -49,3 +49,17 @@ def card_pin_block(pin: str, pan: str, pik: bytes) -> bytes:
     pin_field = bytes.fromhex(f"0{len(pin)}{pin}".ljust(16, "F"))
     pan_field = bytes.fromhex("0000" + pan[-13:-1])
     return ecb_encrypt(pik, bytes(a ^ b for a, b in zip(pin_field, pan_field, strict=True)))
+
+
+def iso0_pin(clear_block: bytes, pan: str | None) -> str | None:
+    """The PIN in a clear ISO 9564 format 0 block, or None when the block is not one (wrong
+    control nibble, length outside 4..12, a non-digit, fill other than F). ``pan`` None: the PAN
+    field is all zeros (operator passwords, 53.1 = 1); else its 12 digits before the check digit."""
+    account = "0" * 12 if pan is None else pan[-13:-1]
+    pan_field = bytes.fromhex("0000" + account)
+    nibbles = bytes(a ^ b for a, b in zip(clear_block, pan_field, strict=True)).hex().upper()
+    length = int(nibbles[1], 16)
+    if nibbles[0] != "0" or not 4 <= length <= 12:
+        return None
+    pin, fill = nibbles[2 : 2 + length], nibbles[2 + length :]
+    return pin if pin.isdigit() and fill == "F" * len(fill) else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
@@ -210,3 +212,36 @@ async def test_a_bug_answers_96_and_is_logged_without_values(
     assert answer.mti == "0830" and answer[39] == "96"
     err = capsys.readouterr().err
     assert "internal_error" in err and "KeyError" in err and secret not in err
+
+
+async def test_a_reregistration_by_another_process_voids_the_cached_session(services: Services) -> None:
+    """A terminal re-registered behind this switch's back (a new key generation in the store, the
+    old session still cached here) has no session: the next request is refused 58, and the
+    void session is gone from the store as well."""
+    engine, pos = SwitchEngine(services), Pos()
+    pos.take_keys(await ask(engine, pos, pos.signin()))
+    assert (await ask(engine, pos, pos.operator_signin("001", "0000"), mac=True))[39] == "00"
+    terminal = services.store.get_terminal(TID)
+    assert terminal is not None
+    services.store.put_terminal(replace(terminal, key_generation=terminal.key_generation + 1))
+    answer = await ask(engine, pos, pos.message("0800", "360"))
+    assert answer[39] == "58" and pos.last_header is not None and pos.last_header.processing_requirement == 3
+    assert services.store.get_session(TID) is None and services.session(TID) is None
+    pos.take_keys(await ask(engine, pos, pos.signin()))
+    assert (await ask(engine, pos, pos.message("0800", "360")))[39] == "00"
+
+
+async def test_a_handler_approval_the_session_table_cannot_keep_answers_96_and_is_logged(
+    services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def keyless(*_args: object) -> Result:
+        return Result("00")  # a sign-in approved without the working keys it must install
+
+    route = Route(Request.TERMINAL_SIGNIN, keyless)
+    monkeypatch.setattr("switch.routes.ROUTES", {**ROUTES, ("cup-pos", "signin"): route})
+    engine, pos = SwitchEngine(services), Pos()
+    answer = await ask(engine, pos, pos.signin())
+    assert answer.mti == "0810" and answer[39] == "96"
+    err = capsys.readouterr().err
+    assert "internal_error" in err and "SessionTableError" in err
+    assert services.session(TID) is None and services.store.get_session(TID) is None

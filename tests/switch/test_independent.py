@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.switch import cupwire
-from tests.switch.independent import cv4
+from tests.switch.independent import cv4, iso0_pin
 
 
 def test_cv4_matches_published_working_key_check_values() -> None:
@@ -27,3 +27,12 @@ def test_cupwire_builds_the_published_signin_body() -> None:
     )
     published = "08000020000000C00012000105303030303037363438343831303030353831323630303200110000000100300003303031"
     assert made.hex().upper() == published
+
+
+def test_iso0_pin_reads_the_published_format_0_block() -> None:
+    # crypto.json iso9564_pinblocks[0]: PIN 1234, PAN 5555555551234567 -> 041261AAAAEDCBA9
+    assert iso0_pin(bytes.fromhex("041261AAAAEDCBA9"), "5555555551234567") == "1234"
+    assert iso0_pin(bytes.fromhex("041261AAAAEDCBA9"), "5555555551234568") == "1234"  # check digit unused
+    assert iso0_pin(bytes.fromhex("041261AAAAEDCBA9"), "5555555551234577") is None  # another account
+    assert iso0_pin(bytes.fromhex("040000FFFFFFFFFF"), None) == "0000"  # operator password, zero PAN
+    assert iso0_pin(bytes.fromhex("140000FFFFFFFFFF"), None) is None  # format 1 control nibble

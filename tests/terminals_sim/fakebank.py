@@ -1,8 +1,9 @@
 """The financial side of the fake host, written from docs/financial.md: cards, PIN and MAC
 checks, a journal per terminal and batch, reversals, settlement and batch upload.
 
-It uses the shared codec and crypto core (TDES, CUP MAC, ISO 0 parsing) as the fake host does:
-the tests judge the terminal against values worked out independently, not against this fake.
+It uses the shared codec, and the independent TDES and ISO 0 reading of
+tests/switch/independent.py (never hsm_sim's), as the fake host does: the tests judge the
+terminal against values worked out independently, not against this fake.
 Balances are in cents. ``today`` is fixed (YYMM 2606) so expiry checks do not depend on the
 date the tests run.
 """
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hsm_sim.ciphers import tdes_ecb_decrypt
-from hsm_sim.errors import HsmError
-from hsm_sim.pinblock import parse_pinblock
 from specs.message import Message
 from terminals_sim.testcards import DEFAULT_TEST_CARDS, CardStatus
+from tests.switch.independent import ecb_decrypt, iso0_pin
 
 TODAY_YYMM = "2606"
 SUPERVISOR = "000"
@@ -171,12 +170,9 @@ class FakeBank:
     def _pin(self, req: Message, pik: bytes, pan: str, account: Account) -> str:
         if account.wrong_pins >= 3:
             return "75"
-        clear = tdes_ecb_decrypt(pik, bytes.fromhex(req[52]))
+        clear = ecb_decrypt(pik, bytes.fromhex(req[52]))
         with_pan = (req.sub("53.1") or "2") == "2"
-        try:
-            pin = parse_pinblock(clear, pan if with_pan else "000000000000", 0)
-        except HsmError:
-            pin = ""
+        pin = iso0_pin(clear, pan if with_pan else None)
         if pin != account.pin:
             account.wrong_pins += 1
             return "75" if account.wrong_pins >= 3 else "55"

@@ -8,8 +8,9 @@ Operator passwords are held as hand-worked clear ISO 9564 format 0 blocks with a
 field: "0000" is 04 0000 FFFFFFFFFF, the supervisor's "123456" is 06 123456 FFFFFFFF.
 Financial requests (0100/0200/0220/0320/0400/0500) go to the `FakeBank` (fakebank.py).
 
-The host uses the shared wire layer and crypto core (codec, framing, TDES, CUP MAC): it is the
-terminal's behaviour that the tests judge, against check values and blocks worked out by hand.
+The host uses the shared wire layer (codec, framing) but none of hsm_sim's crypto: its TDES,
+POS MAC and PIN block reading are the independent helpers of tests/switch/independent.py,
+written from the published definitions, so a mistake the terminal shares with hsm_sim shows.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from hsm_sim.ciphers import tdes_ecb_decrypt, tdes_ecb_encrypt
-from hsm_sim.mac import cup_pos_mac
 from specs.codec import codec_for
 from specs.errors import WireError
 from specs.framing import CupHeader, Frame, FrameDecoder, KeepAlive, Tpdu, encode_frame
 from specs.message import Message
+from tests.switch.independent import cup_pos_mac, ecb_decrypt, ecb_encrypt
 from tests.terminals_sim.fakebank import SUPERVISOR, FakeBank
 
 MERCHANT = "848100058126002"
@@ -174,14 +174,14 @@ class FakeHost:
                 return answer("00", maced=True)
             if session.failures.get(operator, 0) >= self.lock_after:
                 return answer("75", maced=True)
-            block = tdes_ecb_decrypt(session.keys.pik, bytes.fromhex(req[52]))
+            block = ecb_decrypt(session.keys.pik, bytes.fromhex(req[52]))
             if session.operators.get(operator) != block:
                 session.failures[operator] = session.failures.get(operator, 0) + 1
                 return answer("55", maced=True)
             session.failures[operator] = 0
             session.operator = operator
             if code == "013":
-                session.operators[operator] = tdes_ecb_decrypt(session.keys.pik, bytes.fromhex(req[62]))
+                session.operators[operator] = ecb_decrypt(session.keys.pik, bytes.fromhex(req[62]))
             return answer("00", maced=True)
         return answer("12")
 
@@ -205,12 +205,12 @@ class FakeHost:
     def _field62(self, code: str, tmk: bytes, keys: KeySet) -> bytes:
         cv_pik = bytes(4) if self.wrong_cv else keys.pik_cv
         if code == "001":
-            return (tdes_ecb_encrypt(tmk, keys.pik[:8]) + cv_pik
-                    + tdes_ecb_encrypt(tmk, keys.mak) + keys.mak_cv)
-        out = (tdes_ecb_encrypt(tmk, keys.pik) + cv_pik
-               + tdes_ecb_encrypt(tmk, keys.mak) + bytes(8) + keys.mak_cv)
+            return (ecb_encrypt(tmk, keys.pik[:8]) + cv_pik
+                    + ecb_encrypt(tmk, keys.mak) + keys.mak_cv)
+        out = (ecb_encrypt(tmk, keys.pik) + cv_pik
+               + ecb_encrypt(tmk, keys.mak) + bytes(8) + keys.mak_cv)
         if code == "004":
-            out += tdes_ecb_encrypt(tmk, keys.tdk) + keys.tdk_cv
+            out += ecb_encrypt(tmk, keys.tdk) + keys.tdk_cv
         return out
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from hsm_sim.mac import cup_pos_mac
 from specs.codec import codec_for
 from specs.framing import CupHeader, Tpdu, decode_frame, encode_frame
 from specs.message import Message
@@ -18,6 +17,7 @@ from terminals_sim.outcome import Failure, FollowUp, Kind
 from terminals_sim.terminal import TerminalProfile, TerminalProtocolError, VirtualTerminal
 from terminals_sim.transitions import State
 from terminals_sim.workingkeys import KeyMode
+from tests.switch.independent import cup_pos_mac
 from tests.terminals_sim.fakehost import ANSWER_MTI, MERCHANT, TERMINAL, TMK, FakeHost
 
 CODEC = codec_for("cup-pos")
