@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from hsm_sim.facade import Diagnostics, HsmClient, HsmTransport
-from hsm_sim.transport import close_transport, transport_from_url
+from hsm_sim.client import Diagnostics, HsmClient
+from hsm_sim.transports.interface import HsmTransport
+from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
 from switch.cards import add_card
 from switch.config import ConfigError, SwitchConfig
@@ -129,7 +130,7 @@ class RunningSwitch:
 
     async def close(self, timeout: float = 5.0) -> None:
         await self.server.close(timeout)
-        await close_transport(self.transport)
+        await self.transport.close()
         self.services.store.close()
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from hsm_sim.transport import HsmTransportError
+from hsm_sim.transports.interface import HsmTransportError
 from specs.catalogue import MessageKind, mac_input
 from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError

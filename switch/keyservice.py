@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hsm_sim.facade import HsmTransport
+from hsm_sim.transports.interface import HsmTransport
 
 _ACCOUNT_NONE = "000000000000"  # operator passwords: PIN blocks with the PAN field all zeros
 _PIN_FORMAT_ISO0 = "01"

@@ -20,7 +20,7 @@ from importlib import metadata
 from typing import NoReturn
 
 from hsm_sim.errors import HsmError
-from hsm_sim.transport import HsmTransportError
+from hsm_sim.transports.interface import HsmTransportError
 from specs.errors import SpecError, WireError
 from switch.config import ConfigError
 from switch.keyservice import HsmFailure

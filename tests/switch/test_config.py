@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from switch.app import build_services, register_terminal
 from switch.cards import add_card
 from switch.config import ACCEPTED_KEYS, ConfigError, load_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.framing import Frame
 from specs.message import Message
 from switch import admin

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.framing import Frame, FrameDecoder
 from switch.app import RunningSwitch, serve_switch
 from switch.config import DeclaredTerminal, SwitchConfig
@@ -134,7 +134,7 @@ async def test_iso87_binary_switch_answers_network_management() -> None:
 @pytest.mark.parametrize("scheme", ["tcp", "udp"])
 async def test_switch_with_remote_hsm(scheme: str) -> None:
     from hsm_sim.server import HsmServerConfig, serve_hsm
-    from hsm_sim.transport import transport_from_url
+    from hsm_sim.transports.url import transport_from_url
 
     hsm = await serve_hsm(HsmServerConfig(port=0, udp_port=0))
     url = hsm.tcp_url if scheme == "tcp" else hsm.udp_url

@@ -1,46 +1,81 @@
-"""Typed async facade over host commands, for the switch.
+"""The one HSM client: host commands as typed coroutines over any ``HsmTransport``.
 
-``HsmTransport`` is the one thing a caller needs to reach an HSM: ``request(message)`` sends
-``command code + fields`` and returns ``response code + error code + fields`` (no length prefix,
-no message header: a remote transport adds and strips those). ``InProcTransport`` calls a
-``Dispatcher`` directly; remote transports live with the servers.
+Whoever talks to an HSM goes through ``HsmClient``: the switch (through its vocabulary in
+``switch/keyservice.py``), ``switchsim hsm send`` and the tests. It builds the requests, checks
+the response code and the error code, and parses the answer with ``FieldCursor``. What leaves it
+is decided here, once:
 
-``HsmClient`` builds the requests and parses the answers. Every method raises ``HsmError`` with
-the HSM's error code when the answer is neither 00 nor (for verifications) 01, and
-``HsmError(15)`` when the answer is malformed. Keys are passed and returned in host-command
-notation (``U`` + 32 hex, ...), always encrypted; PAN arguments are the 12-digit account field.
+* ``HsmTransportError`` (``hsm_sim.transports.interface``) when the HSM could not be asked, or
+  what came back is not an answer to the request (too short, another command's response code,
+  an error code payShield does not have, fields that do not parse). A transport's own errors
+  pass through; any other ``OSError`` becomes ``HsmUnavailable``, a ``TimeoutError``
+  ``HsmTimeout``.
+* ``HsmAnswerError`` (an ``HsmError``: command and payShield error code) when the HSM answered
+  an error code: anything but 00, and for a verification anything but 00 and 01. A caller that
+  asked for a decision (does this PIN verify?) maps it to its own answer.
+* ``HsmError`` when an argument cannot be sent at all (a key type with no export flag, KQ data
+  too long): the caller's mistake, found before anything is sent.
+
+Keys are passed and returned in host-command notation (``U`` + 32 hex, ...), always encrypted;
+PAN arguments are the 12-digit account field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TypeVar
 
-from hsm_sim.dispatcher import Dispatcher
 from hsm_sim.emv import Scheme, pan_psn_block
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostcmd import FieldCursor, response_code
-from hsm_sim.lmk import KeyScheme
+from hsm_sim.lmk import KeyScheme, parse_key_field
+from hsm_sim.transports.interface import (
+    HsmProtocolError,
+    HsmTimeout,
+    HsmTransport,
+    HsmTransportError,
+    HsmUnavailable,
+    os_reason,
+)
+
+_T = TypeVar("_T")
 
 
-@runtime_checkable
-class HsmTransport(Protocol):
-    async def request(self, message: bytes) -> bytes:
-        """Send one host command, return its response (both without header or length)."""
-        ...
+class HsmAnswerError(HsmError):
+    """The HSM was asked and answered ``command`` with an error code. The reason names the
+    command and the code, never a field of the request."""
+
+    command: str
+
+    def __init__(self, command: str, code: ErrorCode) -> None:
+        super().__init__(code, f"{command}: HSM answered {code.value} ({code.description})")
+        self.command = command
+
+    def __reduce__(self) -> tuple[type[HsmAnswerError], tuple[str, ErrorCode]]:  # type: ignore[override]
+        return (type(self), (self.command, self.code))
 
 
-class InProcTransport:
-    """An HSM in the same process: no I/O, answers synchronously inside the coroutine."""
+@dataclass(frozen=True, slots=True, repr=False)
+class Answer:
+    """A host-command answer split into its parts, not judged. ``error_code`` is the 2-character
+    code as received (it may not be one this HSM knows); ``fields`` is everything after it."""
 
-    __slots__ = ("_dispatcher",)
+    response_code: str
+    error_code: str
+    fields: bytes
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
-        self._dispatcher = dispatcher
+    @property
+    def error_description(self) -> str:
+        try:
+            return ErrorCode(self.error_code).description
+        except ValueError:
+            return "unknown error code"
 
-    async def request(self, message: bytes) -> bytes:
-        return self._dispatcher.handle(message)
+    def __repr__(self) -> str:
+        # Fields can hold a clear PIN (NG) or a clear key (test commands): their length only.
+        return f"Answer({self.response_code}, {self.error_code}, {len(self.fields)} bytes of fields)"
 
 
 class KeyLength(IntEnum):
@@ -70,6 +105,11 @@ class GeneratedKey:
     under_lmk: str
     under_export: str | None
     kcv: str
+
+    @property
+    def export_ciphertext(self) -> bytes | None:
+        """The exported copy without its scheme tag: the bytes a terminal decrypts with its TMK."""
+        return None if self.under_export is None else parse_key_field(self.under_export)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,43 +155,64 @@ class HsmClient:
     def __init__(self, transport: HsmTransport) -> None:
         self._transport = transport
 
-    async def _exchange(self, message: str | bytes, *, verify: bool) -> tuple[str, FieldCursor]:
-        """Send, check the response code and error code; return the error code and a cursor
-        over the response fields. 01 passes only when ``verify`` is set."""
-        raw = message.encode("ascii") if isinstance(message, str) else message
-        command = raw[:2].decode("ascii")
-        answer = await self._transport.request(raw)
-        expected = response_code(command).encode("ascii")
-        if len(answer) < 4 or answer[:2] != expected:
-            raise HsmError(ErrorCode.INPUT_DATA, f"{command}: malformed answer from the HSM")
-        error = answer[2:4].decode("latin-1")
-        if error != ErrorCode.NO_ERROR and not (verify and error == ErrorCode.VERIFICATION_FAILURE):
-            try:
-                code = ErrorCode(error)
-            except ValueError:
-                raise HsmError(
-                    ErrorCode.INPUT_DATA, f"{command}: HSM answered unknown error code {error!r}"
-                ) from None
-            raise HsmError(code, f"{command}: HSM answered {error} ({code.description})")
-        return error, FieldCursor(answer[4:])
+    async def close(self) -> None:
+        await self._transport.close()
 
-    async def _call(self, message: str | bytes) -> FieldCursor:
-        _, cursor = await self._exchange(message, verify=False)
-        return cursor
+    async def send(self, message: bytes) -> Answer:
+        """One host command as given (``code + fields``) and its answer, split but not judged:
+        the error code is the caller's to read (``switchsim hsm send`` prints it). Raises
+        ``HsmTransportError`` when the HSM cannot be asked or the answer is not one to this
+        command, ``HsmError`` when ``message`` does not start with a command code."""
+        command = message[:2].decode("latin-1")
+        try:
+            expected = response_code(command)
+        except ValueError:
+            raise HsmError(ErrorCode.INPUT_DATA, f"{command!r} is not a host command code") from None
+        try:
+            answer = await self._transport.request(message)
+        except HsmTransportError:
+            raise
+        except TimeoutError as exc:  # before OSError, of which it is a subclass
+            raise HsmTimeout(f"{command}: no answer from the HSM ({os_reason(exc)})") from exc
+        except OSError as exc:
+            raise HsmUnavailable(f"{command}: cannot reach the HSM ({os_reason(exc)})") from exc
+        if len(answer) < 4:
+            raise HsmProtocolError(
+                f"{command}: answer of {len(answer)} bytes is too short for response and error codes"
+            )
+        got = answer[:2].decode("latin-1")
+        if got != expected:
+            raise HsmProtocolError(f"{command}: answer carries response code {got!r}, expected {expected}")
+        return Answer(got, answer[2:4].decode("latin-1"), answer[4:])
+
+    async def _ask(
+        self, message: str | bytes, parse: Callable[[FieldCursor, ErrorCode], _T], *, verify: bool = False
+    ) -> _T:
+        """Send, judge the error code, parse the fields with ``parse(cursor, error code)``. 01
+        passes only when ``verify`` is set. A field that does not parse is the HSM's mistake,
+        not the caller's: it leaves as ``HsmProtocolError``."""
+        raw = message.encode("ascii") if isinstance(message, str) else message
+        answer = await self.send(raw)
+        command = raw[:2].decode("ascii").upper()
+        try:
+            error = ErrorCode(answer.error_code)
+        except ValueError:
+            raise HsmProtocolError(f"{command}: HSM answered unknown error code {answer.error_code!r}") from None
+        if error is not ErrorCode.NO_ERROR and not (verify and error is ErrorCode.VERIFICATION_FAILURE):
+            raise HsmAnswerError(command, error)
+        try:
+            return parse(FieldCursor(answer.fields), error)
+        except HsmError as exc:
+            raise HsmProtocolError(f"{command}: malformed answer from the HSM: {exc.reason}") from None
 
     async def _verified(self, message: str | bytes) -> bool:
-        error, cursor = await self._exchange(message, verify=True)
-        cursor.finish()
-        return error == ErrorCode.NO_ERROR
+        return await self._ask(message, _verdict, verify=True)
 
     # --- diagnostics ----------------------------------------------------------------------
 
     async def diagnostics(self) -> Diagnostics:
         """NC: the LMK check value (16H) and firmware number."""
-        cur = await self._call("NC")
-        lmk_check = cur.take_hex_text(16, "LMK check value")
-        firmware = cur.take(cur.remaining, "Firmware number")
-        return Diagnostics(lmk_check, firmware)
+        return await self._ask("NC", _diagnostics)
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -179,32 +240,30 @@ class HsmClient:
                 raise HsmError(ErrorCode.INVALID_KEY_TYPE, f"cannot export under key type {kek_type}")
             export_scheme = KeyScheme.for_length(length, variant=export_variant)
             message += f";{flag}{kek}{export_scheme.value}"
-        cur = await self._call(message)
-        under_lmk = cur.take_key("Key (LMK)").text
-        under_export = cur.take_key("Key (ZMK/TMK)", "ZUTXY").text if export_under else None
-        kcv = cur.take_hex_text(6, "Key check value")
-        cur.finish()
-        return GeneratedKey(under_lmk, under_export, kcv)
+        exported = export_under is not None
+
+        def parse(cur: FieldCursor, _error: ErrorCode) -> GeneratedKey:
+            under_lmk = cur.take_key("Key (LMK)").text
+            under_export = cur.take_key("Key (ZMK/TMK)", "ZUTXY").text if exported else None
+            kcv = cur.take_hex_text(6, "Key check value")
+            cur.finish()
+            return GeneratedKey(under_lmk, under_export, kcv)
+
+        return await self._ask(message, parse)
 
     async def import_clear_key(self, key_type: str, clear: bytes) -> ImportedKey:
         """ZK (switchsim extension): a clear test key (a terminal's TMK, a test card's IMK-AC as
         key type "109") under the LMK. The clear key crosses the transport: test keys only."""
         scheme = KeyScheme.for_length(KeyLength(len(clear)))
-        error, cur = await self._exchange(f"ZK{key_type}{scheme.value}{clear.hex().upper()}", verify=True)
-        under_lmk = cur.take_key("Key (LMK)").text
-        kcv = cur.take_hex_text(6, "Key check value")
-        cur.finish()
-        return ImportedKey(under_lmk, kcv, error == ErrorCode.VERIFICATION_FAILURE)
+        # 01 = parity forced odd: DES ignores parity bits, so the key works the same.
+        return await self._ask(f"ZK{key_type}{scheme.value}{clear.hex().upper()}", _imported, verify=True)
 
     async def check_value(self, key_type: str, key: str) -> str:
         """BU: the 16-hex-digit check value of a key under the LMK (UnionPay field 62 sends the
         first 8, A0 answers the first 6)."""
         length = FieldCursor(key.encode("ascii")).take_key("key").scheme.key_length
         flag = {8: "0", 16: "1", 24: "2"}[length]
-        cur = await self._call(f"BUFF{flag}{key};{key_type}")
-        value = cur.take_hex_text(16, "Key check value")
-        cur.finish()
-        return value
+        return await self._ask(f"BUFF{flag}{key};{key_type}", _check_value)
 
     # --- PINs -----------------------------------------------------------------------------
 
@@ -220,10 +279,9 @@ class HsmClient:
         max_pin_length: int = 12,
     ) -> TranslatedPin:
         """CA: re-encrypt a terminal PIN block under a ZPK (and optionally another format)."""
-        cur = await self._call(
-            f"CA{tpk}{zpk}{max_pin_length:02d}{pin_block}{source_format}{dest_format}{pan12}"
+        return await self._ask(
+            f"CA{tpk}{zpk}{max_pin_length:02d}{pin_block}{source_format}{dest_format}{pan12}", _translated
         )
-        return _translated(cur)
 
     async def translate_pin_zpk_to_zpk(
         self,
@@ -237,15 +295,14 @@ class HsmClient:
         max_pin_length: int = 12,
     ) -> TranslatedPin:
         """CC: re-encrypt an interchange PIN block under another ZPK."""
-        cur = await self._call(
-            f"CC{source_zpk}{dest_zpk}{max_pin_length:02d}{pin_block}{source_format}{dest_format}{pan12}"
+        return await self._ask(
+            f"CC{source_zpk}{dest_zpk}{max_pin_length:02d}{pin_block}{source_format}{dest_format}{pan12}",
+            _translated,
         )
-        return _translated(cur)
 
     async def translate_pin_tpk_to_lmk(self, tpk: str, pin_block: str, fmt: str, pan12: str) -> str:
         """JC: a terminal PIN block as a PIN under the LMK (for storage or BC)."""
-        cur = await self._call(f"JC{tpk}{pin_block}{fmt}{pan12}")
-        return _lmk_pin(cur)
+        return await self._ask(f"JC{tpk}{pin_block}{fmt}{pan12}", _lmk_pin)
 
     async def verify_terminal_pin_comparison(
         self, tpk: str, pin_block: str, fmt: str, pan12: str, lmk_pin: str
@@ -256,8 +313,7 @@ class HsmClient:
     async def encrypt_clear_pin(self, pin: str, pan12: str) -> str:
         """BA: a clear PIN (4-12 digits) as a PIN under the LMK. Only for provisioning test
         cards: the clear PIN crosses the transport."""
-        cur = await self._call(f"BA{pin}F{pan12}")
-        return _lmk_pin(cur)
+        return await self._ask(f"BA{pin}F{pan12}", _lmk_pin)
 
     # --- MACs -----------------------------------------------------------------------------
 
@@ -272,10 +328,14 @@ class HsmClient:
         long_mac: bool = False,
     ) -> str:
         """M6 over binary ``data``: 8 hex characters (16 with ``long_mac``; not for CUP_POS)."""
-        cur = await self._call(_mac_request("M6", key_type, key, data, algorithm, padding, long_mac))
-        mac = cur.take_hex_text(16 if long_mac else 8, "MAC")
-        cur.finish()
-        return mac
+        size = 16 if long_mac else 8
+
+        def parse(cur: FieldCursor, _error: ErrorCode) -> str:
+            mac = cur.take_hex_text(size, "MAC")
+            cur.finish()
+            return mac
+
+        return await self._ask(_mac_request("M6", key_type, key, data, algorithm, padding, long_mac), parse)
 
     async def verify_mac(
         self,
@@ -291,7 +351,6 @@ class HsmClient:
         long_mac = len(mac) == 16
         message = _mac_request("M8", key_type, key, data, algorithm, padding, long_mac)
         return await self._verified(message + mac.encode("ascii"))
-
 
     # --- EMV cryptograms -------------------------------------------------------------------
 
@@ -322,23 +381,24 @@ class HsmClient:
             + arqc
             + (arc or b"")
         )
-        error, cur = await self._exchange(message, verify=True)
-        if error == ErrorCode.VERIFICATION_FAILURE:
+        wants_arpc = arc is not None
+
+        def parse(cur: FieldCursor, error: ErrorCode) -> CryptogramCheck:
+            if error is ErrorCode.VERIFICATION_FAILURE:
+                cur.finish()
+                return CryptogramCheck(False, None)
+            arpc = cur.take_bytes(8, "ARPC") if wants_arpc else None
             cur.finish()
-            return CryptogramCheck(False, None)
-        arpc = cur.take_bytes(8, "ARPC") if arc is not None else None
-        cur.finish()
-        return CryptogramCheck(True, arpc)
+            return CryptogramCheck(True, arpc)
+
+        return await self._ask(message, parse, verify=True)
 
     async def generate_arpc(
         self, scheme: Scheme, mk_ac: str, pan: str, psn: str, atc: bytes, un: bytes, arqc: bytes, arc: bytes
     ) -> bytes:
         """KQ mode 2: the ARPC (8 bytes) for ``arqc`` and response code ``arc``, no verification
         (a decline after a verified ARQC, or an answer re-sent)."""
-        cur = await self._call(_kq_head(b"2", scheme, mk_ac, pan, psn, atc, un) + arqc + arc)
-        arpc = cur.take_bytes(8, "ARPC")
-        cur.finish()
-        return arpc
+        return await self._ask(_kq_head(b"2", scheme, mk_ac, pan, psn, atc, un) + arqc + arc, _arpc)
 
 
 def _kq_head(mode: bytes, scheme: Scheme, mk_ac: str, pan: str, psn: str, atc: bytes, un: bytes) -> bytes:
@@ -358,7 +418,40 @@ def _mac_request(
     return head.encode("ascii") + data
 
 
-def _translated(cur: FieldCursor) -> TranslatedPin:
+# --- answer parsers: ``parse(cursor, error code)`` for ``HsmClient._ask`` ----------------------
+
+
+def _verdict(cur: FieldCursor, error: ErrorCode) -> bool:
+    cur.finish()
+    return error is ErrorCode.NO_ERROR
+
+
+def _diagnostics(cur: FieldCursor, _error: ErrorCode) -> Diagnostics:
+    lmk_check = cur.take_hex_text(16, "LMK check value")
+    firmware = cur.take(cur.remaining, "Firmware number")
+    return Diagnostics(lmk_check, firmware)
+
+
+def _imported(cur: FieldCursor, error: ErrorCode) -> ImportedKey:
+    under_lmk = cur.take_key("Key (LMK)").text
+    kcv = cur.take_hex_text(6, "Key check value")
+    cur.finish()
+    return ImportedKey(under_lmk, kcv, error is ErrorCode.VERIFICATION_FAILURE)
+
+
+def _check_value(cur: FieldCursor, _error: ErrorCode) -> str:
+    value = cur.take_hex_text(16, "Key check value")
+    cur.finish()
+    return value
+
+
+def _arpc(cur: FieldCursor, _error: ErrorCode) -> bytes:
+    arpc = cur.take_bytes(8, "ARPC")
+    cur.finish()
+    return arpc
+
+
+def _translated(cur: FieldCursor, _error: ErrorCode) -> TranslatedPin:
     length = int(cur.take_digits(2, "PIN length"))
     block = cur.take_hex_text(16, "PIN block")
     fmt = cur.take_digits(2, "PIN block format")
@@ -366,7 +459,7 @@ def _translated(cur: FieldCursor) -> TranslatedPin:
     return TranslatedPin(length, block, fmt)
 
 
-def _lmk_pin(cur: FieldCursor) -> str:
+def _lmk_pin(cur: FieldCursor, _error: ErrorCode) -> str:
     value = cur.take_hex_text(16, "PIN (LMK)")
     cur.finish()
     return value
