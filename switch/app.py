@@ -35,7 +35,7 @@ def build_services(config: SwitchConfig, store: Store | None = None, transport: 
         rules=rule_set(config),
         codec=codec_for(config.dialect),
         store=store if store is not None else SqliteStore(config.db),
-        keys=KeyService(transport if transport is not None else transport_from_url(config.hsm)),
+        keys=KeyService(HsmClient(transport if transport is not None else transport_from_url(config.hsm))),
         config=config,
     )
 
@@ -66,7 +66,7 @@ def rule_set(config: SwitchConfig) -> RuleSet | None:
 
 async def check_hsm(transport: HsmTransport) -> Diagnostics:
     """Ask the HSM for its diagnostics (NC) before anything depends on it: raises
-    `HsmTransportError` when it cannot be reached and `HsmError` when it answers an error."""
+    `HsmTransportError` when it cannot be reached and `HsmAnswerError` when it answers an error."""
     return await HsmClient(transport).diagnostics()
 
 
