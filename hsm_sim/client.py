@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import TypeVar
 
+from hsm_sim.cryptoerrors import CryptoError
 from hsm_sim.emv import Scheme, pan_psn_block
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.errors import ErrorCode, HsmError, crypto_error_code
 from hsm_sim.hostcmd import FieldCursor, response_code
 from hsm_sim.lmk import KeyScheme, parse_key_field
 from hsm_sim.transports.interface import (
@@ -402,7 +403,11 @@ class HsmClient:
 
 
 def _kq_head(mode: bytes, scheme: Scheme, mk_ac: str, pan: str, psn: str, atc: bytes, un: bytes) -> bytes:
-    return b"KQ" + mode + scheme.value.encode("ascii") + mk_ac.encode("ascii") + pan_psn_block(pan, psn) + atc + un
+    try:
+        block = pan_psn_block(pan, psn)
+    except CryptoError as exc:  # an argument that cannot be sent: the caller's, as HsmError
+        raise HsmError(crypto_error_code(exc), f"KQ: {exc.reason}") from None
+    return b"KQ" + mode + scheme.value.encode("ascii") + mk_ac.encode("ascii") + block + atc + un
 
 
 def _mac_request(

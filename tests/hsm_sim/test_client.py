@@ -18,6 +18,7 @@ from hsm_sim.client import (
     TranslatedPin,
 )
 from hsm_sim.dispatcher import Dispatcher
+from hsm_sim.emv import Scheme
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.transports.inproc import InProcTransport
 from hsm_sim.transports.interface import HsmProtocolError, HsmTimeout, HsmUnavailable
@@ -247,6 +248,15 @@ async def test_send_refuses_what_is_no_command_code_before_sending() -> None:
     with pytest.raises(HsmError, match="not a host command code"):
         await HsmClient(transport).send(b"?!")
     assert transport.sent == []
+
+
+async def test_an_argument_the_core_refuses_is_an_hsm_error_before_sending() -> None:
+    transport = FixedAnswer(b"KR00")
+    with pytest.raises(HsmError) as err:
+        client = HsmClient(transport)
+        await client.generate_arpc(Scheme.PBOC, TMK_FIELD, "62280001A", "01", bytes(2), bytes(4), bytes(8), b"00")
+    assert err.value.code is ErrorCode.INPUT_DATA and err.value.reason.startswith("KQ: ")
+    assert not isinstance(err.value, HsmAnswerError) and transport.sent == []
 
 
 def test_answer_repr_hides_the_fields() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hsm_sim.ciphers import tdes_ecb_decrypt
-from hsm_sim.errors import HsmError
+from hsm_sim.cryptoerrors import CryptoError
 from hsm_sim.pinblock import parse_pinblock
 from specs.message import Message
 from terminals_sim.testcards import DEFAULT_TEST_CARDS, CardStatus
@@ -175,7 +175,7 @@ class FakeBank:
         with_pan = (req.sub("53.1") or "2") == "2"
         try:
             pin = parse_pinblock(clear, pan if with_pan else "000000000000", 0)
-        except HsmError:
+        except CryptoError:
             pin = ""
         if pin != account.pin:
             account.wrong_pins += 1
