@@ -24,7 +24,8 @@ from switch.records import (
     Terminal,
     TerminalId,
 )
-from switch.rules import RuleSet, load_rules, parse_rules
+from switch.rulefile import load_rules, parse_rules
+from switch.ruleset import RuleSet
 from switch.server import SwitchServer
 from switch.sqlite_store import SqliteStore
 from switch.store import Store

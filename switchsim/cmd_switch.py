@@ -37,7 +37,7 @@ from switch.cards import add_card
 from switch.config import SwitchConfig, load_config
 from switch.context import Services
 from switch.records import CardStatus, TerminalId
-from switch.rules import RuleSet
+from switch.ruleset import RuleSet
 from switch.sqlite_store import SqliteStore
 from switch.store import StoreError
 from switchsim import argtypes, logs

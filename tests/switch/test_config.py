@@ -14,7 +14,7 @@ from hsm_sim.transports.inproc import InProcTransport
 from switch.app import build_services, register_terminal
 from switch.cards import add_card
 from switch.config import ACCEPTED_KEYS, ConfigError, load_config
-from switch.rules import load_rules, parse_rules
+from switch.rulefile import load_rules, parse_rules
 from switch.sqlite_store import SqliteStore
 from tests.switch.pos import MERCHANT, TERMINAL, TMK
 from tests.switch.test_financial import EXPIRY, PAN, PIN, Till
