@@ -15,7 +15,7 @@ from hsm_sim.ciphers import tdes_ecb_decrypt
 from hsm_sim.cryptoerrors import CryptoError
 from hsm_sim.pinblock import parse_pinblock
 from specs.message import Message
-from terminals_sim.testcards import DEFAULT_TEST_CARDS, CardStatus
+from specs.testcards import DEFAULT_TEST_CARDS, CardStatus
 
 TODAY_YYMM = "2606"
 SUPERVISOR = "000"
