@@ -21,7 +21,7 @@ from hsm_sim.cryptoerrors import CryptoError
 from hsm_sim.errors import ErrorCode, HsmError, crypto_error_code
 from hsm_sim.hostcmd import Command, FieldCursor, HsmContext, build_response
 from hsm_sim.lmk import Lmk
-from switchsim.logs import get_logger
+from specs.logs import get_logger
 
 _log = get_logger("hsm_sim.dispatcher")
 

@@ -22,6 +22,7 @@ from specs.catalogue import MessageKind, mac_input
 from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
+from specs.logs import get_logger
 from specs.message import Message
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, audit
@@ -29,7 +30,6 @@ from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
 from switch.session import Refusal, Request, State, audit_event, state_of, transition
-from switchsim.logs import get_logger
 
 _log = get_logger("switch")
 _ECHOED = frozenset({2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70})
