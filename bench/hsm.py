@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from hsm_sim.dispatcher import Dispatcher  # noqa: E402
 from hsm_sim.lmk import Lmk  # noqa: E402
-from hsm_sim.transport import TcpTransport  # noqa: E402
+from hsm_sim.transports.tcp import TcpTransport  # noqa: E402
 from switchsim import logs  # noqa: E402
 
 TARGET_TCP_CA = 25_000

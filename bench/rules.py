@@ -22,7 +22,8 @@ from datetime import datetime
 from harness import CUP_PURCHASE_0200, per_call_us
 
 from specs.codec import codec_for
-from switch.rules import Action, ActionKind, Match, Rule, RuleSet
+from switch.rules import Action, ActionKind, Match, Rule
+from switch.ruleset import RuleSet
 
 PURCHASE = {**CUP_PURCHASE_0200, 4: "000000001234"}
 NOW = datetime(2024, 3, 1, 12, 0)

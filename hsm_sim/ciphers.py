@@ -12,7 +12,7 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import DataLengthError, InputError, KeyLengthError
 
 _CACHE_SIZE = 4096
 
@@ -26,25 +26,24 @@ def des_expand(key: bytes) -> bytes:
         return key + key[:8]
     if n == 24:
         return bytes(key)
-    raise HsmError(ErrorCode.KEY_LENGTH, f"DES key must be 8, 16 or 24 bytes, got {n}")
+    raise KeyLengthError(f"DES key must be 8, 16 or 24 bytes, got {n}")
 
 
 def _check_aes_key(key: bytes) -> None:
     if len(key) not in (16, 24, 32):
-        raise HsmError(ErrorCode.KEY_LENGTH, f"AES key must be 16, 24 or 32 bytes, got {len(key)}")
+        raise KeyLengthError(f"AES key must be 16, 24 or 32 bytes, got {len(key)}")
 
 
 def _check_blocks(data: bytes, block: int) -> None:
     if len(data) % block:
-        raise HsmError(
-            ErrorCode.DATA_LENGTH,
+        raise DataLengthError(
             f"data length {len(data)} is not a multiple of the {block}-byte block",
         )
 
 
 def _check_iv(iv: bytes, block: int) -> None:
     if len(iv) != block:
-        raise HsmError(ErrorCode.INPUT_DATA, f"IV must be {block} bytes, got {len(iv)}")
+        raise InputError(f"IV must be {block} bytes, got {len(iv)}")
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

@@ -3,7 +3,8 @@
 Sans-I/O: the servers strip the length prefix and message header before calling ``handle`` and
 put them back around the answer. This is the one point where failures become wire answers:
 
-* an ``HsmError`` from a handler answers with its payShield error code;
+* an ``HsmError`` from a handler answers with its payShield error code, and a ``CryptoError``
+  from the crypto core with the code ``hsm_sim.errors.crypto_error_code`` maps it to;
 * anything else is our bug: it answers 15 (the host sees an input-data error, never a traceback)
   and is logged with its traceback. ``reraise_bugs=True`` re-raises instead, which is what the
   test suite uses so that a bug cannot hide behind a plausible error code.
@@ -16,10 +17,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from hsm_sim.commands import clearkey, diag, emv, keygen, mac, pin
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import CryptoError
+from hsm_sim.errors import ErrorCode, HsmError, crypto_error_code
 from hsm_sim.hostcmd import Command, FieldCursor, HsmContext, build_response
 from hsm_sim.lmk import Lmk
-from switchsim.logs import get_logger
+from specs.logs import get_logger
 
 _log = get_logger("hsm_sim.dispatcher")
 
@@ -106,6 +108,11 @@ class Dispatcher:
             # HsmError reasons are written to be loggable: they name fields, never values.
             _log.info("hsm_command_failed", command=code, error=str(exc.code), reason=exc.reason)
             return build_response(code, exc.code)
+        except CryptoError as exc:
+            # Reasons of the core are loggable too: sizes and formats, never values.
+            error = crypto_error_code(exc)
+            _log.info("hsm_command_failed", command=code, error=str(error), reason=exc.reason)
+            return build_response(code, error)
         except Exception as exc:
             # Frames and type only: an exception message or a locals dump could carry key or
             # PIN material, the stack alone is enough to find the bug.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum, IntEnum
 
 from hsm_sim.ciphers import aes_ecb_encrypt, tdes_ecb_encrypt
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import IncompatibleKeyLengthError, InputError, KeyLengthError
 
 # --- TDES DUKPT ---------------------------------------------------------------------------------
 
@@ -45,12 +45,12 @@ def _xor(a: bytes, b: bytes) -> bytes:
 
 def _check_bdk(bdk: bytes) -> None:
     if len(bdk) != 16:
-        raise HsmError(ErrorCode.KEY_LENGTH, f"TDES DUKPT BDK must be 16 bytes, got {len(bdk)}")
+        raise KeyLengthError(f"TDES DUKPT BDK must be 16 bytes, got {len(bdk)}")
 
 
 def _check_ksn(ksn: bytes) -> None:
     if len(ksn) != _KSN_BYTES:
-        raise HsmError(ErrorCode.INPUT_DATA, f"TDES KSN must be 10 bytes, got {len(ksn)}")
+        raise InputError(f"TDES KSN must be 10 bytes, got {len(ksn)}")
 
 
 def ksn_counter(ksn: bytes) -> int:
@@ -85,7 +85,7 @@ def derive_tdes_key(ipek: bytes, ksn: bytes) -> bytes:
     _check_bdk(ipek)
     counter = ksn_counter(ksn)
     if counter.bit_count() > 10:
-        raise HsmError(ErrorCode.INPUT_DATA, "KSN counter has more than 10 bits set")
+        raise InputError("KSN counter has more than 10 bits set")
     reg = int.from_bytes(ksn[-8:], "big") & ~_COUNTER_MASK & ((1 << 64) - 1)
     key = ipek
     for bit in range(_COUNTER_BITS - 1, -1, -1):
@@ -163,7 +163,7 @@ def _aes_bdk_type(bdk: bytes) -> AesKeyType:
     try:
         return {16: AesKeyType.AES128, 24: AesKeyType.AES192, 32: AesKeyType.AES256}[len(bdk)]
     except KeyError:
-        raise HsmError(ErrorCode.KEY_LENGTH, f"AES BDK must be 16/24/32 bytes, got {len(bdk)}") from None
+        raise KeyLengthError(f"AES BDK must be 16/24/32 bytes, got {len(bdk)}") from None
 
 
 def _aes_derive(key: bytes, usage: int, key_type: AesKeyType, data8: bytes) -> bytes:
@@ -185,7 +185,7 @@ def _aes_derive(key: bytes, usage: int, key_type: AesKeyType, data8: bytes) -> b
 def aes_initial_key(bdk: bytes, initial_key_id: bytes) -> bytes:
     """Initial DUKPT key for an 8-byte initial key ID (BDK ID + derivation ID)."""
     if len(initial_key_id) != 8:
-        raise HsmError(ErrorCode.INPUT_DATA, f"initial key ID must be 8 bytes, got {len(initial_key_id)}")
+        raise InputError(f"initial key ID must be 8 bytes, got {len(initial_key_id)}")
     key_type = _aes_bdk_type(bdk)
     return _aes_derive(bdk, _AesUsage.KEY_DERIVATION_INITIAL, key_type, initial_key_id)
 
@@ -193,15 +193,15 @@ def aes_initial_key(bdk: bytes, initial_key_id: bytes) -> bytes:
 def aes_transaction_key(bdk: bytes, ksn: bytes) -> bytes:
     """The intermediate derivation key for the transaction counter in a 12-byte KSN."""
     if len(ksn) != _AES_KSN_BYTES:
-        raise HsmError(ErrorCode.INPUT_DATA, f"AES KSN must be 12 bytes, got {len(ksn)}")
+        raise InputError(f"AES KSN must be 12 bytes, got {len(ksn)}")
     key_type = _aes_bdk_type(bdk)
     key = aes_initial_key(bdk, ksn[:8])
     derivation_id = ksn[4:8]
     counter = int.from_bytes(ksn[8:], "big")
     if counter == 0:
-        raise HsmError(ErrorCode.INPUT_DATA, "AES KSN counter is zero")
+        raise InputError("AES KSN counter is zero")
     if counter.bit_count() > 16:
-        raise HsmError(ErrorCode.INPUT_DATA, "AES KSN counter has more than 16 bits set")
+        raise InputError("AES KSN counter has more than 16 bits set")
     working = 0
     for bit in range(_AES_COUNTER_BITS - 1, -1, -1):
         if counter & (1 << bit):
@@ -217,5 +217,5 @@ def aes_working_key(
     """The working key of ``key_type`` for ``usage`` at a 12-byte AES DUKPT KSN."""
     key = aes_transaction_key(bdk, ksn)
     if key_type.bits > _aes_bdk_type(bdk).bits:
-        raise HsmError(ErrorCode.INCOMPATIBLE_KEY_LENGTH, "working key longer than the BDK")
+        raise IncompatibleKeyLengthError("working key longer than the BDK")
     return _aes_derive(key, _AES_USAGE[usage], key_type, ksn[4:])

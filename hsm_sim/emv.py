@@ -27,7 +27,7 @@ from enum import Enum, StrEnum
 from types import MappingProxyType
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import InputError, KeyLengthError
 from hsm_sim.mac import iso9797_alg3
 from specs.tlv import Tlv, TlvError
 
@@ -40,12 +40,12 @@ def _xor(a: bytes, b: bytes) -> bytes:
 
 def _check_key(key: bytes, name: str) -> None:
     if len(key) != 16:
-        raise HsmError(ErrorCode.KEY_LENGTH, f"{name}: a double-length key is needed, got {len(key)} bytes")
+        raise KeyLengthError(f"{name}: a double-length key is needed, got {len(key)} bytes")
 
 
 def _check(value: bytes, size: int, name: str) -> None:
     if len(value) != size:
-        raise HsmError(ErrorCode.INPUT_DATA, f"{name}: {size} bytes needed, got {len(value)}")
+        raise InputError(f"{name}: {size} bytes needed, got {len(value)}")
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def pan_psn_block(pan: str, psn: str = "00") -> bytes:
     """Option A's Y: the rightmost 16 digits of PAN || PSN as 8 BCD bytes (KQ's PAN/PSN field)."""
     digits = pan + (psn or "00")
     if not digits.isdigit() or not pan or len(psn or "00") != 2:
-        raise HsmError(ErrorCode.INPUT_DATA, "PAN/PSN: the PAN is digits and the PSN two digits")
+        raise InputError("PAN/PSN: the PAN is digits and the PSN two digits")
     return bytes.fromhex(digits.rjust(16, "0")[-16:])
 
 
@@ -100,7 +100,7 @@ def arpc_method2(key: bytes, arqc: bytes, csu: bytes, proprietary: bytes = b"") 
     _check(arqc, 8, "ARQC")
     _check(csu, 4, "CSU")
     if len(proprietary) > 8:
-        raise HsmError(ErrorCode.INPUT_DATA, "proprietary authentication data: at most 8 bytes")
+        raise InputError("proprietary authentication data: at most 8 bytes")
     return iso9797_alg3(key, arqc + csu + proprietary, 2)[:4]
 
 
@@ -298,13 +298,13 @@ def scheme_for_iad(iad: bytes) -> Scheme:
     PBOC CVN 01 (07 xx 01 ...) -> PBOC; Visa-format CVN 10 (06 xx 0A) -> VISA; CVN 18 (06 xx 12)
     -> EMV_COMMON, the switchsim CVN 18-style card (option A card key, ARPC method 1; a
     real VIS CVN 18 card uses option B and ARPC method 2). Anything else, and a PBOC card
-    whose algorithm byte says SM4, raises HsmError 15 saying what was found.
+    whose algorithm byte says SM4, raises InputError saying what was found.
     """
     if len(iad) < 3:
-        raise HsmError(ErrorCode.INPUT_DATA, f"IAD: {len(iad)} bytes, too short to name a CVN")
+        raise InputError(f"IAD: {len(iad)} bytes, too short to name a CVN")
     scheme = _CVN_SCHEMES.get((iad[0], iad[2]))
     if scheme is None:
-        raise HsmError(ErrorCode.INPUT_DATA, f"IAD: format {iad[0]:02X} with CVN {iad[2]:02X} is not supported")
+        raise InputError(f"IAD: format {iad[0]:02X} with CVN {iad[2]:02X} is not supported")
     if scheme is Scheme.PBOC and len(iad) > 7 and iad[7] == _SM4:
-        raise HsmError(ErrorCode.INPUT_DATA, "IAD: an SM4 card (algorithm 04); only 3DES is supported")
+        raise InputError("IAD: an SM4 card (algorithm 04); only 3DES is supported")
     return scheme

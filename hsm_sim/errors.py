@@ -1,12 +1,29 @@
-"""payShield error codes and the one exception type the crypto core raises.
+"""payShield error codes, the host-command layer's exception, and the one map from the crypto
+core's errors to codes.
 
-An ``HsmError`` carries the two-character code a host command answers with, so the command
-layer never has to guess how to map a failure onto the wire.
+An ``HsmError`` carries the two-character code a host command answers with. The crypto core
+raises its own ``CryptoError`` subclasses instead (``hsm_sim/cryptoerrors.py``); the dispatcher
+answers them with ``crypto_error_code``, the only place that knows which code each one means.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
+
+from hsm_sim.cryptoerrors import (
+    CryptoError,
+    DataLengthError,
+    IncompatibleKeyLengthError,
+    InputError,
+    KeyBlockAuthError,
+    KeyBlockFormatError,
+    KeyLengthError,
+    PinBlockContentError,
+    PinBlockFormatError,
+    PinLengthError,
+)
 
 _DESCRIPTIONS: dict[str, str] = {
     "00": "No error",
@@ -94,3 +111,29 @@ class HsmError(Exception):
 
     def __reduce__(self) -> tuple[type[HsmError], tuple[ErrorCode, str]]:
         return (type(self), (self.code, self.reason))
+
+
+#: The payShield code each crypto-core error answers with.
+CRYPTO_ERROR_CODES: Mapping[type[CryptoError], ErrorCode] = MappingProxyType(
+    {
+        KeyLengthError: ErrorCode.KEY_LENGTH,
+        IncompatibleKeyLengthError: ErrorCode.INCOMPATIBLE_KEY_LENGTH,
+        DataLengthError: ErrorCode.DATA_LENGTH,
+        InputError: ErrorCode.INPUT_DATA,
+        PinLengthError: ErrorCode.PIN_LENGTH,
+        PinBlockFormatError: ErrorCode.PIN_BLOCK_FORMAT,
+        PinBlockContentError: ErrorCode.PIN_BLOCK_INVALID,
+        KeyBlockFormatError: ErrorCode.KEY_BLOCK_FORMAT,
+        KeyBlockAuthError: ErrorCode.KEY_BLOCK_AUTH,
+    }
+)
+
+
+def crypto_error_code(exc: CryptoError) -> ErrorCode:
+    """The code ``exc`` answers with: its class's, or the nearest base class's; 15 (input data)
+    for a ``CryptoError`` the table does not name."""
+    for cls in type(exc).__mro__:
+        code = CRYPTO_ERROR_CODES.get(cls)
+        if code is not None:
+            return code
+    return ErrorCode.INPUT_DATA

@@ -8,8 +8,6 @@ use them to tell answers apart (UDP) or to check that answers arrive in order (T
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hsm_sim.errors import ErrorCode, HsmError
 from specs.framing import DEFAULT_MAX_FRAME, FrameFormat, LengthHeader
 
@@ -49,34 +47,6 @@ def split_header(body: bytes, header_length: int) -> tuple[bytes, bytes]:
 def build_response(header: bytes, answer: bytes) -> bytes:
     """The body of a reply frame: the request's header echoed, then the answer."""
     return header + answer
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A host-command answer split into its parts. ``error_code`` is the 2-character code as
-    received (it may not be one this HSM knows); ``fields`` is everything after it."""
-
-    response_code: str
-    error_code: str
-    fields: bytes
-
-    @property
-    def error_description(self) -> str:
-        try:
-            return ErrorCode(self.error_code).description
-        except ValueError:
-            return "unknown error code"
-
-
-def split_answer(answer: bytes) -> Answer:
-    """Split ``response code (2A) + error code (2A) + fields``; ValueError if too short."""
-    if len(answer) < 4:
-        raise ValueError(f"answer of {len(answer)} bytes is too short for response and error codes")
-    return Answer(
-        response_code=answer[:2].decode("latin-1"),
-        error_code=answer[2:4].decode("latin-1"),
-        fields=answer[4:],
-    )
 
 
 def header_for(counter: int, header_length: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from hsm_sim.ciphers import aes_cmac, tdes_ecb_encrypt
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import KeyLengthError
 
 
 def _odd(byte: int) -> bool:
@@ -34,7 +34,7 @@ def random_key(length: int) -> bytes:
     TDES key with K1 == K2 degenerates to single DES.
     """
     if length not in (8, 16, 24):
-        raise HsmError(ErrorCode.KEY_LENGTH, f"DES key must be 8, 16 or 24 bytes, got {length}")
+        raise KeyLengthError(f"DES key must be 8, 16 or 24 bytes, got {length}")
     while True:
         key = fix_parity(os.urandom(length))
         if key == bytes([0x01]) * length:
@@ -53,9 +53,3 @@ def kcv_tdes(key: bytes) -> bytes:
 def kcv_aes(key: bytes) -> bytes:
     """AES check value per ANSI X9.24-1:2017 A.3: first 5 bytes of AES-CMAC(K, 16 zero bytes)."""
     return aes_cmac(key, bytes(16))[:5]
-
-
-def require_odd_parity(key: bytes, code: ErrorCode = ErrorCode.SOURCE_KEY_PARITY) -> None:
-    """Raise ``code`` (10 source / 11 destination key parity) unless every byte is odd."""
-    if not has_odd_parity(key):
-        raise HsmError(code, "key parity error")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hsm_sim.ciphers import aes_cmac, des_expand, tdes_cbc_encrypt, tdes_ecb_decrypt, tdes_ecb_encrypt
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import InputError, KeyLengthError
 
 __all__ = ["aes_cmac", "cup_pos_mac", "iso9797_alg1", "iso9797_alg3", "iso9797_pad"]
 
@@ -23,7 +23,7 @@ def iso9797_pad(data: bytes, padding: int = 1, block: int = _BLOCK) -> bytes:
     if padding == 3:
         length = (len(data) * 8).to_bytes(block, "big")
         return length + data + bytes(-len(data) % block)
-    raise HsmError(ErrorCode.INPUT_DATA, f"ISO 9797-1 padding method {padding} not supported")
+    raise InputError(f"ISO 9797-1 padding method {padding} not supported")
 
 
 def _cbc_last(key: bytes, padded: bytes) -> bytes:
@@ -40,7 +40,7 @@ def iso9797_alg3(key: bytes, data: bytes, padding: int = 1) -> bytes:
     """ISO 9797-1 MAC algorithm 3 (ANSI X9.19 retail MAC) with a double-length key:
     CBC-MAC under the left half, then decrypt with the right half and encrypt with the left."""
     if len(key) != 16:
-        raise HsmError(ErrorCode.KEY_LENGTH, f"retail MAC needs a 16-byte key, got {len(key)}")
+        raise KeyLengthError(f"retail MAC needs a 16-byte key, got {len(key)}")
     left, right = key[:8], key[8:]
     h = _cbc_last(left, iso9797_pad(data, padding))
     return tdes_ecb_encrypt(left, tdes_ecb_decrypt(right, h))
@@ -53,7 +53,7 @@ def cup_pos_mac(mak: bytes, data: bytes) -> bytes:
     first 8 with the MAK, XOR with the last 8, encrypt again, hex-expand, keep 8 characters.
     """
     if len(mak) not in (8, 16):
-        raise HsmError(ErrorCode.KEY_LENGTH, f"CUP MAK must be 8 or 16 bytes, got {len(mak)}")
+        raise KeyLengthError(f"CUP MAK must be 8 or 16 bytes, got {len(mak)}")
     padded = data + bytes(-len(data) % _BLOCK)
     acc = 0
     for i in range(0, len(padded), _BLOCK):

@@ -16,7 +16,7 @@ from enum import IntEnum
 from functools import lru_cache
 
 from hsm_sim.ciphers import aes_ecb_decrypt, aes_ecb_encrypt
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import InputError, PinBlockContentError, PinBlockFormatError, PinLengthError
 
 MIN_PIN_LENGTH = 4
 MAX_PIN_LENGTH = 12
@@ -36,21 +36,20 @@ class PinBlockFormat(IntEnum):
 
 def _check_pin(pin: str) -> None:
     if not MIN_PIN_LENGTH <= len(pin) <= MAX_PIN_LENGTH:
-        raise HsmError(
-            ErrorCode.PIN_LENGTH,
+        raise PinLengthError(
             f"PIN has {len(pin)} digits, allowed {MIN_PIN_LENGTH}..{MAX_PIN_LENGTH}",
         )
     if not _DIGITS.issuperset(pin):
-        raise HsmError(ErrorCode.INPUT_DATA, "PIN contains a non-decimal character")
+        raise InputError("PIN contains a non-decimal character")
 
 
 def _check_pan(pan: str) -> None:
     if not pan:
-        raise HsmError(ErrorCode.INPUT_DATA, "this PIN block format needs the PAN")
+        raise InputError("this PIN block format needs the PAN")
     if not _DIGITS.issuperset(pan):
-        raise HsmError(ErrorCode.INPUT_DATA, "PAN contains a non-decimal character")
+        raise InputError("PAN contains a non-decimal character")
     if len(pan) > 19:
-        raise HsmError(ErrorCode.INPUT_DATA, f"PAN has {len(pan)} digits, at most 19 allowed")
+        raise InputError(f"PAN has {len(pan)} digits, at most 19 allowed")
 
 
 def pan12(pan: str) -> str:
@@ -105,7 +104,7 @@ def _format(fmt: PinBlockFormat | int) -> PinBlockFormat:
     try:
         return PinBlockFormat(fmt)
     except ValueError:
-        raise HsmError(ErrorCode.PIN_BLOCK_FORMAT, f"PIN block format {fmt!r} unknown") from None
+        raise PinBlockFormatError(f"PIN block format {fmt!r} unknown") from None
 
 
 def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None = None) -> str:
@@ -116,31 +115,30 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
     """
     expected = None if fmt is None else _format(fmt)
     if len(block) not in (8, 16):
-        raise HsmError(ErrorCode.INPUT_DATA, f"PIN block must be 8 or 16 bytes, got {len(block)}")
+        raise InputError(f"PIN block must be 8 or 16 bytes, got {len(block)}")
     control = block[0] >> 4
     actual = _BY_CONTROL.get(control)
     if actual is None:
-        raise HsmError(ErrorCode.PIN_BLOCK_FORMAT, f"control nibble {control:X} unknown")
+        raise PinBlockFormatError(f"control nibble {control:X} unknown")
     if expected is not None and actual is not expected:
-        raise HsmError(
-            ErrorCode.PIN_BLOCK_FORMAT,
+        raise PinBlockFormatError(
             f"control nibble {control:X} does not match format {int(expected)}",
         )
     want_len = 16 if actual is PinBlockFormat.ISO4 else 8
     if len(block) != want_len:
-        raise HsmError(ErrorCode.INPUT_DATA, f"format {int(actual)} PIN block must be {want_len} bytes")
+        raise InputError(f"format {int(actual)} PIN block must be {want_len} bytes")
     if actual in (PinBlockFormat.ISO0, PinBlockFormat.ISO3):
         block = _xor(block, _pan_block_03(pan))
     nibbles = block.hex().upper()
     n = int(nibbles[1], 16)
     if not MIN_PIN_LENGTH <= n <= MAX_PIN_LENGTH:
-        raise HsmError(ErrorCode.PIN_LENGTH, f"PIN length nibble {n} outside 4..12")
+        raise PinLengthError(f"PIN length nibble {n} outside 4..12")
     pin = nibbles[2 : 2 + n]
     if not _DIGITS.issuperset(pin):
-        raise HsmError(ErrorCode.PIN_BLOCK_INVALID, "PIN digit not decimal")
+        raise PinBlockContentError("PIN digit not decimal")
     fill = nibbles[2 + n : 16]
     if not _FILL[actual].issuperset(fill):
-        raise HsmError(ErrorCode.PIN_BLOCK_INVALID, f"fill digits invalid for format {int(actual)}")
+        raise PinBlockContentError(f"fill digits invalid for format {int(actual)}")
     return pin
 
 
@@ -172,6 +170,6 @@ def build_iso4_encrypted(aes_key: bytes, pin: str, pan: str) -> bytes:
 def parse_iso4_encrypted(aes_key: bytes, block: bytes, pan: str) -> str:
     """Decipher a format 4 PIN block and return the PIN."""
     if len(block) != 16:
-        raise HsmError(ErrorCode.INPUT_DATA, f"format 4 PIN block is {len(block)} bytes, not 16")
+        raise InputError(f"format 4 PIN block is {len(block)} bytes, not 16")
     intermediate = _xor(aes_ecb_decrypt(aes_key, block), iso4_pan_field(pan))
     return parse_pinblock(aes_ecb_decrypt(aes_key, intermediate), fmt=PinBlockFormat.ISO4)

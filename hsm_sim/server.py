@@ -32,7 +32,7 @@ from hsm_sim.hostframe import (
 from hsm_sim.lmk import Lmk
 from specs.errors import FramingError
 from specs.framing import DEFAULT_MAX_FRAME, FrameDecoder, FrameFormat, KeepAlive, encode_frame
-from switchsim.logs import get_logger
+from specs.logs import get_logger
 
 DEFAULT_PORT = 1500
 # The answer to a request can be longer than the request (hex output): allow what 2 bytes hold.

@@ -22,7 +22,7 @@ from hsm_sim.ciphers import (
     tdes_cbc_encrypt,
     tdes_cmac,
 )
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import KeyBlockAuthError, KeyBlockFormatError, KeyLengthError
 
 VERSIONS = frozenset("ABCD")
 MAX_BLOCK_LENGTH = 9992
@@ -31,10 +31,6 @@ _PRINTABLE = frozenset(chr(c) for c in range(0x20, 0x7F))
 _ALNUM = frozenset(string.ascii_uppercase + string.digits)
 _HEX = frozenset(string.hexdigits)
 _PAD_BLOCK = "PB"
-
-
-def _format_error(reason: str) -> HsmError:
-    return HsmError(ErrorCode.KEY_BLOCK_FORMAT, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +48,24 @@ class Tr31Header:
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS or len(self.version) != 1:
-            raise _format_error(f"key block version {self.version!r} not supported")
+            raise KeyBlockFormatError(f"key block version {self.version!r} not supported")
         if len(self.usage) != 2 or not set(self.usage) <= _ALNUM:
-            raise _format_error(f"key usage {self.usage!r} invalid")
+            raise KeyBlockFormatError(f"key usage {self.usage!r} invalid")
         for name, value in (
             ("algorithm", self.algorithm),
             ("mode of use", self.mode),
             ("exportability", self.exportability),
         ):
             if len(value) != 1 or value not in _ALNUM:
-                raise _format_error(f"{name} {value!r} invalid")
+                raise KeyBlockFormatError(f"{name} {value!r} invalid")
         for name, value in (("key version number", self.version_number), ("reserved", self.reserved)):
             if len(value) != 2 or not set(value) <= _ALNUM:
-                raise _format_error(f"{name} {value!r} invalid")
+                raise KeyBlockFormatError(f"{name} {value!r} invalid")
         for block_id, data in self.optional_blocks:
             if len(block_id) != 2 or not set(block_id) <= _ALNUM or block_id == _PAD_BLOCK:
-                raise _format_error(f"optional block ID {block_id!r} invalid")
+                raise KeyBlockFormatError(f"optional block ID {block_id!r} invalid")
             if not set(data) <= _PRINTABLE:
-                raise _format_error(f"optional block {block_id} data not printable ASCII")
+                raise KeyBlockFormatError(f"optional block {block_id} data not printable ASCII")
 
     def optional_block(self, block_id: str) -> str | None:
         """Data of the first optional block named ``block_id`` (e.g. "KS"), if present."""
@@ -88,7 +84,7 @@ def _encode_opt_block(block_id: str, data: str) -> str:
         total = 4 + 2 + lol * 2 + len(data)
         if total < 16 ** (lol * 2):
             return f"{block_id}00{lol * 2:02X}{total:0{lol * 2}X}{data}"
-    raise _format_error(f"optional block {block_id} too long")
+    raise KeyBlockFormatError(f"optional block {block_id} too long")
 
 
 def _header_text(header: Tr31Header, block_size: int, total_length: int) -> str:
@@ -99,7 +95,7 @@ def _header_text(header: Tr31Header, block_size: int, total_length: int) -> str:
         blocks += f"{_PAD_BLOCK}{4 + pad:02X}" + "0" * pad
         count += 1
     if count > 99:
-        raise _format_error("more than 99 optional blocks")
+        raise KeyBlockFormatError("more than 99 optional blocks")
     return (
         f"{header.version}{total_length:04d}{header.usage}{header.algorithm}{header.mode}"
         f"{header.version_number}{header.exportability}{count:02d}{header.reserved}{blocks}"
@@ -109,36 +105,36 @@ def _header_text(header: Tr31Header, block_size: int, total_length: int) -> str:
 def _parse_header(block: str) -> tuple[Tr31Header, int]:
     """Parse the header and optional blocks; return it and the header text length."""
     if len(block) < _HEADER_LENGTH:
-        raise _format_error(f"key block shorter than the {_HEADER_LENGTH}-character header")
+        raise KeyBlockFormatError(f"key block shorter than the {_HEADER_LENGTH}-character header")
     count_text = block[12:14]
     if not count_text.isdigit():
-        raise _format_error("optional block count not numeric")
+        raise KeyBlockFormatError("optional block count not numeric")
     pos = _HEADER_LENGTH
     blocks: list[tuple[str, str]] = []
     for _ in range(int(count_text)):
         block_id = block[pos : pos + 2]
         if len(block_id) != 2 or not set(block_id) <= _ALNUM:
-            raise _format_error(f"optional block ID at offset {pos} invalid")
+            raise KeyBlockFormatError(f"optional block ID at offset {pos} invalid")
         length_text = block[pos + 2 : pos + 4]
         if len(length_text) != 2 or not set(length_text) <= _HEX:
-            raise _format_error(f"optional block {block_id} length not hex")
+            raise KeyBlockFormatError(f"optional block {block_id} length not hex")
         length = int(length_text, 16)
         data_start = pos + 4
         if length == 0:
             lol_text = block[pos + 4 : pos + 6]
             if len(lol_text) != 2 or not set(lol_text) <= _HEX or int(lol_text, 16) == 0:
-                raise _format_error(f"optional block {block_id} extended length invalid")
+                raise KeyBlockFormatError(f"optional block {block_id} extended length invalid")
             lol = int(lol_text, 16)
             ext = block[pos + 6 : pos + 6 + lol]
             if len(ext) != lol or not set(ext) <= _HEX:
-                raise _format_error(f"optional block {block_id} extended length invalid")
+                raise KeyBlockFormatError(f"optional block {block_id} extended length invalid")
             length = int(ext, 16)
             data_start = pos + 6 + lol
         if length < data_start - pos or pos + length > len(block):
-            raise _format_error(f"optional block {block_id} length {length} out of range")
+            raise KeyBlockFormatError(f"optional block {block_id} length {length} out of range")
         data = block[data_start : pos + length]
         if not set(data) <= _PRINTABLE:
-            raise _format_error(f"optional block {block_id} data not printable ASCII")
+            raise KeyBlockFormatError(f"optional block {block_id} data not printable ASCII")
         if block_id != _PAD_BLOCK:
             blocks.append((block_id, data))
         pos += length
@@ -165,8 +161,8 @@ def _xor_const(key: bytes, value: int) -> bytes:
 def _tdes_kbpk_check(kbpk: bytes, version: str, *, allow_single: bool) -> None:
     allowed = (8, 16, 24) if allow_single else (16, 24)
     if len(kbpk) not in allowed:
-        raise HsmError(
-            ErrorCode.KEY_LENGTH, f"version {version} KBPK must be {allowed} bytes, got {len(kbpk)}"
+        raise KeyLengthError(
+            f"version {version} KBPK must be {allowed} bytes, got {len(kbpk)}"
         )
 
 
@@ -223,18 +219,18 @@ def wrap(kbpk: bytes, key: bytes, header: Tr31Header, *, key_length_masking: int
     version = header.version
     if version == "D":
         if len(kbpk) not in (16, 24, 32):
-            raise HsmError(ErrorCode.KEY_LENGTH, f"version D KBPK must be AES, got {len(kbpk)} bytes")
+            raise KeyLengthError(f"version D KBPK must be AES, got {len(kbpk)} bytes")
         block_size, mac_len = 16, 16
     else:
         _tdes_kbpk_check(kbpk, version, allow_single=version != "B")
         block_size, mac_len = 8, 4 if version in "AC" else 8
     if not key or len(key) > 64:
-        raise HsmError(ErrorCode.KEY_LENGTH, f"key of {len(key)} bytes cannot be wrapped")
+        raise KeyLengthError(f"key of {len(key)} bytes cannot be wrapped")
     payload = _payload(key, block_size, key_length_masking)
     opt_len = len(_header_text(header, block_size, 0))
     total = opt_len + 2 * len(payload) + 2 * mac_len
     if total > MAX_BLOCK_LENGTH:
-        raise _format_error(f"key block length {total} exceeds {MAX_BLOCK_LENGTH}")
+        raise KeyBlockFormatError(f"key block length {total} exceeds {MAX_BLOCK_LENGTH}")
     head = _header_text(header, block_size, total).encode("ascii")
     if version in "AC":
         kbek, kbak = _xor_const(kbpk, 0x45), _xor_const(kbpk, 0x4D)
@@ -259,46 +255,46 @@ def _variant_mac(kbak: bytes, head: bytes, encrypted: bytes) -> bytes:
 def unwrap(kbpk: bytes, block: str) -> tuple[Tr31Header, bytes]:
     """Check and decrypt a TR-31 key block: 83 on format errors, A4 when the MAC fails."""
     if not block.isascii():
-        raise _format_error("key block is not ASCII")
+        raise KeyBlockFormatError("key block is not ASCII")
     header, head_len = _parse_header(block)
     length_text = block[1:5]
     if not length_text.isdigit() or int(length_text) != len(block):
-        raise _format_error("key block length field does not match the block")
+        raise KeyBlockFormatError("key block length field does not match the block")
     version = header.version
     if version == "D":
         if len(kbpk) not in (16, 24, 32):
-            raise HsmError(ErrorCode.KEY_LENGTH, f"version D KBPK must be AES, got {len(kbpk)} bytes")
+            raise KeyLengthError(f"version D KBPK must be AES, got {len(kbpk)} bytes")
         block_size, mac_len = 16, 16
     else:
         _tdes_kbpk_check(kbpk, version, allow_single=version != "B")
         block_size, mac_len = 8, 4 if version in "AC" else 8
     if head_len % block_size:
-        raise _format_error("header length not a multiple of the cipher block")
+        raise KeyBlockFormatError("header length not a multiple of the cipher block")
     body_text = block[head_len : len(block) - 2 * mac_len]
     mac_text = block[len(block) - 2 * mac_len :]
     if len(body_text) < 2 * block_size or len(body_text) % (2 * block_size):
-        raise _format_error("encrypted key data length invalid")
+        raise KeyBlockFormatError("encrypted key data length invalid")
     if not set(body_text) <= _HEX or not set(mac_text) <= _HEX:
-        raise _format_error("encrypted key data or MAC not hexadecimal")
+        raise KeyBlockFormatError("encrypted key data or MAC not hexadecimal")
     head = block[:head_len].encode("ascii")
     encrypted = bytes.fromhex(body_text)
     mac = bytes.fromhex(mac_text)
     if version in "AC":
         kbek, kbak = _xor_const(kbpk, 0x45), _xor_const(kbpk, 0x4D)
         if not hmac.compare_digest(_variant_mac(kbak, head, encrypted), mac):
-            raise HsmError(ErrorCode.KEY_BLOCK_AUTH, "key block MAC verification failed")
+            raise KeyBlockAuthError("key block MAC verification failed")
         payload = tdes_cbc_decrypt(kbek, encrypted, iv=head[:8])
     elif version == "B":
         kbek, kbak = _derive_b(kbpk)
         payload = tdes_cbc_decrypt(kbek, encrypted, iv=mac)
         if not hmac.compare_digest(tdes_cmac(kbak, head + payload), mac):
-            raise HsmError(ErrorCode.KEY_BLOCK_AUTH, "key block MAC verification failed")
+            raise KeyBlockAuthError("key block MAC verification failed")
     else:
         kbek, kbak = _derive_d(kbpk)
         payload = aes_cbc_decrypt(kbek, encrypted, iv=mac)
         if not hmac.compare_digest(aes_cmac(kbak, head + payload), mac):
-            raise HsmError(ErrorCode.KEY_BLOCK_AUTH, "key block MAC verification failed")
+            raise KeyBlockAuthError("key block MAC verification failed")
     bits = int.from_bytes(payload[:2], "big")
     if bits == 0 or bits % 8 or 2 + bits // 8 > len(payload):
-        raise _format_error("decrypted key length invalid")
+        raise KeyBlockFormatError("decrypted key length invalid")
     return header, payload[2 : 2 + bits // 8]

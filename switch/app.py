@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from hsm_sim.facade import Diagnostics, HsmClient, HsmTransport
-from hsm_sim.transport import close_transport, transport_from_url
+from hsm_sim.client import Diagnostics, HsmClient
+from hsm_sim.transports.interface import HsmTransport
+from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
 from switch.cards import add_card
 from switch.config import ConfigError, SwitchConfig
@@ -23,7 +24,8 @@ from switch.records import (
     Terminal,
     TerminalId,
 )
-from switch.rules import RuleSet, load_rules, parse_rules
+from switch.rulefile import load_rules, parse_rules
+from switch.ruleset import RuleSet
 from switch.server import SwitchServer
 from switch.sqlite_store import SqliteStore
 from switch.store import Store
@@ -34,7 +36,7 @@ def build_services(config: SwitchConfig, store: Store | None = None, transport: 
         rules=rule_set(config),
         codec=codec_for(config.dialect),
         store=store if store is not None else SqliteStore(config.db),
-        keys=KeyService(transport if transport is not None else transport_from_url(config.hsm)),
+        keys=KeyService(HsmClient(transport if transport is not None else transport_from_url(config.hsm))),
         config=config,
     )
 
@@ -65,7 +67,7 @@ def rule_set(config: SwitchConfig) -> RuleSet | None:
 
 async def check_hsm(transport: HsmTransport) -> Diagnostics:
     """Ask the HSM for its diagnostics (NC) before anything depends on it: raises
-    `HsmTransportError` when it cannot be reached and `HsmError` when it answers an error."""
+    `HsmTransportError` when it cannot be reached and `HsmAnswerError` when it answers an error."""
     return await HsmClient(transport).diagnostics()
 
 
@@ -129,7 +131,7 @@ class RunningSwitch:
 
     async def close(self, timeout: float = 5.0) -> None:
         await self.server.close(timeout)
-        await close_transport(self.transport)
+        await self.transport.close()
         self.services.store.close()
 
 

@@ -69,7 +69,7 @@ class SwitchConfig:
     operators: tuple[DeclaredOperator, ...] = ()
     cards: tuple[DeclaredCard, ...] = ()
     # Response rules as parsed TOML ([[rules]] in this file) and an optional rules file; the
-    # switch builds its switch.rules.RuleSet from both (config first, then the file).
+    # switch builds its switch.ruleset.RuleSet from both (config first, then the file).
     rules: tuple[Any, ...] = ()
     rules_file: str | None = None
     source: str = "<config>"
@@ -102,7 +102,7 @@ _TABLES = frozenset({"server", "session", "parameters", "terminals", "operators"
 
 #: Every key the loader accepts, by table (``[server]``, ``[session]``) or array of tables
 #: (``[[terminals]]``, ...). ``[parameters]`` takes any 2-digit tag and ``[[rules]]`` is
-#: switch/rules.py's format, so neither is listed here.
+#: switch/rulefile.py's format, so neither is listed here.
 ACCEPTED_KEYS: Mapping[str, frozenset[str]] = {
     "server": frozenset(_SERVER_KEYS),
     "session": frozenset(_SESSION_KEYS),

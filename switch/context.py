@@ -12,7 +12,7 @@ from specs.message import Message
 from switch.config import SwitchConfig
 from switch.keyservice import KeyService
 from switch.records import AuditEvent, AuditRecord, SessionKeys, TerminalId
-from switch.rules import RuleSet
+from switch.ruleset import RuleSet
 from switch.session import NewKeys
 from switch.store import Store
 

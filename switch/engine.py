@@ -16,20 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from hsm_sim.transport import HsmTransportError
+from hsm_sim.errors import HsmError
+from hsm_sim.transports.interface import HsmTransportError
 from specs.catalogue import MessageKind, mac_input
 from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
+from specs.logs import get_logger
 from specs.message import Message
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, audit
-from switch.keyservice import HsmFailure
 from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
 from switch.session import SESSIONLESS, NoSession, Refusal, Request, audit_event, decide, settle
-from switchsim.logs import get_logger
 
 _log = get_logger("switch")
 _ECHOED = frozenset({2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70})
@@ -99,7 +99,7 @@ class SwitchEngine:
                 result = Result(rule.action.code or ResponseCode.SYSTEM_MALFUNCTION, reason=f"rule: {rule.name}")
             else:
                 result, session = await self._dispatch(ex)
-        except (HsmFailure, HsmTransportError, OSError, TimeoutError) as exc:
+        except (HsmError, HsmTransportError) as exc:  # the client sorts every HSM failure into these
             _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
             result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
         response = await self._respond(ex, result, session)

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
+from hsm_sim.client import HsmAnswerError
 from specs.masking import mask_pan
 from specs.response import ResponseCode
 from switch.cards import CardData, account12, card_data, check_card, pan_ref
 from switch.context import Exchange, Result, Services
-from switch.keyservice import HsmFailure
 from switch.records import Card, SessionKeys, Terminal, Transaction, TxnKind, TxnStatus
 
 RC = ResponseCode
@@ -132,7 +132,7 @@ async def _card_checks(t: _Txn, kind: TxnKind, *, pin_required: bool) -> tuple[C
     stored = card.pin_lmk_nopan if without_pan else card.pin_lmk
     try:
         good = await t.services.keys.verify_pin(t.session.pik_lmk, bytes.fromhex(block), account, stored)
-    except HsmFailure:
+    except HsmAnswerError:
         good = False  # an undecodable block is a wrong PIN from the terminal's side
     if good:
         if card.pin_failures:

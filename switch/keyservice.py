@@ -1,8 +1,16 @@
-"""Every key and PIN operation the switch needs, as Thales-style host commands to the HSM.
+"""Every key and PIN operation the switch needs, in its own words, over the one HSM client.
 
 The switch never sees a clear key or PIN: it sends LMK-encrypted keys and encrypted PIN
-blocks, and receives LMK-encrypted results. The same code serves the in-process HSM and a
-remote one, because both are an `HsmTransport`.
+blocks, and receives LMK-encrypted results. Requests, answers and their checks are
+`hsm_sim.client.HsmClient`'s; this adapter only adds the switch's vocabulary: working-key
+kinds and their key types, a key as field 62 carries it (ciphertext under the TMK and a
+4-byte check value), operator passwords as PINs with an all-zero account, ISO format 0
+blocks, the UnionPay POS MAC.
+
+Errors are the client's. `HsmAnswerError`: the HSM answered an error code; a handler that
+asked for a decision (BC: does this PIN verify? JC: is this new password block usable?) turns
+it into its answer, anywhere else the engine answers 96. `HsmTransportError`: the HSM could
+not be asked; the engine answers 96.
 """
 
 from __future__ import annotations
@@ -10,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hsm_sim.facade import HsmTransport
+from hsm_sim.client import HsmClient, MacAlgorithm
 
 _ACCOUNT_NONE = "000000000000"  # operator passwords: PIN blocks with the PAN field all zeros
 _PIN_FORMAT_ISO0 = "01"
-_MAC_ALGORITHM_CUP = "9"  # this product's M6/M8 extension: the UnionPay POS ECB MAC
+_TMK_KEY_TYPE = "002"  # a terminal's TMK is held under the LMK as a TPK
+_HEX_ASCII = frozenset(b"0123456789ABCDEF")
 
 
 class KeyKind(StrEnum):
@@ -23,23 +32,6 @@ class KeyKind(StrEnum):
     PIK = "002"  # TPK, LMK 14-15
     MAK = "003"  # TAK, LMK 16-17
     TDK = "00B"  # DEK/TEK, LMK 32-33
-
-
-_BU_CODES = {KeyKind.PIK: "02", KeyKind.MAK: "03", KeyKind.TDK: "0B"}
-_SCHEME_FOR_LENGTH = {8: "Z", 16: "U", 24: "T"}
-_EXPORT_SCHEME_FOR_LENGTH = {8: "Z", 16: "X", 24: "Y"}  # X9.17: plain TDES-ECB, as terminals expect
-_LENGTH_FLAG = {8: "0", 16: "1", 24: "2"}
-_HEX_ASCII = frozenset(b"0123456789ABCDEF")
-_KEY_FIELD_LENGTHS = {"U": 33, "T": 49, "X": 33, "Y": 49}
-
-
-class HsmFailure(Exception):
-    """The HSM answered with an error code (never carries key or PIN material)."""
-
-    def __init__(self, command: str, code: str) -> None:
-        self.command = command
-        self.code = code
-        super().__init__(f"HSM {command} answered error {code}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,47 +45,25 @@ class WorkingKey:
         return f"WorkingKey({self.kind.name}, {len(self.under_tmk)} bytes)"
 
 
-def _key_field(text: str, pos: int) -> tuple[str, int]:
-    """One key in host-command notation starting at ``pos``; returns it and the next position."""
-    width = _KEY_FIELD_LENGTHS.get(text[pos : pos + 1], 16)
-    return text[pos : pos + width], pos + width
-
-
-def _strip_scheme(key: str) -> bytes:
-    return bytes.fromhex(key[1:] if key[:1] in _KEY_FIELD_LENGTHS else key)
-
-
 class KeyService:
-    def __init__(self, transport: HsmTransport) -> None:
-        self._hsm = transport
+    __slots__ = ("hsm",)
 
-    async def _call(self, command: str, payload: bytes, accept: tuple[str, ...] = ("00",)) -> tuple[str, str]:
-        answer = (await self._hsm.request(command.encode("ascii") + payload)).decode("latin-1")
-        code = answer[2:4]
-        if code not in accept:
-            raise HsmFailure(command, code)
-        return code, answer[4:]
+    def __init__(self, hsm: HsmClient) -> None:
+        self.hsm = hsm
 
-    async def import_clear_key(self, kind: str, clear: bytes) -> tuple[str, str]:
+    async def import_clear_key(self, key_type: str, clear: bytes) -> tuple[str, str]:
         """A test key given in clear (terminal registration): returns (under LMK, 6-hex KCV)."""
-        scheme = _SCHEME_FOR_LENGTH[len(clear)]
-        # 01 = parity forced odd: DES ignores parity bits, so the key works the same.
-        _, rest = await self._call("ZK", f"{kind}{scheme}{clear.hex().upper()}".encode(), accept=("00", "01"))
-        key, pos = _key_field(rest, 0)
-        return key, rest[pos : pos + 6]
+        key = await self.hsm.import_clear_key(key_type, clear)
+        return key.under_lmk, key.kcv
 
     async def generate_working_key(self, kind: KeyKind, length: int, tmk_lmk: str) -> WorkingKey:
-        """A fresh key under the LMK and under the terminal's TMK, with its 4-byte check value."""
-        request = f"1{kind.value}{_SCHEME_FOR_LENGTH[length]};1{tmk_lmk}{_EXPORT_SCHEME_FOR_LENGTH[length]}"
-        _, rest = await self._call("A0", request.encode())
-        under_lmk, pos = _key_field(rest, 0)
-        under_tmk, _ = _key_field(rest, pos)
-        kcv = await self.check_value(kind, under_lmk, length)
-        return WorkingKey(kind, under_lmk, _strip_scheme(under_tmk), kcv[:4])
-
-    async def check_value(self, kind: KeyKind, key_lmk: str, length: int) -> bytes:
-        _, rest = await self._call("BU", f"{_BU_CODES[kind]}{_LENGTH_FLAG[length]}{key_lmk}".encode())
-        return bytes.fromhex(rest[:16])
+        """A fresh key under the LMK and under the terminal's TMK, with its 4-byte check value
+        (A0 answers only 3 bytes of it, BU all 8)."""
+        key = await self.hsm.generate_key(kind.value, length, (_TMK_KEY_TYPE, tmk_lmk))
+        under_tmk = key.export_ciphertext
+        assert under_tmk is not None  # A0 was asked to export, and its answer parsed
+        check = await self.hsm.check_value(kind.value, key.under_lmk)
+        return WorkingKey(kind, key.under_lmk, under_tmk, bytes.fromhex(check[:8]))
 
     async def encrypt_password(self, password: str) -> str:
         """An operator password as an LMK-encrypted PIN (BA)."""
@@ -101,8 +71,7 @@ class KeyService:
 
     async def encrypt_pin(self, pin: str, account: str) -> str:
         """BA: a clear PIN (test-card set-up) to its LMK-encrypted form for ``account``."""
-        _, rest = await self._call("BA", f"{pin}F{account}".encode())
-        return rest[:16]
+        return await self.hsm.encrypt_clear_pin(pin, account)
 
     async def verify_password(self, pik_lmk: str, pin_block: bytes, pin_lmk: str) -> bool:
         """BC: the PIK-encrypted block against the stored LMK-encrypted password."""
@@ -110,28 +79,21 @@ class KeyService:
 
     async def verify_pin(self, pik_lmk: str, pin_block: bytes, account: str, pin_lmk: str) -> bool:
         """BC: an ISO format 0 block under the PIK against an LMK-encrypted PIN, for ``account``."""
-        request = f"{pik_lmk}{pin_block.hex().upper()}{_PIN_FORMAT_ISO0}{account}{pin_lmk}"
-        code, _ = await self._call("BC", request.encode(), accept=("00", "01"))
-        return code == "00"
+        return await self.hsm.verify_terminal_pin_comparison(
+            pik_lmk, pin_block.hex().upper(), _PIN_FORMAT_ISO0, account, pin_lmk
+        )
 
     async def translate_password(self, pik_lmk: str, pin_block: bytes) -> str:
         """JC: a new password block under the PIK to its LMK-encrypted form."""
-        request = f"{pik_lmk}{pin_block.hex().upper()}{_PIN_FORMAT_ISO0}{_ACCOUNT_NONE}"
-        _, rest = await self._call("JC", request.encode())
-        return rest[:16]
+        block = pin_block.hex().upper()
+        return await self.hsm.translate_pin_tpk_to_lmk(pik_lmk, block, _PIN_FORMAT_ISO0, _ACCOUNT_NONE)
 
     async def generate_mac(self, mak_lmk: str, data: bytes) -> bytes:
         """The UnionPay POS MAC (8 ASCII characters) of ``data`` under the session MAK."""
-        _, rest = await self._call("M6", self._mac_request(mak_lmk, data))
-        return rest[:8].encode("ascii")
+        mac = await self.hsm.generate_mac(KeyKind.MAK.value, mak_lmk, data, MacAlgorithm.CUP_POS)
+        return mac.encode("ascii")
 
     async def verify_mac(self, mak_lmk: str, data: bytes, mac: bytes) -> bool:
         if len(mac) != 8 or not set(mac) <= _HEX_ASCII:
             return False  # a UnionPay POS MAC is 8 uppercase hex characters: anything else is wrong
-        code, _ = await self._call("M8", self._mac_request(mak_lmk, data) + mac, accept=("00", "01"))
-        return code == "00"
-
-    @staticmethod
-    def _mac_request(mak_lmk: str, data: bytes) -> bytes:
-        head = f"000{_MAC_ALGORITHM_CUP}1{KeyKind.MAK.value}{mak_lmk}{len(data):04X}"
-        return head.encode("ascii") + data
+        return await self.hsm.verify_mac(KeyKind.MAK.value, mak_lmk, data, mac.decode("ascii"), MacAlgorithm.CUP_POS)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hsm_sim.client import HsmAnswerError
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, operator_id_from_63
-from switch.keyservice import HsmFailure
 from switch.records import AuditEvent, Operator, OperatorFailures, SessionKeys
 
 # A well-formed LMK-encrypted PIN that matches no real password: compared against when the
@@ -51,7 +51,7 @@ async def _check_password(
     stored = operator.pin_lmk if operator is not None and usable else _DECOY_PIN_LMK
     try:
         good = await services.keys.verify_password(session.pik_lmk, bytes.fromhex(block_hex), stored)
-    except HsmFailure:  # a malformed block is the terminal's fault: same answer as a wrong one
+    except HsmAnswerError:  # a malformed block is the terminal's fault: same answer as a wrong one
         good = False
     if good and operator is not None and usable:
         if operator.failures:
@@ -104,7 +104,7 @@ async def password_change(services: Services, ex: Exchange, session: SessionKeys
         return Result(ResponseCode.FORMAT_ERROR, audit=event, reason="field 62 must hold the new 8-byte PIN block")
     try:
         pin_lmk = await services.keys.translate_password(session.pik_lmk, bytes.fromhex(new_block))
-    except HsmFailure:  # the HSM refused the new block (bad format or PIN length)
+    except HsmAnswerError:  # the HSM refused the new block (bad format or PIN length)
         return Result(ResponseCode.PIN_FORMAT_ERROR, audit=event, reason="new password block refused by the HSM")
     services.store.put_operator(replace(operator, pin_lmk=pin_lmk, failures=0))
     return Result(ResponseCode.APPROVED, audit=event, operator=operator.operator_id)

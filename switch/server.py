@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder
+from specs.logs import get_logger
 from switch.engine import SwitchEngine
-from switchsim.logs import get_logger
 
 _log = get_logger("switch.server")
 

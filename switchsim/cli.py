@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import NoReturn
 
+from hsm_sim.client import HsmAnswerError
 from hsm_sim.errors import HsmError
-from hsm_sim.transport import HsmTransportError
+from hsm_sim.transports.interface import HsmTransportError
 from specs.errors import SpecError, WireError
 from switch.config import ConfigError
-from switch.keyservice import HsmFailure
 from switch.store import StoreError
 from switchsim.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from terminals_sim.scenario import ScenarioError
@@ -41,7 +41,8 @@ _COMMAND_MODULES = (
 )
 
 # Library errors that mean the input was wrong (a file, a value, a name) and those that mean
-# the run itself failed; anything else is a bug, still reported in one line.
+# the run itself failed; anything else is a bug, still reported in one line. A failed run is
+# tried first: an HSM that answered an error code is one, although its error is an HsmError.
 _BAD_INPUT: tuple[type[Exception], ...] = (
     ConfigError,
     SpecError,
@@ -51,7 +52,7 @@ _BAD_INPUT: tuple[type[Exception], ...] = (
     HsmError,
     ValueError,
 )
-_RUN_FAILED: tuple[type[Exception], ...] = (HsmFailure, HsmTransportError, OSError, sqlite3.Error)
+_RUN_FAILED: tuple[type[Exception], ...] = (HsmAnswerError, HsmTransportError, OSError, sqlite3.Error)
 
 _PROG_ATTR = "_switchsim_prog"  # the namespace attribute naming the subcommand that parsed
 
@@ -133,10 +134,10 @@ def explain(exc: Exception) -> tuple[int, str]:
     text = _one_line(exc)
     if isinstance(exc, CliError):
         return exc.exit_status, text
-    if isinstance(exc, _BAD_INPUT):
-        return EXIT_USAGE, text
     if isinstance(exc, _RUN_FAILED):
         return EXIT_FAILED, text
+    if isinstance(exc, _BAD_INPUT):
+        return EXIT_USAGE, text
     return EXIT_FAILED, (
         f"internal error ({type(exc).__name__}: {text}); this is a bug in switchsim, "
         "run again with SWITCHSIM_TRACEBACK=1 to see where"

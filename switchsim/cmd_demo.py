@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from switch.provisioning import provision
 from switchsim import argtypes
 from switchsim.errors import RunFailed
+from switchsim.provisioning import provision
 from terminals_sim.provision import provision_plan
 
 DEMO_TERMINALS = 50

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import inspect
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,10 @@ from rich.table import Table
 from rich.text import Text
 
 from specs.catalogue import DEFAULT_DIALECT
+from specs.testcards import DEFAULT_TEST_CARDS, card_by_pan
 from switchsim import argtypes
 from switchsim.errors import EXIT_FAILED, EXIT_OK, UsageError
+from switchsim.provisioning import provision
 from terminals_sim.conformance import (
     CHECK_NAMES,
     CheckStatus,
@@ -39,12 +39,10 @@ from terminals_sim.provision import (
 )
 from terminals_sim.report import build_report, write_report
 from terminals_sim.scenario import builtin_names, load_scenario
-from terminals_sim.testcards import DEFAULT_TEST_CARDS, card_by_pan
 from terminals_sim.verdict import Thresholds, write_verdict_junit
 
 DEFAULT_DURATION = 10.0
 DEFAULT_PROGRESS_INTERVAL = 5.0
-_PROVISION_HOOK = "switch.provisioning"
 
 
 def register(subparsers: Any) -> None:
@@ -373,22 +371,9 @@ def _runner(use_uvloop: bool) -> Callable[[Coroutine[Any, Any, FleetResult]], Fl
 def _provision(args: argparse.Namespace, err: Console) -> None:
     if not args.db:
         raise UsageError("--provision needs --db PATH (the switch store to register terminals in)")
-    try:
-        hook = importlib.import_module(_PROVISION_HOOK).provision
-    except (ImportError, AttributeError):
-        raise UsageError(
-            f"--provision needs {_PROVISION_HOOK}.provision(db_path, plan), which this install "
-            "does not have; register the terminals with the switch's own commands instead"
-        ) from None
     plan: list[PlannedTerminal] = provision_plan(args.terminals, args.seed, args.merchant_prefix, args.first_terminal)
-    outcome = hook(args.db, plan)
-    if inspect.isawaitable(outcome):
-        asyncio.run(_await(outcome))
+    provision(args.db, [(p.merchant, p.terminal, p.tmk) for p in plan])
     err.print(f"provisioned {len(plan)} terminals in {args.db}", highlight=False, markup=False)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
 
 
 # -- conformance ---------------------------------------------------------------------------

@@ -8,16 +8,13 @@ import signal
 import sys
 from typing import Any
 
+from hsm_sim.client import Answer, HsmClient
 from hsm_sim.errors import ErrorCode, HsmError
-from hsm_sim.hostframe import DEFAULT_HEADER_LENGTH, check_header_length, split_answer
+from hsm_sim.hostframe import DEFAULT_HEADER_LENGTH, check_header_length
 from hsm_sim.lmk import Lmk
 from hsm_sim.server import DEFAULT_PORT, HsmServerConfig, serve_hsm
-from hsm_sim.transport import (
-    DEFAULT_TIMEOUT,
-    HsmTransportError,
-    close_transport,
-    transport_from_url,
-)
+from hsm_sim.transports.interface import DEFAULT_TIMEOUT, HsmTransportError
+from hsm_sim.transports.url import transport_from_url
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, EXIT_USAGE, RunFailed, UsageError
 
@@ -161,28 +158,25 @@ def _send(args: argparse.Namespace) -> int:
         message = args.command.encode("ascii")
     except UnicodeEncodeError:
         raise UsageError("COMMAND must be ASCII text") from None
-    if len(message) < 2:
-        raise UsageError("COMMAND needs at least a 2-character command code")
+    if len(message) < 2 or not message[:2].isalnum():
+        raise UsageError("COMMAND needs at least a 2-character command code (letters and digits)")
     try:
         transport = transport_from_url(args.to, header_length=args.header_length, pool_size=1, timeout=args.timeout)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     logs.configure("warning")
 
-    async def ask() -> bytes:
+    async def ask() -> Answer:
+        client = HsmClient(transport)
         try:
-            return await transport.request(message)
+            return await client.send(message)
         finally:
-            await close_transport(transport)
+            await client.close()
 
     try:
-        answer = asyncio.run(ask())
+        parts = asyncio.run(ask())
     except HsmTransportError as exc:
         raise RunFailed(str(exc)) from None
-    try:
-        parts = split_answer(answer)
-    except ValueError as exc:
-        raise RunFailed(f"{exc}: {_printable(answer)}") from None
     print(f"response code  {parts.response_code}")
     print(f"error code     {parts.error_code}  {parts.error_description}")
     print(f"fields         {_printable(parts.fields)}")

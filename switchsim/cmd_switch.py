@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hsm_sim.errors import HsmError
-from hsm_sim.facade import HsmTransport
-from hsm_sim.transport import HsmTransportError, close_transport, transport_from_url
+from hsm_sim.transports.interface import HsmTransport, HsmTransportError
+from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
 from specs.errors import WireError
 from specs.message import split_subfields
@@ -37,7 +37,7 @@ from switch.cards import add_card
 from switch.config import SwitchConfig, load_config
 from switch.context import Services
 from switch.records import CardStatus, TerminalId
-from switch.rules import RuleSet
+from switch.ruleset import RuleSet
 from switch.sqlite_store import SqliteStore
 from switch.store import StoreError
 from switchsim import argtypes, logs
@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace, action: Callable[[Services], Awaitable[int]],
             return await action(services)
         finally:
             services.store.close()
-            await close_transport(transport)
+            await transport.close()
 
     return asyncio.run(go())
 
@@ -355,7 +355,7 @@ def _serve(args: argparse.Namespace) -> int:
             running = await _start(config, store, transport)
         except BaseException:
             store.close()
-            await close_transport(transport)
+            await transport.close()
             raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

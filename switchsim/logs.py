@@ -1,44 +1,18 @@
 """structlog set-up shared by every server: JSON lines, one event per line, masked.
 
-The masking processor is the last line of defence: callers are expected to log masked values
-already, but a key named like a secret is replaced whatever its value.
+Only the configuration lives here, at the edge: the packages log through ``specs.logs``, whose
+masking processor is part of the chain set up below.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-# Event keys whose values must never reach a log line, whatever a caller passes.
-_SECRET_KEYS = frozenset(
-    {
-        "pin",
-        "pin_block",
-        "pinblock",
-        "key",
-        "clear_key",
-        "tmk",
-        "pik",
-        "mak",
-        "tdk",
-        "track2",
-        "track3",
-        "password",
-        "lmk",
-        "pan",
-    }
-)
-
-
-def mask_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for name in list(event):
-        if name.lower() in _SECRET_KEYS:
-            event[name] = "***"
-    return event
+from specs.logs import mask_secrets
 
 
 class _StreamFactory:
@@ -69,7 +43,3 @@ def configure(level: str = "info", stream: Any = None) -> None:
         logger_factory=_StreamFactory(stream),
         cache_logger_on_first_use=False,
     )
-
-
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)

@@ -26,12 +26,12 @@ from specs.codec import Codec, codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import decode_frame, encode_frame
 from specs.message import Message
+from specs.testcards import DEFAULT_TEST_CARDS
 from terminals_sim import junit
 from terminals_sim.connection import ExchangeFailed, exchange_once
 from terminals_sim.financial import CardProfile, ReversalReason, Transaction
 from terminals_sim.outcome import Failure, Kind, Outcome
 from terminals_sim.terminal import TerminalProfile, VirtualTerminal
-from terminals_sim.testcards import DEFAULT_TEST_CARDS
 from terminals_sim.workingkeys import KeyCheckError, KeyMode, unwrap_working_keys
 
 DEFAULT_TIMEOUT = 5.0

@@ -16,8 +16,8 @@ from enum import StrEnum
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock
+from specs.testcards import TestCard
 from terminals_sim.outcome import Kind
-from terminals_sim.testcards import TestCard
 
 CURRENCY = "156"  # CNY
 POS_CONDITION = "00"  # normal presentment

@@ -1,6 +1,6 @@
 """Fleet identities and TMKs derived from a seed both sides know, so a load run needs no set-up.
 
-The switch side registers the same plan (``switch.provisioning.provision(db_path, plan)``) that
+The switch side registers the same plan (``switch.provisioning.provision_into``) that
 the fleet signs in with. Test keys only: anyone with the seed has every TMK.
 """
 

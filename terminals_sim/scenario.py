@@ -57,6 +57,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from specs.testcards import DEFAULT_TEST_CARDS
 from terminals_sim.financial import (
     REVERSIBLE_KINDS,
     SHAPES,
@@ -66,7 +67,6 @@ from terminals_sim.financial import (
     parse_amount,
 )
 from terminals_sim.outcome import Kind
-from terminals_sim.testcards import DEFAULT_TEST_CARDS
 from terminals_sim.workingkeys import KeyMode
 
 _TOP_KEYS = frozenset(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from hsm_sim.ciphers import tdes_ecb_decrypt
-from hsm_sim.errors import HsmError
+from hsm_sim.cryptoerrors import CryptoError
 from hsm_sim.keys import kcv_tdes
 from specs.keylayout import KeyLayout, KeyLayoutError, KeyName
 
@@ -74,7 +74,7 @@ def unwrap_working_keys(layout: KeyLayout, tmk: bytes, field62: bytes, *, strict
 def _unwrap(name: str, tmk: bytes, encrypted: bytes, cv: bytes) -> bytes:
     try:
         clear = tdes_ecb_decrypt(tmk, encrypted)
-    except HsmError as exc:
+    except CryptoError as exc:
         raise KeyCheckError(f"{name} cannot be decrypted: {exc.reason}", check_value=False) from None
     if check_value(clear, len(cv)) != cv:
         raise KeyCheckError(f"{name} check value does not match the decrypted key", check_value=True)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.framing import decode_frame
+from specs.testcards import DEFAULT_TEST_CARDS, GOOD_CARD
 from switch.app import build_services, register_terminal
 from switch.cards import add_card
 from switch.config import SwitchConfig
@@ -30,7 +31,6 @@ from switch.sqlite_store import SqliteStore
 from terminals_sim.financial import CardProfile
 from terminals_sim.outcome import Failure, Kind, Outcome
 from terminals_sim.terminal import TerminalProfile, VirtualTerminal
-from terminals_sim.testcards import DEFAULT_TEST_CARDS, GOOD_CARD
 from terminals_sim.workingkeys import KeyMode
 
 MERCHANT = "848100058126002"

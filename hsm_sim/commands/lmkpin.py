@@ -13,6 +13,7 @@ for; with any other account it fails the format checks (error 20) or yields a di
 from __future__ import annotations
 
 from hsm_sim.ciphers import tdes_ecb_decrypt, tdes_ecb_encrypt
+from hsm_sim.cryptoerrors import CryptoError
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.lmk import Lmk
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock, parse_pinblock
@@ -40,7 +41,7 @@ def decrypt_pin(lmk: Lmk, encrypted: str, account: str) -> str:
     block = tdes_ecb_decrypt(lmk.pair(PIN_PAIR), raw)
     try:
         return parse_pinblock(block, account, PinBlockFormat.ISO0)
-    except HsmError:
+    except CryptoError:
         # One answer for every failure: which check failed would leak PIN-block structure.
         raise HsmError(ErrorCode.PIN_BLOCK_INVALID, "PIN (LMK): not a valid PIN under LMK") from None
 

@@ -19,8 +19,9 @@ from hsm_sim.commands.lmkpin import (
     reference_number,
 )
 from hsm_sim.commands.pvv import visa_pvv
+from hsm_sim.cryptoerrors import CryptoError, PinBlockFormatError
 from hsm_sim.dukpt import DukptUsage, tdes_working_key
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.errors import ErrorCode, HsmError, crypto_error_code
 from hsm_sim.hostcmd import (
     END_OF_MESSAGE,
     Command,
@@ -121,11 +122,12 @@ def _pin_from_block(key: bytes, block_hex: str, fmt: PinBlockFormat, account: st
     clear = tdes_ecb_decrypt(key, bytes.fromhex(block_hex))
     try:
         return _parse_pinblock(clear, account, fmt)
-    except HsmError as exc:
+    except PinBlockFormatError:
         # The format code was validated already, so a wrong control nibble is bad block content
         # (20), not a bad format code (23). Generic reason: the core's quote clear-block nibbles.
-        code = _E.PIN_BLOCK_INVALID if exc.code is _E.PIN_BLOCK_FORMAT else exc.code
-        raise HsmError(code, f"PIN block: not a valid format {int(fmt)} block") from None
+        raise HsmError(_E.PIN_BLOCK_INVALID, f"PIN block: not a valid format {int(fmt)} block") from None
+    except CryptoError as exc:
+        raise HsmError(crypto_error_code(exc), f"PIN block: not a valid format {int(fmt)} block") from None
 
 
 def _block_from_pin(key: bytes, pin: str, fmt: PinBlockFormat, account: str) -> str:

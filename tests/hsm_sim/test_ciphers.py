@@ -15,7 +15,7 @@ from hsm_sim.ciphers import (
     tdes_ecb_decrypt,
     tdes_ecb_encrypt,
 )
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import DataLengthError, InputError, KeyLengthError
 
 H = bytes.fromhex
 RFC4493_KEY = H("2B7E151628AED2A6ABF7158809CF4F3C")
@@ -30,9 +30,8 @@ def test_des_expand_lengths() -> None:
 
 @pytest.mark.parametrize("n", [0, 7, 9, 15, 32])
 def test_des_expand_rejects_bad_length(n: int) -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyLengthError):
         des_expand(bytes(n))
-    assert e.value.code is ErrorCode.KEY_LENGTH
 
 
 def test_tdes_ecb_single_des_vector() -> None:
@@ -47,9 +46,8 @@ def test_tdes_ecb_classic_des_vector() -> None:
 
 
 def test_tdes_ecb_rejects_partial_block() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(DataLengthError):
         tdes_ecb_encrypt(H("0123456789ABCDEF"), bytes(7))
-    assert e.value.code is ErrorCode.DATA_LENGTH
 
 
 def test_tdes_cbc_chains_like_ecb() -> None:
@@ -62,9 +60,8 @@ def test_tdes_cbc_chains_like_ecb() -> None:
 
 
 def test_tdes_cbc_iv_length_checked() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(InputError):
         tdes_cbc_encrypt(H("0123456789ABCDEF"), bytes(8), iv=bytes(16))
-    assert e.value.code is ErrorCode.INPUT_DATA
 
 
 def test_aes_ecb_fips197_vector() -> None:
@@ -86,9 +83,8 @@ def test_aes_cbc_sp800_38a_vector() -> None:
 
 
 def test_aes_rejects_bad_key_length() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyLengthError):
         aes_ecb_encrypt(bytes(8), bytes(16))
-    assert e.value.code is ErrorCode.KEY_LENGTH
 
 
 def test_aes_cmac_rfc4493_example_1() -> None:

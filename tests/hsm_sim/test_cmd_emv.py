@@ -23,13 +23,13 @@ import pyemv.cvn
 import pyemv.kd
 import pytest
 
+from hsm_sim.client import CryptogramCheck, HsmClient
 from hsm_sim.dispatcher import COMMANDS, Dispatcher
 from hsm_sim.emv import Scheme, arqc_data
 from hsm_sim.errors import HsmError
-from hsm_sim.facade import CryptogramCheck, HsmClient
 from hsm_sim.reference import render_reference
 from hsm_sim.server import HsmServerConfig, RunningHsm, serve_hsm
-from hsm_sim.transport import TcpTransport
+from hsm_sim.transports.tcp import TcpTransport
 from specs import tlv
 from specs.tlv import Tlv
 from tests.hsm_sim.test_cmd_oracle import TDES_KEY, clear_from_field, kcv, lmk_field, odd_parity, with_odd_parity

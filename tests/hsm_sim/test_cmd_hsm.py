@@ -104,6 +104,7 @@ def test_send_to_nothing_listening_exits_1(capsys: pytest.CaptureFixture[str]) -
         (["hsm"], "choose an action"),
         (["hsm", "send", "--to", "ftp://x:1", "NC"], "bad HSM address"),
         (["hsm", "send", "--to", "inproc", "N"], "2-character command code"),
+        (["hsm", "send", "--to", "inproc", "?!NC"], "letters and digits"),
         (["hsm", "send", "--to", "inproc", "NCé"], "ASCII"),
     ],
 )

@@ -8,6 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from hsm_sim import dispatcher as dispatcher_module
+from hsm_sim.cryptoerrors import KeyBlockAuthError, PinLengthError
 from hsm_sim.dispatcher import COMMANDS, Dispatcher
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostcmd import (
@@ -93,6 +94,21 @@ def with_command(monkeypatch: pytest.MonkeyPatch) -> Install:
 def test_hsm_error_from_handler_answers_its_code(with_command: Install) -> None:
     with_command(_typed)
     assert Dispatcher().handle(b"QQ") == b"QR26"
+
+
+@pytest.mark.parametrize(("error", "answer"), [(PinLengthError, b"QR24"), (KeyBlockAuthError, b"QRA4")])
+def test_crypto_error_from_the_core_answers_its_mapped_code_and_is_logged_once(
+    with_command: Install, error: type[Exception], answer: bytes
+) -> None:
+    def handler(ctx: HsmContext, cur: FieldCursor) -> Reply:
+        raise error("what was wrong")
+
+    with_command(handler)
+    with capture_logs() as logs:
+        # reraise_bugs: a crypto error is an answer, not a bug
+        assert Dispatcher(reraise_bugs=True).handle(b"QQ") == answer
+    failed = [e for e in logs if e["event"] == "hsm_command_failed"]
+    assert [(e["error"], e["reason"]) for e in failed] == [(answer[2:].decode(), "what was wrong")]
 
 
 def test_bug_in_handler_answers_15_and_is_logged_without_message(with_command: Install) -> None:

@@ -7,6 +7,7 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
+from hsm_sim.cryptoerrors import IncompatibleKeyLengthError, InputError, KeyLengthError
 from hsm_sim.dukpt import (
     AesKeyType,
     DukptUsage,
@@ -19,7 +20,6 @@ from hsm_sim.dukpt import (
     tdes_transaction_key,
     tdes_working_key,
 )
-from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.pinblock import build_pinblock
 
 H = bytes.fromhex
@@ -99,15 +99,12 @@ def test_ksn_counter() -> None:
 
 
 def test_tdes_errors() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyLengthError):
         ipek_tdes(BDK[:8], KSN0)
-    assert e.value.code is ErrorCode.KEY_LENGTH
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(InputError):
         tdes_transaction_key(BDK, KSN0[:8])
-    assert e.value.code is ErrorCode.INPUT_DATA
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(InputError):
         tdes_transaction_key(BDK, H("FFFF9876543210EFFE00"))  # 11 counter bits set
-    assert e.value.code is ErrorCode.INPUT_DATA
 
 
 # --- AES ---------------------------------------------------------------------------------------
@@ -150,18 +147,14 @@ def test_aes_pin_key_counter_2_x9_24_3() -> None:
 def test_aes_working_key_other_lengths() -> None:
     key = aes_working_key(AES_BDK, _aes_ksn(1), DukptUsage.DATA_REQUEST, AesKeyType.TDES2)
     assert len(key) == 16
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(IncompatibleKeyLengthError):
         aes_working_key(AES_BDK, _aes_ksn(1), DukptUsage.PIN, AesKeyType.AES256)
-    assert e.value.code is ErrorCode.INCOMPATIBLE_KEY_LENGTH
 
 
 def test_aes_errors() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(InputError):
         aes_working_key(AES_BDK, _aes_ksn(0), DukptUsage.PIN)
-    assert e.value.code is ErrorCode.INPUT_DATA
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(InputError):
         aes_working_key(AES_BDK, IKID, DukptUsage.PIN)
-    assert e.value.code is ErrorCode.INPUT_DATA
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyLengthError):
         aes_initial_key(AES_BDK[:10], IKID)
-    assert e.value.code is ErrorCode.KEY_LENGTH

@@ -1,6 +1,24 @@
+"""payShield error codes against the published table, HsmError, and the one map from the crypto
+core's errors to codes (expected codes from the payShield table, by what each error means)."""
+
 import pickle
 
-from hsm_sim.errors import ErrorCode, HsmError
+import pytest
+
+from hsm_sim import cryptoerrors
+from hsm_sim.cryptoerrors import (
+    CryptoError,
+    DataLengthError,
+    IncompatibleKeyLengthError,
+    InputError,
+    KeyBlockAuthError,
+    KeyBlockFormatError,
+    KeyLengthError,
+    PinBlockContentError,
+    PinBlockFormatError,
+    PinLengthError,
+)
+from hsm_sim.errors import CRYPTO_ERROR_CODES, ErrorCode, HsmError, crypto_error_code
 
 
 def test_error_code_values_match_the_payshield_table() -> None:
@@ -72,3 +90,48 @@ def test_hsm_error_pickles() -> None:
     err = pickle.loads(pickle.dumps(HsmError(ErrorCode.KEY_LENGTH, "bad")))
     assert err.code is ErrorCode.KEY_LENGTH
     assert err.reason == "bad"
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (KeyLengthError, "02"),  # Key inappropriate length for algorithm
+        (IncompatibleKeyLengthError, "27"),  # Incompatible key length
+        (DataLengthError, "80"),  # Data length error
+        (InputError, "15"),  # Error in input data
+        (PinLengthError, "24"),  # PIN is fewer than 4 or more than 12 digits
+        (PinBlockFormatError, "23"),  # Invalid PIN block format code
+        (PinBlockContentError, "20"),  # PIN block does not contain valid values
+        (KeyBlockFormatError, "83"),  # Key block format error
+        (KeyBlockAuthError, "A4"),  # Key block authentication failure
+    ],
+)
+def test_each_crypto_error_answers_its_payshield_code(error: type[CryptoError], code: str) -> None:
+    assert crypto_error_code(error("why")) == code
+
+
+def test_the_map_names_every_crypto_error_the_core_defines() -> None:
+    defined = {
+        cls
+        for cls in vars(cryptoerrors).values()
+        if isinstance(cls, type) and issubclass(cls, CryptoError) and cls is not CryptoError
+    }
+    assert set(CRYPTO_ERROR_CODES) == defined
+
+
+def test_a_subclass_answers_its_base_class_code_and_an_unmapped_one_15() -> None:
+    class ShortIv(InputError):
+        pass
+
+    class Unmapped(CryptoError):
+        pass
+
+    assert crypto_error_code(ShortIv("IV must be 8 bytes")) is ErrorCode.INPUT_DATA
+    assert crypto_error_code(Unmapped("?")) is ErrorCode.INPUT_DATA
+
+
+def test_crypto_errors_are_not_hsm_errors_and_pickle_with_their_reason() -> None:
+    err = PinLengthError("PIN has 3 digits, allowed 4..12")
+    assert not isinstance(err, HsmError)
+    copy = pickle.loads(pickle.dumps(err))
+    assert (type(copy), copy.reason, str(copy)) == (PinLengthError, err.reason, err.reason)

@@ -1,4 +1,4 @@
-"""Message header split/echo and answer parsing, without sockets. Expected bytes are hand-worked."""
+"""Message header split/echo and numbering, without sockets. Expected bytes are hand-worked."""
 
 import pytest
 
@@ -9,7 +9,6 @@ from hsm_sim.hostframe import (
     header_for,
     header_space,
     host_frame_format,
-    split_answer,
     split_header,
 )
 from specs.framing import Frame, FrameDecoder, encode_frame
@@ -39,26 +38,6 @@ def test_split_header_short_body_is_error_51() -> None:
 def test_build_response_echoes_header_in_front() -> None:
     assert build_response(b"HDR9", b"ND00") == b"HDR9ND00"
     assert build_response(b"", b"ND00") == b"ND00"
-
-
-def test_split_answer_parts_and_description() -> None:
-    answer = split_answer(b"BV00ABC123")
-    assert answer.response_code == "BV"
-    assert answer.error_code == "00"
-    assert answer.fields == b"ABC123"
-    assert answer.error_description == "No error"
-    assert split_answer(b"CB24").error_description == "PIN is fewer than 4 or more than 12 digits"
-
-
-def test_split_answer_unknown_error_code_still_splits() -> None:
-    answer = split_answer(b"XYQQ")
-    assert (answer.response_code, answer.error_code, answer.fields) == ("XY", "QQ", b"")
-    assert answer.error_description == "unknown error code"
-
-
-def test_split_answer_too_short_is_value_error() -> None:
-    with pytest.raises(ValueError, match="too short"):
-        split_answer(b"ND0")
 
 
 def test_header_for_counts_in_base_36() -> None:

@@ -3,14 +3,13 @@ examples, and the UnionPay working keys of docs/cup-pos.md)."""
 
 import pytest
 
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import KeyLengthError
 from hsm_sim.keys import (
     fix_parity,
     has_odd_parity,
     kcv_aes,
     kcv_tdes,
     random_key,
-    require_odd_parity,
 )
 
 H = bytes.fromhex
@@ -73,20 +72,5 @@ def test_random_key_shape(n: int) -> None:
 
 
 def test_random_key_bad_length() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyLengthError):
         random_key(12)
-    assert e.value.code is ErrorCode.KEY_LENGTH
-
-
-def test_require_odd_parity_raises_source_parity_by_default() -> None:
-    require_odd_parity(H("0123456789ABCDEF"))
-    with pytest.raises(HsmError) as e:
-        require_odd_parity(H("0123456789ABCDEE"))
-    assert e.value.code is ErrorCode.SOURCE_KEY_PARITY
-    assert str(e.value) == "10 key parity error"
-
-
-def test_require_odd_parity_destination_code() -> None:
-    with pytest.raises(HsmError) as e:
-        require_odd_parity(bytes(16), ErrorCode.DEST_KEY_PARITY)
-    assert e.value.code is ErrorCode.DEST_KEY_PARITY

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import InputError, PinBlockContentError, PinBlockFormatError, PinLengthError
 from hsm_sim.pinblock import (
     PinBlockFormat,
     build_iso4_encrypted,
@@ -105,7 +105,7 @@ def test_format4_encrypted_is_two_aes_passes() -> None:
 
 def test_format4_wrong_pan_is_rejected() -> None:
     block = build_iso4_encrypted(AES_KEY, "1234", "4111111111111111")
-    with pytest.raises(HsmError):
+    with pytest.raises((PinBlockContentError, PinLengthError, PinBlockFormatError)):
         parse_iso4_encrypted(AES_KEY, block, "4111111111111112")
 
 
@@ -114,35 +114,30 @@ def test_format4_wrong_pan_is_rejected() -> None:
 
 @pytest.mark.parametrize("block", ["541234FFFFFFFFFF", "F41234FFFFFFFFFF"])
 def test_unknown_format_code_is_23(block: str) -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinBlockFormatError):
         parse_pinblock(H(block))
-    assert e.value.code is ErrorCode.PIN_BLOCK_FORMAT
 
 
 def test_format_mismatch_is_23() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinBlockFormatError):
         parse_pinblock(H("241234FFFFFFFFFF"), fmt=PinBlockFormat.ISO1)
-    assert e.value.code is ErrorCode.PIN_BLOCK_FORMAT
 
 
 def test_build_unknown_format_is_23() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinBlockFormatError):
         build_pinblock(7, "1234")
-    assert e.value.code is ErrorCode.PIN_BLOCK_FORMAT
 
 
 @pytest.mark.parametrize("block", ["23123FFFFFFFFFFF", "2D1234567890123F", "2012FFFFFFFFFFFF"])
 def test_pin_length_outside_4_12_is_24(block: str) -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinLengthError):
         parse_pinblock(H(block))
-    assert e.value.code is ErrorCode.PIN_LENGTH
 
 
 @pytest.mark.parametrize("pin", ["123", "1234567890123", ""])
 def test_build_pin_length_is_24(pin: str) -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinLengthError):
         build_pinblock(PinBlockFormat.ISO2, pin)
-    assert e.value.code is ErrorCode.PIN_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -153,9 +148,8 @@ def test_build_pin_length_is_24(pin: str) -> None:
     ],
 )
 def test_bad_fill_or_digit_is_20(block: str) -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinBlockContentError):
         parse_pinblock(H(block), fmt=PinBlockFormat.ISO2)
-    assert e.value.code is ErrorCode.PIN_BLOCK_INVALID
 
 
 def test_format1_accepts_any_fill() -> None:
@@ -164,35 +158,31 @@ def test_format1_accepts_any_fill() -> None:
 
 def test_format0_wrong_pan_gives_bad_fill_20() -> None:
     # 041261AAAAEDCBA9 XOR 0000555555123457 (last digit off by one) = 041234FFFFFFFFFE.
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinBlockContentError):
         parse_pinblock(H("041261AAAAEDCBA9"), "5555555551234577")
-    assert e.value.code is ErrorCode.PIN_BLOCK_INVALID
 
 
 def test_format3_fill_below_a_is_20() -> None:
     # Clear 3412349999999999 XOR PAN field 0000555555123456.
     block = _xor(H("3412349999999999"), H("0000555555123456"))
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinBlockContentError):
         parse_pinblock(block, "5555555551234567")
-    assert e.value.code is ErrorCode.PIN_BLOCK_INVALID
 
 
 def test_format0_needs_pan() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(InputError):
         build_pinblock(PinBlockFormat.ISO0, "1234")
-    assert e.value.code is ErrorCode.INPUT_DATA
 
 
 def test_error_reason_never_contains_pin() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(PinBlockContentError) as e:
         parse_pinblock(H("24123AFFFFFFFFFF"))
     assert "123A" not in str(e.value) and "1234" not in str(e.value)
 
 
 def test_wrong_block_length() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(InputError):
         parse_pinblock(H("241234FFFFFFFF"))
-    assert e.value.code is ErrorCode.INPUT_DATA
 
 
 # --- properties --------------------------------------------------------------------------------
@@ -220,15 +210,10 @@ def test_property_round_trip_format4(pin: str, pan: str) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(block=st.binary(min_size=8, max_size=8), fmt=st.sampled_from([None, 0, 1, 2, 3]))
-def test_property_garbage_only_raises_hsm_error(block: bytes, fmt: int | None) -> None:
+def test_property_garbage_only_raises_pin_block_errors(block: bytes, fmt: int | None) -> None:
     try:
         pin = parse_pinblock(block, "4012345678909", fmt)
-    except HsmError as e:
-        assert e.code in {
-            ErrorCode.PIN_BLOCK_FORMAT,
-            ErrorCode.PIN_LENGTH,
-            ErrorCode.PIN_BLOCK_INVALID,
-            ErrorCode.INPUT_DATA,
-        }
+    except (PinBlockFormatError, PinLengthError, PinBlockContentError, InputError):
+        pass
     else:
         assert pin.isdigit() and 4 <= len(pin) <= 12

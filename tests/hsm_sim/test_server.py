@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from hsm_sim.hostframe import host_frame_format
 from hsm_sim.server import HsmServerConfig, RunningHsm, _Connections, _Exchange, _HsmConnection, serve_hsm
-from switchsim.logs import get_logger
+from specs.logs import get_logger
 
 VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "crypto.json"
 PUBLISHED_LMK_CHECK = "7B44AC1DDEE2A94B"

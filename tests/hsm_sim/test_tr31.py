@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.cryptoerrors import KeyBlockAuthError, KeyBlockFormatError, KeyLengthError
 from hsm_sim.keys import kcv_aes, kcv_tdes
 from hsm_sim.tr31 import Tr31Header, unwrap, wrap
 
@@ -204,9 +204,8 @@ def _flip(block: str, i: int) -> str:
 @pytest.mark.parametrize("where", [20, 60, 70, 5, 11])
 def test_tampering_fails_mac_with_a4(where: int) -> None:
     # Positions: 20 encrypted data, 70 MAC, 5 key usage, 11 exportability.
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyBlockAuthError):
         unwrap(A_KBPK, _flip(A_BLOCK, where) if where != 5 else A_BLOCK[:5] + "M3" + A_BLOCK[7:])
-    assert e.value.code is ErrorCode.KEY_BLOCK_AUTH
 
 
 @pytest.mark.parametrize("version", ["B", "C", "D"])
@@ -214,9 +213,8 @@ def test_wrong_kbpk_fails_with_a4(version: str) -> None:
     kbpk = AES_KBPK if version == "D" else TDES_KBPK
     block = wrap(kbpk, H("F039121BEC83D26B169BDCD5B22AAF8F"), Tr31Header(version, "P0", "T", "E"))
     other = bytes([kbpk[0] ^ 0x02]) + kbpk[1:]
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyBlockAuthError):
         unwrap(other, block)
-    assert e.value.code is ErrorCode.KEY_BLOCK_AUTH
 
 
 @pytest.mark.parametrize(
@@ -233,38 +231,32 @@ def test_wrong_kbpk_fails_with_a4(version: str) -> None:
     ],
 )
 def test_format_errors_are_83(block: str) -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyBlockFormatError):
         unwrap(A_KBPK, block)
-    assert e.value.code is ErrorCode.KEY_BLOCK_FORMAT
 
 
 def test_header_validation_is_83() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyBlockFormatError):
         Tr31Header("A", "P", "T", "E")
-    assert e.value.code is ErrorCode.KEY_BLOCK_FORMAT
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyBlockFormatError):
         Tr31Header("D", "P0", "A", "E", optional_blocks=(("PB", "00"),))
-    assert e.value.code is ErrorCode.KEY_BLOCK_FORMAT
 
 
 def test_kbpk_length_errors() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyLengthError):
         wrap(H("0123456789ABCDEF"), H("11" * 16), Tr31Header("B", "P0", "T", "E"))
-    assert e.value.code is ErrorCode.KEY_LENGTH
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyLengthError):
         wrap(H("0123456789ABCDEF"), H("11" * 16), Tr31Header("D", "P0", "T", "E"))
-    assert e.value.code is ErrorCode.KEY_LENGTH
 
 
 def test_error_text_holds_no_key_material() -> None:
-    with pytest.raises(HsmError) as e:
+    with pytest.raises(KeyBlockAuthError) as e:
         unwrap(A_KBPK, _flip(A_BLOCK, 20))
     assert "F039" not in str(e.value) and "89E8" not in str(e.value)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="ABCD0123456789EFKPTNX", min_size=0, max_size=120))
-def test_property_garbage_only_raises_hsm_error(text: str) -> None:
-    with pytest.raises(HsmError) as e:
+def test_property_garbage_only_raises_a_key_block_or_key_length_error(text: str) -> None:
+    with pytest.raises((KeyBlockFormatError, KeyBlockAuthError, KeyLengthError)):
         unwrap(A_KBPK, text)
-    assert e.value.code in {ErrorCode.KEY_BLOCK_FORMAT, ErrorCode.KEY_BLOCK_AUTH, ErrorCode.KEY_LENGTH}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.codec import codec_for
 from specs.framing import Frame
 from specs.message import Message

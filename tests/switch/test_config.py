@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from switch.app import build_services, register_terminal
 from switch.cards import add_card
 from switch.config import ACCEPTED_KEYS, ConfigError, load_config
-from switch.rules import load_rules, parse_rules
+from switch.rulefile import load_rules, parse_rules
 from switch.sqlite_store import SqliteStore
 from tests.switch.pos import MERCHANT, TERMINAL, TMK
 from tests.switch.test_financial import EXPIRY, PAN, PIN, Till

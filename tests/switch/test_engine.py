@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.framing import Frame
 from specs.message import Message
 from switch import admin

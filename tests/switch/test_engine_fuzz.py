@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.framing import CupHeader, Frame, Tpdu, decode_frame
 from specs.message import Message
 from switch.app import build_services, register_terminal

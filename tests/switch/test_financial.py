@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.message import Message
 from switch.app import build_services, register_terminal
 from switch.cards import add_card, pan_ref

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.codec import codec_for
 from specs.framing import Frame, decode_frame
 from switch.app import RunningSwitch, build_services, register_terminal, serve_switch

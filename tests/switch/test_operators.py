@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.message import Message
 from switch import admin
 from switch.app import build_services, register_terminal, serve_switch, set_operator
@@ -37,6 +37,9 @@ class RecordingTransport:
     async def request(self, message: bytes) -> bytes:
         self.codes.append(message[:2])
         return await self.inner.request(message)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 @pytest.fixture

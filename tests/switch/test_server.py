@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.facade import InProcTransport
+from hsm_sim.transports.inproc import InProcTransport
 from specs.codec import codec_for
 from specs.framing import Frame, FrameDecoder, encode_frame
 from switch.app import RunningSwitch, serve_switch
@@ -145,7 +145,7 @@ async def test_iso87_binary_switch_answers_network_management() -> None:
 @pytest.mark.parametrize("scheme", ["tcp", "udp"])
 async def test_switch_with_remote_hsm(scheme: str) -> None:
     from hsm_sim.server import HsmServerConfig, serve_hsm
-    from hsm_sim.transport import transport_from_url
+    from hsm_sim.transports.url import transport_from_url
 
     hsm = await serve_hsm(HsmServerConfig(port=0, udp_port=0))
     url = hsm.tcp_url if scheme == "tcp" else hsm.udp_url

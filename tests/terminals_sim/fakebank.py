@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from specs.message import Message
-from terminals_sim.testcards import DEFAULT_TEST_CARDS, CardStatus
+from specs.testcards import DEFAULT_TEST_CARDS, CardStatus
 from tests.switch.independent import ecb_decrypt, iso0_pin
 
 TODAY_YYMM = "2606"

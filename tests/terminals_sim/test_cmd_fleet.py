@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from specs.testcards import DEFAULT_TEST_CARDS
+from switch.sqlite_store import SqliteStore
 from switchsim.cli import main
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK, FakeHost, provisioned_host, threaded_host
 from tests.terminals_sim.switchthread import threaded_switch
@@ -100,27 +102,20 @@ def test_fleet_argparse_errors_exit_2() -> None:
     assert info.value.code == 2
 
 
-def test_provision_without_the_switch_hook_exits_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_provision_registers_the_plan_and_the_test_cards_in_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "switch.provisioning", None)  # import now raises ImportError
-    assert main(["fleet", "--provision", "--db", "x.db", "--terminals", "2"]) == 2
-    assert "switch.provisioning.provision" in capsys.readouterr().err
-
-
-def test_provision_calls_the_hook_with_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, list[tuple[str, str, bytes]]]] = []
-
-    class Hook:
-        @staticmethod
-        def provision(db: str, plan: list[object]) -> None:
-            calls.append((db, [tuple(p) for p in plan]))  # type: ignore[misc, arg-type]
-
-    monkeypatch.setitem(sys.modules, "switch.provisioning", Hook)
-    assert main(["fleet", "--provision", "--db", "x.db", "--terminals", "2"]) == 0
-    assert calls and calls[0][0] == "x.db"
-    assert [(m, t) for m, t, _ in calls[0][1]] == [("848100000000000", "00000001"),
-                                                  ("848100000000000", "00000002")]
+    db = tmp_path / "switch.db"
+    assert main(["fleet", "--provision", "--db", str(db), "--terminals", "2"]) == 0
+    assert f"provisioned 2 terminals in {db}" in " ".join(capsys.readouterr().err.split())  # rich wraps
+    store = SqliteStore(str(db), create=False)
+    try:
+        ids = sorted((t.id.merchant, t.id.terminal) for t in store.list_terminals())
+        cards = store.list_cards()
+    finally:
+        store.close()
+    assert ids == [("848100000000000", "00000001"), ("848100000000000", "00000002")]
+    assert len(cards) == len(DEFAULT_TEST_CARDS)
 
 
 def test_conformance_exits_1_against_a_wrong_cv_host_and_writes_junit(tmp_path: Path) -> None:

@@ -23,6 +23,18 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from specs.codec import codec_for
 from specs.framing import CupHeader, Tpdu, decode_frame, encode_frame
 from specs.message import Message
+from specs.testcards import (
+    BLOCKED_CARD,
+    DEFAULT_TEST_CARDS,
+    EXPIRED_CARD,
+    GOOD_CARD,
+    LOW_BALANCE_CARD,
+    SHORT_PIN_CARD,
+    SIXTEEN_DIGIT_CARD,
+    CardStatus,
+    TestCard,
+    card_by_pan,
+)
 from terminals_sim.financial import (
     CardProfile,
     EntryMode,
@@ -36,18 +48,6 @@ from terminals_sim.financial import (
 )
 from terminals_sim.outcome import Failure, Kind
 from terminals_sim.terminal import TerminalProtocolError, VirtualTerminal
-from terminals_sim.testcards import (
-    BLOCKED_CARD,
-    DEFAULT_TEST_CARDS,
-    EXPIRED_CARD,
-    GOOD_CARD,
-    LOW_BALANCE_CARD,
-    SHORT_PIN_CARD,
-    SIXTEEN_DIGIT_CARD,
-    CardStatus,
-    TestCard,
-    card_by_pan,
-)
 from terminals_sim.workingkeys import KeyMode
 from tests.terminals_sim.fakehost import ANSWER_MTI, FakeHost
 from tests.terminals_sim.test_terminal import F62, profile, request_of

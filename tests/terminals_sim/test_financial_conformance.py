@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from specs.testcards import GOOD_CARD, SHORT_PIN_CARD
 from switchsim.cli import main
 from terminals_sim.conformance import CHECK_NAMES, CheckResult, CheckStatus, ConformanceTarget, run_conformance
 from terminals_sim.financial import CardProfile
-from terminals_sim.testcards import GOOD_CARD, SHORT_PIN_CARD
 from tests.terminals_sim.fakebank import FakeBank
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK, FakeHost, serve_fake_host, threaded_host
 

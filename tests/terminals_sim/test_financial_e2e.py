@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from specs.codec import codec_for
+from specs.testcards import GOOD_CARD
 from terminals_sim.conformance import CheckStatus, ConformanceTarget, run_conformance
 from terminals_sim.connection import ExchangeFailed, exchange_once
 from terminals_sim.fleet import FleetConfig, run_fleet
@@ -16,7 +17,6 @@ from terminals_sim.outcome import Failure, Kind, Outcome
 from terminals_sim.provision import provision_plan
 from terminals_sim.scenario import load_scenario
 from terminals_sim.terminal import TerminalProfile, VirtualTerminal
-from terminals_sim.testcards import GOOD_CARD
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK
 from tests.terminals_sim.test_financial_conformance import FINANCIAL
 from tests.terminals_sim.test_switch_e2e import FLEET, _switch

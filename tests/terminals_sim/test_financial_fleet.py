@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
+from specs.testcards import GOOD_CARD, SIXTEEN_DIGIT_CARD
 from terminals_sim.fleet import FleetConfig, run_fleet
 from terminals_sim.outcome import Kind
 from terminals_sim.scenario import ScenarioError, load_scenario, parse_scenario
-from terminals_sim.testcards import GOOD_CARD, SIXTEEN_DIGIT_CARD
 from tests.terminals_sim.fakehost import provisioned_host, serve_fake_host
 
 

@@ -8,10 +8,10 @@ import pytest
 from specs.codec import codec_for
 from specs.framing import decode_frame, encode_frame
 from specs.message import Message
+from specs.testcards import GOOD_CARD
 from terminals_sim.financial import CardProfile
 from terminals_sim.outcome import Failure, Kind
 from terminals_sim.terminal import TerminalProfile, TerminalProtocolError, VirtualTerminal
-from terminals_sim.testcards import GOOD_CARD
 from terminals_sim.transitions import State
 
 CODEC = codec_for("iso87-binary")

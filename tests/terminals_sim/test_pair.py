@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from specs import catalogue_loader
+from specs.testcards import GOOD_CARD
 from switch.cards import pan_ref
 from switch.records import TerminalId
 from terminals_sim.outcome import Kind
 from terminals_sim.terminal import VirtualTerminal
-from terminals_sim.testcards import GOOD_CARD
 from terminals_sim.transitions import State
 from terminals_sim.workingkeys import KeyMode
 from tests.pair import MERCHANT, SUPERVISOR, TERMINAL, Pair, open_pair

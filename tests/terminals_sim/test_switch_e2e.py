@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from specs.testcards import DEFAULT_TEST_CARDS
 from switch.app import RunningSwitch, serve_switch
 from switch.config import DeclaredCard, DeclaredTerminal, SwitchConfig
 from terminals_sim.conformance import CHECK_NAMES, CheckStatus, ConformanceTarget, run_conformance
@@ -15,7 +16,6 @@ from terminals_sim.fleet import FleetConfig, run_fleet
 from terminals_sim.outcome import Kind
 from terminals_sim.provision import provision_plan
 from terminals_sim.scenario import load_scenario, parse_scenario
-from terminals_sim.testcards import DEFAULT_TEST_CARDS
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK
 
 FLEET = 4

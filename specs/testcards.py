@@ -1,8 +1,8 @@
 """The test cards both sides of a financial run agree on.
 
 The fleet's virtual terminals present these cards and the switch registers the same ones (its
-``[[cards]]`` config and ``switchsim card add``), so a default run needs no hand set-up. The
-names here are an interface: the switch imports this module.
+``[[cards]]`` config and ``switchsim card add``), so a default run needs no hand set-up. They
+live in ``specs/`` because both sides read them and neither may import the other.
 
 Amounts are in cents of CNY (currency 156). Expiry is YYMM, as in track 2 and field 14.
 """

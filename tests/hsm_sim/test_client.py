@@ -1,21 +1,27 @@
-"""HsmClient over InProcTransport: typed results, error mapping, and the switch's sign-in flows
-with the terminal side played by the independent oracle (test_cmd_oracle)."""
+"""HsmClient over InProcTransport: typed results, the one place errors are sorted (answer,
+transport, argument), and the switch's sign-in flows with the terminal side played by the
+independent oracle (test_cmd_oracle)."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
-from hsm_sim.dispatcher import Dispatcher
-from hsm_sim.errors import ErrorCode, HsmError
-from hsm_sim.facade import (
+from hsm_sim.client import (
+    Answer,
     Diagnostics,
     GeneratedKey,
+    HsmAnswerError,
     HsmClient,
-    HsmTransport,
-    InProcTransport,
     MacAlgorithm,
     TranslatedPin,
 )
+from hsm_sim.dispatcher import Dispatcher
+from hsm_sim.emv import Scheme
+from hsm_sim.errors import ErrorCode, HsmError
+from hsm_sim.transports.inproc import InProcTransport
+from hsm_sim.transports.interface import HsmProtocolError, HsmTimeout, HsmUnavailable
 from tests.hsm_sim.test_cmd_mac import SIGN_IN, X919_DATA, X919_MAC, cup_mac_reference
 from tests.hsm_sim.test_cmd_oracle import (
     SNOWCH_ZMK_LMK,
@@ -45,14 +51,27 @@ class FixedAnswer:
     def __init__(self, answer: bytes) -> None:
         self.answer = answer
         self.sent: list[bytes] = []
+        self.closed = False
 
     async def request(self, message: bytes) -> bytes:
         self.sent.append(message)
         return self.answer
 
+    async def close(self) -> None:
+        self.closed = True
 
-def test_inproc_transport_is_an_hsm_transport() -> None:
-    assert isinstance(InProcTransport(Dispatcher()), HsmTransport)
+
+class Failing:
+    """A transport that is not one of ours: it raises what a socket raises."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    async def request(self, message: bytes) -> bytes:
+        raise self.exc
+
+    async def close(self) -> None:
+        pass
 
 
 async def test_diagnostics(client: HsmClient) -> None:
@@ -69,6 +88,13 @@ async def test_generate_key_under_lmk_and_tmk(client: HsmClient, length: int, ta
     assert result.under_export[: len(tag)] == tag
     assert des3(TDES_KEY, field_bytes(result.under_export), decrypt=True) == key
     assert result.kcv == kcv(key)
+
+
+async def test_generated_key_export_ciphertext_is_the_field_without_its_tag(client: HsmClient) -> None:
+    result = await client.generate_key("003", 16, ("002", TMK_FIELD))
+    assert result.under_export is not None and result.under_export[0] == "X"
+    assert result.export_ciphertext == H(result.under_export[1:])
+    assert (await client.generate_key("003", 16)).export_ciphertext is None
 
 
 async def test_generate_key_without_export(client: HsmClient) -> None:
@@ -124,31 +150,124 @@ async def test_mac_x919_published(client: HsmClient) -> None:
     assert await client.verify_mac("003", tak, X919_DATA, X919_MAC[:8], MacAlgorithm.ISO9797_ALG3)
 
 
-async def test_hsm_error_code_is_raised(client: HsmClient) -> None:
-    with pytest.raises(HsmError) as err:
+async def test_hsm_error_code_is_an_answer_error_naming_the_command(client: HsmClient) -> None:
+    with pytest.raises(HsmAnswerError) as err:
         await client.translate_pin_tpk_to_zpk(TMK_FIELD, SNOWCH_ZPK_LMK, TPK_BLOCK, ACCOUNT, dest_format="02")
     assert err.value.code is ErrorCode.PIN_BLOCK_FORMAT
+    assert err.value.command == "CA"
+    assert str(err.value) == "23 CA: HSM answered 23 (Invalid PIN block format code)"
 
 
-async def test_malformed_answer_is_15() -> None:
-    client = HsmClient(FixedAnswer(b"XX00"))
-    with pytest.raises(HsmError) as err:
-        await client.diagnostics()
-    assert err.value.code is ErrorCode.INPUT_DATA
+async def test_verification_01_is_a_decision_other_codes_are_answer_errors() -> None:
+    assert await HsmClient(FixedAnswer(b"BD01")).verify_terminal_pin_comparison(
+        TMK_FIELD, TPK_BLOCK, "01", ACCOUNT, "0" * 16
+    ) is False
+    with pytest.raises(HsmAnswerError) as err:
+        await HsmClient(FixedAnswer(b"BD20")).verify_terminal_pin_comparison(
+            TMK_FIELD, TPK_BLOCK, "01", ACCOUNT, "0" * 16
+        )
+    assert err.value.code is ErrorCode.PIN_BLOCK_INVALID
+    with pytest.raises(HsmAnswerError):  # 01 is a failure, not a verdict, for a generation
+        await HsmClient(FixedAnswer(b"BB01")).encrypt_clear_pin("1234", ACCOUNT)
 
 
-async def test_unknown_error_code_is_15_naming_it() -> None:
+def test_answer_error_pickles_with_its_command() -> None:
+    copy = pickle.loads(pickle.dumps(HsmAnswerError("M8", ErrorCode.KEY_SCHEME)))
+    assert (type(copy), copy.command, copy.code) == (HsmAnswerError, "M8", ErrorCode.KEY_SCHEME)
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (b"XX00", "response code 'XX', expected ND"),
+        (b"ND0", "3 bytes is too short"),
+        (b"ND", "2 bytes is too short"),
+    ],
+)
+async def test_an_answer_to_another_command_or_too_short_is_a_protocol_error(answer: bytes, says: str) -> None:
+    with pytest.raises(HsmProtocolError, match=says):
+        await HsmClient(FixedAnswer(answer)).diagnostics()
+
+
+async def test_unknown_error_code_is_a_protocol_error_naming_it() -> None:
     client = HsmClient(FixedAnswer(b"BD14"))
-    with pytest.raises(HsmError) as err:
+    with pytest.raises(HsmProtocolError, match="unknown error code '14'"):
         await client.verify_terminal_pin_comparison(TMK_FIELD, TPK_BLOCK, "01", ACCOUNT, "0" * 16)
-    assert err.value.code is ErrorCode.INPUT_DATA and "'14'" in err.value.reason
 
 
-async def test_truncated_fields_are_15() -> None:
+async def test_truncated_fields_are_a_protocol_error_naming_the_field() -> None:
     client = HsmClient(FixedAnswer(b"JD00ABC"))
-    with pytest.raises(HsmError) as err:
+    with pytest.raises(HsmProtocolError, match=r"JC: malformed answer from the HSM: PIN \(LMK\)"):
         await client.translate_pin_tpk_to_lmk(TMK_FIELD, TPK_BLOCK, "01", ACCOUNT)
-    assert err.value.code is ErrorCode.INPUT_DATA
+
+
+async def test_extra_fields_after_a_verdict_are_a_protocol_error() -> None:
+    with pytest.raises(HsmProtocolError, match="unexpected characters"):
+        await HsmClient(FixedAnswer(b"BD00XYZ")).verify_terminal_pin_comparison(
+            TMK_FIELD, TPK_BLOCK, "01", ACCOUNT, "0" * 16
+        )
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (ConnectionResetError(104, "reset"), HsmUnavailable),
+        (OSError(113, "no route"), HsmUnavailable),
+        (TimeoutError(), HsmTimeout),
+    ],
+)
+async def test_socket_errors_of_a_foreign_transport_become_transport_errors(
+    raised: Exception, expected: type[Exception]
+) -> None:
+    with pytest.raises(expected, match=r"^NC: ") as info:
+        await HsmClient(Failing(raised)).diagnostics()
+    assert info.value.__cause__ is raised
+
+
+async def test_transport_errors_pass_through_unchanged() -> None:
+    error = HsmUnavailable("connection to tcp://127.0.0.1:9 lost")
+    with pytest.raises(HsmUnavailable) as info:
+        await HsmClient(Failing(error)).diagnostics()
+    assert info.value is error
+
+
+async def test_send_returns_the_answer_unjudged(client: HsmClient) -> None:
+    answer = await client.send(b"NCXX")
+    assert (answer.response_code, answer.error_code, answer.fields) == ("ND", "15", b"")
+    assert answer.error_description == "Error in input data"
+    unknown = await HsmClient(FixedAnswer(b"NDQQ")).send(b"NC")
+    assert unknown.error_description == "unknown error code"
+
+
+async def test_send_lower_case_command_matches_the_upper_case_answer(client: HsmClient) -> None:
+    assert (await client.send(b"nc")).response_code == "ND"
+
+
+async def test_send_refuses_what_is_no_command_code_before_sending() -> None:
+    transport = FixedAnswer(b"ZZ15")
+    with pytest.raises(HsmError, match="not a host command code"):
+        await HsmClient(transport).send(b"?!")
+    assert transport.sent == []
+
+
+async def test_an_argument_the_core_refuses_is_an_hsm_error_before_sending() -> None:
+    transport = FixedAnswer(b"KR00")
+    with pytest.raises(HsmError) as err:
+        client = HsmClient(transport)
+        await client.generate_arpc(Scheme.PBOC, TMK_FIELD, "62280001A", "01", bytes(2), bytes(4), bytes(8), b"00")
+    assert err.value.code is ErrorCode.INPUT_DATA and err.value.reason.startswith("KQ: ")
+    assert not isinstance(err.value, HsmAnswerError) and transport.sent == []
+
+
+def test_answer_repr_hides_the_fields() -> None:
+    answer = Answer("NH", "00", b"1234")  # NG/NH would carry a clear PIN
+    assert repr(answer) == "Answer(NH, 00, 4 bytes of fields)"
+
+
+async def test_close_closes_the_transport() -> None:
+    transport = FixedAnswer(b"ND00")
+    await HsmClient(transport).close()
+    assert transport.closed
 
 
 # --- the switch's flows, terminal side played by the oracle -----------------------------------
