@@ -67,6 +67,7 @@ class Result:
     reason: str = ""
     operator: str = ""
     sign_in_again: bool = False
+    warnings: tuple[str, ...] = ()  # field checks that failed without refusing (switch/fieldchecks.py)
 
 
 def audit(services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = "") -> None:

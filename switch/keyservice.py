@@ -67,6 +67,11 @@ class KeyService:
     def __init__(self, transport: HsmTransport) -> None:
         self._hsm = transport
 
+    @property
+    def transport(self) -> HsmTransport:
+        """The HSM these calls go to (switch/macdiag.py asks it for the MACs it compares)."""
+        return self._hsm
+
     async def _call(self, command: str, payload: bytes, accept: tuple[str, ...] = ("00",)) -> tuple[str, str]:
         answer = (await self._hsm.request(command.encode("ascii") + payload)).decode("latin-1")
         code = answer[2:4]

@@ -1,4 +1,5 @@
-"""`switchsim serve | terminal | operator | audit | trace`: run and administer the switch."""
+"""`switchsim serve | terminal | operator | card | audit`: run and administer the switch (`trace`:
+switchsim/cmd_trace.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -21,8 +23,6 @@ from hsm_sim.errors import HsmError
 from hsm_sim.facade import HsmTransport
 from hsm_sim.transport import HsmTransportError, close_transport, transport_from_url
 from specs.codec import codec_for
-from specs.errors import WireError
-from specs.message import split_subfields
 from switch import admin
 from switch.app import (
     RunningSwitch,
@@ -56,6 +56,20 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=argtypes.port, help="listen port, 0 to 65535 (default 5800; 0 picks one)")
     serve.add_argument("--dialect", help="dialect (default cup-pos)")
     serve.add_argument("--rules", dest="rules_file", metavar="FILE", help="response rules file (TOML [[rules]])")
+    serve.add_argument(
+        "--strict",
+        dest="strict_checks",
+        action="store_true",
+        default=None,
+        help="refuse (39 = 30) what the field checks find, instead of a warning ([checks] strict)",
+    )
+    serve.add_argument(
+        "--keep-raw",
+        dest="keep_raw",
+        action="store_true",
+        default=None,
+        help="test labs only: the journal and --capture keep frames unmasked (PAN, tracks, PIN blocks, keys)",
+    )
     serve.set_defaults(func=_serve)
 
     term = sub.add_parser("terminal", help="register and manage terminals")
@@ -124,12 +138,6 @@ def register(sub: Any) -> None:
     aud.add_argument("--json", action="store_true")
     aud.set_defaults(func=_audit)
 
-    tr = sub.add_parser("trace", help="show a terminal's journal: every message in and out, masked")
-    _common(tr)
-    tr.add_argument("--terminal", required=True, type=argtypes.terminal_id, help="terminal id (field 41)")
-    tr.add_argument("--last", type=argtypes.positive_int, default=20, help="how many messages (default 20)")
-    tr.set_defaults(func=_trace)
-
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML config file (examples/switch.toml shows every key)")
@@ -146,7 +154,7 @@ def _config(args: argparse.Namespace) -> SwitchConfig:
     config = load_config(args.config) if getattr(args, "config", None) else SwitchConfig()
     overrides = {
         k: getattr(args, k)
-        for k in ("db", "hsm", "host", "port", "dialect", "rules_file")
+        for k in ("db", "hsm", "host", "port", "dialect", "rules_file", "strict_checks", "keep_raw")
         if getattr(args, k, None) is not None
     }
     return replace(config, **overrides)
@@ -307,38 +315,6 @@ def _audit_obj(r: Any) -> dict[str, Any]:
     }
 
 
-def _trace(args: argparse.Namespace) -> int:
-    async def action(services: Services) -> int:
-        for e in services.store.list_journal(args.terminal, args.last):
-            when = dt.datetime.fromtimestamp(e.time).isoformat(timespec="milliseconds")
-            arrow = "<-" if e.direction == "in" else "->"
-            head = f"{when} {arrow} {e.mti} stan={e.stan or '-'} 39={e.response_code or '-'} {e.remote}"
-            print(head)
-            if e.error:
-                print(f"    error: {e.error}")
-            print(f"    {_with_subfields(services, e.masked_json)}")
-        return EXIT_OK
-
-    return _run(args, action)
-
-
-def _with_subfields(services: Services, masked_json: str) -> str:
-    """The journal keeps masked field values; subfields (60.1 ...) are derived for display."""
-    try:
-        record = json.loads(masked_json)
-        dialect = services.codec.dialect
-        subfields: dict[str, str] = {}
-        for key, value in record.get("fields", {}).items():
-            spec = dialect.fields.get(int(key))
-            if spec is not None and spec.subfields and "*" not in value:
-                subfields.update(split_subfields(int(key), value, dialect))
-    except (ValueError, AttributeError, WireError):
-        return masked_json
-    if subfields:
-        record["subfields"] = subfields
-    return json.dumps(record)
-
-
 def _serve(args: argparse.Namespace) -> int:
     # Everything a user wrote is checked before anything starts: config, rules, dialect, HSM
     # address, store (exit 2); then the HSM is asked for its diagnostics and the port is bound
@@ -349,6 +325,8 @@ def _serve(args: argparse.Namespace) -> int:
     transport = transport_from_url(config.hsm)
     store = SqliteStore(config.db)
     logs.configure("info")
+    if config.keep_raw:
+        print(KEEP_RAW_WARNING, file=sys.stderr, flush=True)
 
     async def main() -> int:
         try:
@@ -387,6 +365,10 @@ async def _start(config: SwitchConfig, store: SqliteStore, transport: HsmTranspo
 
 
 _NO_CONFIG = SwitchConfig().source
+KEEP_RAW_WARNING = (
+    "switchsim serve: warning: --keep-raw: the journal (and a --capture) keep every frame unmasked, "
+    "PANs, tracks, PIN blocks and keys included; for a test lab only"
+)
 
 
 def _startup_line(config: SwitchConfig, running: RunningSwitch, sources: tuple[tuple[str, RuleSet], ...]) -> str:
@@ -404,4 +386,8 @@ def _startup_line(config: SwitchConfig, running: RunningSwitch, sources: tuple[t
         f"cards={len(store.list_cards())}",
         f"rules={rules}" + (f" ({origin})" if origin else ""),
     ]
+    if config.strict_checks:  # said only when not the default, so the usual line stays as it was
+        parts.append("checks=strict")
+    if config.keep_raw:
+        parts.append("raw=kept")
     return " ".join(parts)

@@ -410,7 +410,7 @@ USAGE_CASES = [
     (("terminal", "add", *IDS, "--tmk", TMK, "--bogus"), "terminal add", "unrecognized arguments: --bogus", True),
     (("hsm", "send", "--verbose", "NC"), "hsm send", "unrecognized arguments: --verbose", False),
     (("operator", "lst"), "operator", "argument ACTION: invalid choice: 'lst'", False),
-    (("trace", "--db", "s.db"), "trace", "the following arguments are required: --terminal", False),
+    (("trace", "--db", "s.db", "--lst", "5"), "trace", "unrecognized arguments: --lst 5", False),
     (("serv",), "", "argument COMMAND: invalid choice: 'serv'", False),
     ((), "", "choose a command", True),
 ]
