@@ -105,6 +105,7 @@ class AuditEvent(StrEnum):
     OPERATOR_LOCKED = "operator_locked"
     OPERATOR_UNLOCKED = "operator_unlocked"
     OPERATOR_ADMIN = "operator_admin"
+    CARD_UNLOCKED = "card_unlocked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from switch.app import (
     serve_switch,
     set_operator,
 )
-from switch.cards import add_card
+from switch.cards import add_card, pin_locked, unlock_card
 from switch.config import SwitchConfig, load_config
 from switch.context import Services
 from switch.records import CardStatus, TerminalId
@@ -130,6 +130,12 @@ def register(sub: Any) -> None:
     clist = csub.add_parser("list", help="list test cards (PANs masked 6+4)")
     _common(clist)
     clist.set_defaults(func=_card_list)
+    cunlock = csub.add_parser("unlock", help="clear a card's wrong PINs (a locked card answers 75 until then)")
+    _common(cunlock)
+    cunlock.add_argument(
+        "--pan", required=True, type=argtypes.digits(12, 19, "a PAN", secret=True), help="12-19 digits"
+    )
+    cunlock.set_defaults(func=_card_unlock)
 
     aud = sub.add_parser("audit", help="show the audit trail")
     _common(aud)
@@ -275,11 +281,22 @@ def _card_add(args: argparse.Namespace) -> int:
 
 def _card_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        table = Table("PAN", "expiry", "balance", "limit", "status", "wrong PINs")
+        table = Table("PAN", "expiry", "balance", "limit", "status", "PIN", "wrong PINs")
         for c in services.store.list_cards():
             limit = f"{c.limit / 100:.2f}" if c.limit else "-"
-            table.add_row(c.pan_masked, c.expiry, f"{c.balance / 100:.2f}", limit, c.status.value, str(c.pin_failures))
+            pin = "locked" if pin_locked(services, c) else "ok"
+            row = (c.pan_masked, c.expiry, f"{c.balance / 100:.2f}", limit, c.status.value, pin, str(c.pin_failures))
+            table.add_row(*row)
         Console().print(table)
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+def _card_unlock(args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        card = unlock_card(services, args.pan)
+        print(f"card {card.pan_masked}: PIN unlocked ({card.pin_failures} wrong PINs cleared)")
         return EXIT_OK
 
     return _run(args, action)
