@@ -5,7 +5,8 @@ digits, tracks (35, 36), the PIN block (52) and key material (62) are hidden who
 BER-TLV field (55) the values of the sensitive tags (specs/tlv.py). A plan is a tuple of nibble
 spans over the whole frame, computed from a decoded message's offsets; from it come the hex
 view (`masked_hex`, a `*` for each hidden nibble: `switchsim trace --hex`) and masked bytes
-(`masked_bytes`, for a capture: a hidden character of a text field becomes `*`, a hidden
+(`masked_bytes`, for a capture: a hidden digit of a numeric or track field written as text
+becomes `0`, so that a dissector still reads the field, any other hidden character `*`, a hidden
 nibble of BCD or binary data `F`).
 
 A frame that did not decode whole is masked from the first field that failed to the end when
@@ -21,15 +22,17 @@ from specs.masking import mask_tlv_hex
 from specs.message import Message
 
 _STAR = "*"
+_CHAR, _DIGIT, _NIBBLE = "2A", "30", "F"  # fills of masked_bytes: `*`, `0`, a nibble
 
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """Nibbles [start, end) of the frame hidden; ``text``: they are ASCII characters."""
+    """Nibbles [start, end) of the frame hidden; ``fill``: what `masked_bytes` writes there, a
+    character (two hex digits: "2A" is `*`, "30" is `0`) for text, or a nibble ("F")."""
 
     start: int
     end: int
-    text: bool
+    fill: str
 
 
 def _prefix_bytes(dialect: Dialect, kind: LengthKind) -> int:
@@ -59,13 +62,16 @@ def plan(message: Message, wire: bytes, body_start: int, failed_at: int | None =
         bcd = spec.type.counts_digits and dialect.numeric_encoding is Encoding.BCD
         raw_binary = spec.type.name == "B" and dialect.binary_encoding is not Encoding.HEX
         text = not bcd and not raw_binary
-        spans += _field_spans(spec.sensitivity, value, 2 * start, 2 * end, text=text, bcd=bcd)
+        fill = (_DIGIT if spec.type.counts_digits else _CHAR) if text else _NIBBLE
+        spans += _field_spans(spec.sensitivity, value, 2 * start, 2 * end, fill, bcd=bcd, text=text)
     if failed_at is not None and _sensitive_after(message, wire[body_start:]):
-        spans.append(Span(2 * (body_start + failed_at), 2 * (body_start + body_length), text=False))
+        spans.append(Span(2 * (body_start + failed_at), 2 * (body_start + body_length), _NIBBLE))
     return tuple(spans)
 
 
-def _field_spans(kind: Sensitivity, value: str, start: int, end: int, *, text: bool, bcd: bool) -> list[Span]:
+def _field_spans(
+    kind: Sensitivity, value: str, start: int, end: int, fill: str, *, bcd: bool, text: bool
+) -> list[Span]:
     if kind is Sensitivity.PAN:
         digits = len(value)
         keep_head = 6 if digits >= 13 else 0
@@ -74,22 +80,22 @@ def _field_spans(kind: Sensitivity, value: str, start: int, end: int, *, text: b
         if not hidden:
             return []
         # variable BCD digits are left-aligned (a pad nibble, if any, comes last)
-        return [Span(start + hidden.start * per_digit, start + hidden.stop * per_digit, text)]
+        return [Span(start + hidden.start * per_digit, start + hidden.stop * per_digit, fill)]
     if kind is Sensitivity.TLV:
         masked = mask_tlv_hex(value)  # b values are held as hex text
         per_char = 2 if text else 1  # hex text on the wire: one character a byte
-        return _runs(masked, start, per_char, text)
-    return [Span(start, end, text)]
+        return _runs(masked, start, per_char, fill)
+    return [Span(start, end, fill)]
 
 
-def _runs(masked: str, start: int, per_char: int, text: bool) -> list[Span]:
+def _runs(masked: str, start: int, per_char: int, fill: str) -> list[Span]:
     spans: list[Span] = []
     run_start: int | None = None
     for index, char in enumerate([*masked, ""]):
         if char == _STAR and run_start is None:
             run_start = index
         elif char != _STAR and run_start is not None:
-            spans.append(Span(start + run_start * per_char, start + index * per_char, text))
+            spans.append(Span(start + run_start * per_char, start + index * per_char, fill))
             run_start = None
     return spans
 
@@ -134,9 +140,10 @@ def masked_hex(wire: bytes, spans: tuple[Span, ...]) -> str:
 
 
 def masked_bytes(wire: bytes, spans: tuple[Span, ...]) -> bytes:
-    """The frame with its hidden parts overwritten: `*` for characters, `F` for nibbles."""
+    """The frame with its hidden parts overwritten: `0` for digits and `*` for other characters
+    of text fields, `F` for nibbles."""
     nibbles = list(wire.hex().upper())
     for span in spans:
         for i in range(span.start, span.end):
-            nibbles[i] = "2A"[i % 2] if span.text else "F"
+            nibbles[i] = span.fill[i % 2] if len(span.fill) == 2 else span.fill
     return bytes.fromhex("".join(nibbles))

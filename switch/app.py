@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from hsm_sim.facade import Diagnostics, HsmClient, HsmTransport
 from hsm_sim.transport import close_transport, transport_from_url
 from specs.codec import codec_for
+from switch.capture import Capture
 from switch.cards import add_card
 from switch.config import ConfigError, SwitchConfig
 from switch.context import Services
@@ -129,6 +130,8 @@ class RunningSwitch:
 
     async def close(self, timeout: float = 5.0) -> None:
         await self.server.close(timeout)
+        if self.server.capture is not None:
+            self.server.capture.close()
         await close_transport(self.transport)
         self.services.store.close()
 
@@ -146,6 +149,7 @@ async def serve_switch(
         frame_timeout=config.frame_timeout,
         max_connections=config.max_connections,
         max_pipeline=config.max_pipeline,
+        capture=Capture(config.capture, services.codec, keep_raw=config.keep_raw) if config.capture else None,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)

@@ -78,6 +78,7 @@ class SwitchConfig:
     currency: str = "156"  # field 49 the switch expects (CNY)
     # `serve --keep-raw` only (no file key): the journal and a capture keep frames unmasked
     keep_raw: bool = False
+    capture: str | None = None  # `serve --capture FILE.pcap` only: every frame in and out, as pcap
 
 
 _Kind = type | tuple[type, ...]

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder, KeepAlive
+from switch.capture import Capture
 from switch.engine import SwitchEngine
+from switch.journalwire import request_wire
 from switchsim.logs import get_logger
 
 _log = get_logger("switch.server")
@@ -45,6 +47,9 @@ class _Connection(asyncio.Protocol):
             transport.abort()
             return
         self._server.connections.add(self)
+        if self._server.capture is not None and peer:  # serve --capture (switch/capture.py)
+            local = transport.get_extra_info("sockname")
+            self._server.capture.opened(self, (peer[0], peer[1]), (local[0], local[1]))
         self._worker = asyncio.get_running_loop().create_task(self._work())
         self._touch()
 
@@ -69,6 +74,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         self._server.connections.discard(self)
+        if self._server.capture is not None:
+            self._server.capture.closed(self)
         if self._worker is not None and not self._closing:
             self._worker.cancel()
 
@@ -82,11 +89,16 @@ class _Connection(asyncio.Protocol):
             if self._paused and self._queue.qsize() < self._server.max_pipeline // 2 and self._transport:
                 self._paused = False
                 self._transport.resume_reading()
+            capture = self._server.capture
+            if capture is not None:
+                capture.frame(self, True, request_wire(self._server.engine.codec, frame))
             answer = await self._server.engine.handle(frame, self._remote)
             if self._transport is None or self._transport.is_closing():
                 return
             if answer.wire is not None:
                 self._transport.write(answer.wire)
+                if capture is not None:
+                    capture.frame(self, False, answer.wire)
             if answer.close:
                 break
             self._touch()
@@ -152,6 +164,7 @@ class SwitchServer:
     max_connections: int = 10000
     max_pipeline: int = 32
     connections: set[_Connection] = field(default_factory=set)
+    capture: Capture | None = None  # serve --capture FILE.pcap
     _server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:

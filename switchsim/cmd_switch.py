@@ -64,6 +64,9 @@ def register(sub: Any) -> None:
         help="refuse (39 = 30) what the field checks find, instead of a warning ([checks] strict)",
     )
     serve.add_argument(
+        "--capture", metavar="FILE.pcap", help="write every frame in and out to a pcap file (masked unless --keep-raw)"
+    )
+    serve.add_argument(
         "--keep-raw",
         dest="keep_raw",
         action="store_true",
@@ -160,7 +163,7 @@ def _config(args: argparse.Namespace) -> SwitchConfig:
     config = load_config(args.config) if getattr(args, "config", None) else SwitchConfig()
     overrides = {
         k: getattr(args, k)
-        for k in ("db", "hsm", "host", "port", "dialect", "rules_file", "strict_checks", "keep_raw")
+        for k in ("db", "hsm", "host", "port", "dialect", "rules_file", "strict_checks", "keep_raw", "capture")
         if getattr(args, k, None) is not None
     }
     return replace(config, **overrides)
@@ -407,4 +410,6 @@ def _startup_line(config: SwitchConfig, running: RunningSwitch, sources: tuple[t
         parts.append("checks=strict")
     if config.keep_raw:
         parts.append("raw=kept")
+    if config.capture:
+        parts.append(f"capture={config.capture}")
     return " ".join(parts)
