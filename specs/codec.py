@@ -154,14 +154,13 @@ class Codec:
         for key, part in encoded.items():
             if key == failed:
                 break
+            if key not in _PART_NAMES:
+                value = decoded.get(key)
+                if not isinstance(value, str) or not self._readable(int(key), value):
+                    break  # the first field that does not hold: the dump stops before it
+                fields[int(key)] = value.upper() if self._checks[int(key)].hex_text else value
             offsets[_PART_NAMES.get(key, key)] = pos
             pos += len(part["len"]) + len(part["data"])
-            if key in _PART_NAMES:
-                continue
-            value = decoded.get(key)
-            if not isinstance(value, str):
-                break
-            fields[int(key)] = value.upper() if self._checks[int(key)].hex_text else value
         mti = decoded.get("t") if isinstance(decoded.get("t"), str) else self._readable_mti(body)
         message = Message(
             mti=mti or "",
@@ -170,6 +169,18 @@ class Codec:
             offsets=MappingProxyType(offsets),
         )
         return Partial(message, pos, error)
+
+    def _readable(self, number: int, value: str) -> bool:
+        """A decoded field's value in its alphabet, cut into its subfields when it has some."""
+        check = self._checks.get(number)
+        if check is None or not check.alphabet.issuperset(value.upper() if check.hex_text else value):
+            return False
+        if number in self._with_subfields:
+            try:
+                split_subfields(number, value, self.dialect)
+            except CodecError:
+                return False
+        return True
 
     def salvage(self, body: bytes) -> tuple[str | None, dict[int, str]]:
         """MTI and the well-formed fields of a body that failed to decode, for an answer that
