@@ -23,7 +23,7 @@ from hsm_sim.errors import HsmError
 from hsm_sim.facade import HsmTransport
 from hsm_sim.transport import HsmTransportError, close_transport, transport_from_url
 from specs.codec import codec_for
-from switch import admin
+from switch import admin, terminalview
 from switch.app import (
     RunningSwitch,
     build_services,
@@ -40,6 +40,7 @@ from switch.records import CardStatus, TerminalId
 from switch.rules import RuleSet
 from switch.sqlite_store import SqliteStore
 from switch.store import StoreError
+from switch.terminalview import session_state
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
 
@@ -84,9 +85,14 @@ def register(sub: Any) -> None:
         "--tmk", required=True, type=argtypes.des_key, help="terminal master key, 32 hex digits (test keys)"
     )
     add.set_defaults(func=_terminal_add)
-    lst = tsub.add_parser("list", help="list terminals")
+    lst = tsub.add_parser("list", help="list terminals, with their session state")
     _common(lst)
+    lst.add_argument("--merchant", type=argtypes.merchant_id, help="only this merchant id (field 42)")
     lst.set_defaults(func=_terminal_list)
+    show = tsub.add_parser("show", help="a terminal's registration, session keys' check values, last refusals")
+    _common(show)
+    _ids(show)
+    show.set_defaults(func=_terminal_show)
     for name, enabled in (("disable", False), ("enable", True)):
         p = tsub.add_parser(name, help=f"{name} a terminal")
         _common(p)
@@ -211,10 +217,46 @@ def _terminal_add(args: argparse.Namespace) -> int:
 
 def _terminal_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        table = Table("merchant", "terminal", "enabled", "batch", "TMK check value")
+        table = Table("merchant", "terminal", "enabled", "batch", "TMK check value", "session")
+        now = services.clock()
         for t in services.store.list_terminals():
-            table.add_row(t.id.merchant, t.id.terminal, "yes" if t.enabled else "no", t.batch, t.tmk_kcv)
+            if args.merchant is not None and t.id.merchant != args.merchant:
+                continue
+            session = services.store.get_session(t.id)
+            state = session_state(session if session and session.key_generation == t.key_generation else None, now)
+            table.add_row(t.id.merchant, t.id.terminal, "yes" if t.enabled else "no", t.batch, t.tmk_kcv, state)
         Console().print(table)
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+def _when(moment: float | None) -> str:
+    return "-" if moment is None else dt.datetime.fromtimestamp(moment).isoformat(timespec="seconds")
+
+
+def _terminal_show(args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        view = await terminalview.show(services, _tid(args))
+        t, s = view.terminal, view.session
+        print(f"terminal {t.id}: {'enabled' if t.enabled else 'disabled'}, registration {t.key_generation}")
+        print(f"  TMK check value   {t.tmk_kcv}")
+        print(f"  batch             {t.batch}")
+        if s is None:
+            print("  session           signed off")
+        else:
+            state = "expired" if view.expired else "live"
+            print(f"  session           {state}, signed in {_when(s.signed_in_at)} with 60.3 = {s.mode}")
+            print(f"  key generation    {s.generation if s.generation is not None else '?'}")
+            print(f"  PIK check value   {s.pik_check}")
+            print(f"  MAK check value   {s.mak_check}")
+            print(f"  TDK check value   {s.tdk_check or '- (no TDK in this key mode)'}")
+            print(f"  operator          {s.operator or '- (none signed in)'}")
+            print(f"  keys expire       {_when(s.expires_at)}")
+        print(f"  last seen         {_when(view.last_seen)}")
+        print(f"  last refusals     {len(view.refusals) or 'none'}")
+        for e in view.refusals:
+            print(f"    {_when(e.time)} {e.mti} stan={e.stan or '-'} 39={e.response_code} {e.reason}")
         return EXIT_OK
 
     return _run(args, action)
