@@ -45,6 +45,15 @@ class _Check:
     hex_text: bool = False  # a b field written as hex text: taken in either case, held in upper
 
 
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """What `Codec.decode_partial` could read of a body."""
+
+    message: Message  # the fields that decoded, with their offsets
+    end: int  # where in the body the decoded parts end
+    error: CodecError | None  # why the rest did not decode; None when the whole body did
+
+
 class Codec:
     """Encode and decode message bodies (MTI onward) for one dialect."""
 
@@ -120,6 +129,58 @@ class Codec:
         if validate:
             self.check_rules(message)
         return message
+
+    def decode_partial(self, body: bytes, *, base_offset: int = 0) -> Partial:
+        """As much of a body as decodes: a message holding the fields before the one that
+        failed, with their offsets, where they end, and the error (None when the body decodes
+        and passes the rules). For dumps of a malformed message; never raises. The message's
+        offsets and ``end`` are the body's, the error's offset is shifted by ``base_offset``."""
+        try:
+            return Partial(self._decode(body, True), len(body), None)
+        except CodecError as exc:
+            error = CodecError(exc.field, exc.offset + base_offset, exc.reason)
+        try:
+            decoded, encoded = iso8583.decode(body, self._spec)
+            failed = error.field
+        except DecodeError as exc:
+            decoded, encoded, failed = exc.doc_dec, exc.doc_enc, exc.field
+        except Exception:
+            return Partial(Message.build(self.dialect, self._readable_mti(body) or "", {}), 0, error)
+        if error.field in ("mti", "bitmap", "1"):
+            failed = "t" if error.field == "mti" else "p" if error.field == "bitmap" else "1"
+        offsets: dict[str, int] = {}
+        fields: dict[int, str] = {}
+        pos = 0
+        for key, part in encoded.items():
+            if key == failed:
+                break
+            if key not in _PART_NAMES:
+                value = decoded.get(key)
+                if not isinstance(value, str) or not self._readable(int(key), value):
+                    break  # the first field that does not hold: the dump stops before it
+                fields[int(key)] = value.upper() if self._checks[int(key)].hex_text else value
+            offsets[_PART_NAMES.get(key, key)] = pos
+            pos += len(part["len"]) + len(part["data"])
+        mti = decoded.get("t") if isinstance(decoded.get("t"), str) else self._readable_mti(body)
+        message = Message(
+            mti=mti or "",
+            fields=MappingProxyType(fields),
+            dialect=self.dialect,
+            offsets=MappingProxyType(offsets),
+        )
+        return Partial(message, pos, error)
+
+    def _readable(self, number: int, value: str) -> bool:
+        """A decoded field's value in its alphabet, cut into its subfields when it has some."""
+        check = self._checks.get(number)
+        if check is None or not check.alphabet.issuperset(value.upper() if check.hex_text else value):
+            return False
+        if number in self._with_subfields:
+            try:
+                split_subfields(number, value, self.dialect)
+            except CodecError:
+                return False
+        return True
 
     def salvage(self, body: bytes) -> tuple[str | None, dict[int, str]]:
         """MTI and the well-formed fields of a body that failed to decode, for an answer that

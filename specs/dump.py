@@ -12,7 +12,7 @@ from typing import Any
 from specs import tlv
 from specs.codec import Codec
 from specs.dialect import Sensitivity
-from specs.errors import CodecError
+from specs.errors import CodecError, WireError
 from specs.framing import CupHeader, Frame, Tpdu, decode_frame, encode_frame
 from specs.masking import mask_bytes, mask_tag_value, mask_tlv_hex, mask_value
 from specs.message import Message, join_subfields
@@ -40,7 +40,9 @@ def decode_wire(codec: Codec, wire: bytes, *, body_only: bool = False) -> Decode
     return Decoded(frame, message)
 
 
-def annotate(codec: Codec, decoded: Decoded, *, unmasked: bool = False) -> list[DumpLine]:
+def annotate(codec: Codec, decoded: Decoded, *, unmasked: bool = False, end: int | None = None) -> list[DumpLine]:
+    """The dump lines of a decoded frame; ``end``: where in the body the last part ends, for a
+    message that decoded only in part (`Codec.decode_partial`)."""
     frame, message = decoded.frame, decoded.message
     body = frame.body
     base = frame.offset
@@ -65,7 +67,7 @@ def annotate(codec: Codec, decoded: Decoded, *, unmasked: bool = False) -> list[
             )
             lines.append(DumpLine(pos, "header", "UnionPay header", raw, value))
     parts = sorted(message.offsets.items(), key=lambda kv: kv[1])
-    ends = [off for _, off in parts[1:]] + [len(body)]
+    ends = [off for _, off in parts[1:]] + [len(body) if end is None else end]
     for (part, start), end in zip(parts, ends, strict=True):
         chunk = body[start:end]
         if part in ("mti", "bitmap", "1"):
@@ -146,6 +148,17 @@ def _objects_json(objects: tuple[tlv.Tlv, ...], unmasked: bool) -> list[dict[str
 def _present(message: Message, part: str) -> str:
     numbers = [n for n in message.fields if (n > 64) == (part == "1")]
     return "fields " + ",".join(str(n) for n in numbers)
+
+
+def partial_dump(codec: Codec, wire: bytes, *, body_only: bool = False, unmasked: bool = False) -> list[DumpLine]:
+    """The dump of every part of a frame before the one that does not decode (empty when the
+    framing itself fails); `switchsim decode` prints it before the error."""
+    try:
+        frame = Frame(body=wire) if body_only else decode_frame(codec.dialect.framing, wire)
+        partial = codec.decode_partial(frame.body, base_offset=frame.offset)
+        return annotate(codec, Decoded(frame, partial.message), unmasked=unmasked, end=partial.end)
+    except WireError:
+        return []
 
 
 def render_dump(lines: list[DumpLine]) -> str:

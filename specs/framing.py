@@ -217,7 +217,16 @@ def decode_frame(fmt: FrameFormat, wire: bytes) -> Frame:
     decoder.feed(wire)
     event = decoder.next_event()
     if event is None:
-        raise FramingError(len(wire), "incomplete frame: the length header promises more bytes")
+        size = fmt.length.size
+        if len(wire) < size:
+            reason = f"incomplete frame: {len(wire)} bytes, shorter than its {size}-byte length header"
+            raise FramingError(len(wire), reason)
+        promised = decode_length(fmt.length, wire[:size])
+        raise FramingError(
+            len(wire),
+            f"incomplete frame: {len(wire)} bytes, the length header promises {promised} after its {size} "
+            f"({size + promised} in all)",
+        )
     if decoder.buffered:
         raise FramingError(len(wire) - decoder.buffered, "trailing bytes after the frame")
     if isinstance(event, KeepAlive):

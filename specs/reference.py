@@ -7,6 +7,7 @@ from pathlib import Path
 
 from specs.catalogue import Catalogue, MessageKind
 from specs.dialect import Dialect, Encoding
+from specs.response import render_meanings
 
 
 def render(dialect: Dialect) -> str:
@@ -72,6 +73,8 @@ def render(dialect: Dialect) -> str:
     for table in dialect.code_tables:
         lines += ["", f"## Codes: {table.name} ({table.field})", ""]
         lines += [f"{code:>5}  {text}" for code, text in table.codes.items()]
+    if 39 in dialect.fields:  # one table for every dialect (specs/response.py)
+        lines += ["", "## Codes: response (39)", "", render_meanings().rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from hsm_sim.client import Diagnostics, HsmClient
 from hsm_sim.transports.interface import HsmTransport
 from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
+from switch.capture import Capture
 from switch.cards import add_card
 from switch.config import ConfigError, SwitchConfig
 from switch.context import Services
@@ -131,6 +132,8 @@ class RunningSwitch:
 
     async def close(self, timeout: float = 5.0) -> None:
         await self.server.close(timeout)
+        if self.server.capture is not None:
+            self.server.capture.close()
         await self.transport.close()
         self.services.store.close()
 
@@ -148,6 +151,7 @@ async def serve_switch(
         frame_timeout=config.frame_timeout,
         max_connections=config.max_connections,
         max_pipeline=config.max_pipeline,
+        capture=Capture(config.capture, services.codec, keep_raw=config.keep_raw) if config.capture else None,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)

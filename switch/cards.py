@@ -6,6 +6,7 @@ The store never holds a PAN: cards are found by a fingerprint of the PAN and sho
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from specs.masking import mask_pan
@@ -14,7 +15,8 @@ from specs.response import ResponseCode
 from specs.track2 import parse_track2
 from switch.config import card_problem
 from switch.context import Services
-from switch.records import Card, CardStatus
+from switch.records import AuditEvent, AuditRecord, Card, CardStatus
+from switch.store import StoreError
 
 # Fixed, public salt: the fingerprint keeps PANs out of the store and its dumps; it is not
 # meant to resist brute force over the (small) space of test PANs.
@@ -97,3 +99,19 @@ def check_card(card: Card | None, data: CardData, today_yymm: str) -> ResponseCo
     if card.expiry < today_yymm:
         return ResponseCode.EXPIRED_CARD
     return None
+
+
+def pin_locked(services: Services, card: Card) -> bool:
+    """Whether the card's wrong PINs reached the limit (answered 75 until unlocked)."""
+    return card.pin_failures >= services.config.max_operator_failures
+
+
+def unlock_card(services: Services, pan: str) -> Card:
+    """Clear a test card's wrong-PIN count (`switchsim card unlock`); audited."""
+    card = services.store.get_card(pan_ref(pan))
+    if card is None:
+        raise StoreError(f"no card {mask_pan(pan)}")
+    services.store.set_card_pin_failures(card.pan_ref, 0)
+    reason = f"card {card.pan_masked}: {card.pin_failures} wrong PINs cleared"
+    services.store.add_audit(AuditRecord(time.time(), AuditEvent.CARD_UNLOCKED, "", "", "", "cli", "ok", reason))
+    return card

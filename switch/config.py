@@ -73,6 +73,12 @@ class SwitchConfig:
     rules: tuple[Any, ...] = ()
     rules_file: str | None = None
     source: str = "<config>"
+    # [checks] (docs/diagnostics.md): refuse (30) what the field checks find instead of warning
+    strict_checks: bool = False
+    currency: str = "156"  # field 49 the switch expects (CNY)
+    # `serve --keep-raw` only (no file key): the journal and a capture keep frames unmasked
+    keep_raw: bool = False
+    capture: str | None = None  # `serve --capture FILE.pcap` only: every frame in and out, as pcap
 
 
 _Kind = type | tuple[type, ...]
@@ -95,10 +101,16 @@ _SESSION_KEYS: dict[str, _Kind] = {
     "max_operator_failures": int,
     "unknown_reversal": str,
 }
+_CHECKS_KEYS: dict[str, _Kind] = {
+    "strict": bool,
+    "currency": str,
+}
 _TERMINAL_KEYS = frozenset({"merchant", "terminal", "tmk"})
 _OPERATOR_KEYS = frozenset({"merchant", "terminal", "id", "password"})
 _CARD_KEYS = frozenset({"pan", "expiry", "pin", "balance", "limit", "service_code", "status"})
-_TABLES = frozenset({"server", "session", "parameters", "terminals", "operators", "cards", "rules"})
+_TABLES = frozenset({"server", "session", "checks", "parameters", "terminals", "operators", "cards", "rules"})
+# [checks] keys and the SwitchConfig fields they set
+_CHECKS_FIELDS = {"strict": "strict_checks", "currency": "currency"}
 
 #: Every key the loader accepts, by table (``[server]``, ``[session]``) or array of tables
 #: (``[[terminals]]``, ...). ``[parameters]`` takes any 2-digit tag and ``[[rules]]`` is
@@ -106,6 +118,7 @@ _TABLES = frozenset({"server", "session", "parameters", "terminals", "operators"
 ACCEPTED_KEYS: Mapping[str, frozenset[str]] = {
     "server": frozenset(_SERVER_KEYS),
     "session": frozenset(_SESSION_KEYS),
+    "checks": frozenset(_CHECKS_KEYS),
     "terminals": _TERMINAL_KEYS,
     "operators": _OPERATOR_KEYS,
     "cards": _CARD_KEYS,
@@ -136,16 +149,16 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
         known = ", ".join(sorted(_TABLES))
         raise ConfigError(source, "top level", f"unknown tables {sorted(unknown)} (known: {known})")
     values: dict[str, Any] = {}
-    for table, allowed in (("server", _SERVER_KEYS), ("session", _SESSION_KEYS)):
+    for table, allowed in (("server", _SERVER_KEYS), ("session", _SESSION_KEYS), ("checks", _CHECKS_KEYS)):
         section = _table(source, table, data.get(table, {}))
         for key, value in section.items():
             where = f"{table}.{key}"
             if key not in allowed:
                 raise ConfigError(source, where, f"unknown setting (known: {', '.join(sorted(allowed))})")
-            if not isinstance(value, allowed[key]) or isinstance(value, bool):
+            if not isinstance(value, allowed[key]) or (isinstance(value, bool) and allowed[key] is not bool):
                 raise ConfigError(source, where, f"wrong type {type(value).__name__}")
             _check_setting(source, where, key, value)
-            values[key] = value
+            values[_CHECKS_FIELDS[key] if table == "checks" else key] = value
     params = _table(source, "parameters", data.get("parameters", {}))
     for tag, value in params.items():
         if not (tag.isascii() and tag.isdigit() and len(tag) == 2):
@@ -180,6 +193,8 @@ def _check_setting(source: str, where: str, key: str, value: Any) -> None:
         raise ConfigError(source, where, "must not be empty")
     if key == "acquirer_id" and not (value.isascii() and value.isdigit() and 1 <= len(value) <= 11):
         raise ConfigError(source, where, f"must be 1 to 11 digits (field 32), got {value!r}")
+    if key == "currency" and not (value.isascii() and value.isdigit() and len(value) == 3):
+        raise ConfigError(source, where, f"must be a 3-digit ISO 4217 code (field 49), got {value!r}")
     if key == "unknown_reversal" and value not in ("00", "25"):
         raise ConfigError(source, where, f"must be '00' or '25', got {value!r}")
 

@@ -70,6 +70,7 @@ class Result:
     operator: str = ""  # the operator audited; an approved operator sign-in signs this one in
     sign_in_again: bool = False
     keys: NewKeys | None = None  # an approved terminal sign-in's new working keys
+    warnings: tuple[str, ...] = ()  # field checks that failed without refusing (switch/fieldchecks.py)
 
 
 def audit(services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = "") -> None:

@@ -25,7 +25,9 @@ from specs.framing import CupHeader, Frame, encode_frame
 from specs.logs import get_logger
 from specs.message import Message
 from specs.response import ResponseCode
+from switch import macdiag, malformed
 from switch.context import Exchange, Result, Services, audit
+from switch.journalwire import request_wire, views
 from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
@@ -47,6 +49,7 @@ class SwitchEngine:
         self.codec = services.codec
         self.catalogue = catalogue_for(services.codec.dialect)  # routing, MAC and answer MTIs
         self.reraise_bugs = reraise_bugs  # tests set it, so a bug cannot hide behind a 96
+        self.keep_raw = services.config.keep_raw  # `serve --keep-raw`: the journal keeps frames unmasked
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -104,7 +107,7 @@ class SwitchEngine:
             result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
         response = await self._respond(ex, result, session)
         wire = self._frame(frame, response, result.sign_in_again)  # checked before it is journalled
-        self._journal("out", ex, response, "")
+        self._journal("out", ex, response, "", result, wire)
         self._log_exchange(ex, response, result, started)
         if rule is not None and rule.action.delay_ms:
             # The request is decided (and committed) first and only the answer is late: a slow
@@ -142,7 +145,8 @@ class SwitchEngine:
         if kind.maced and live is not None and not await self._mac_ok(ex.message, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
             audit(services, ex, audit_event(request), str(result.code), _refused_what(kind, request, result))
-            return result, None
+            why = await macdiag.explain(services, ex.frame, ex.message, kind, live)
+            return Result(result.code, reason=why, sign_in_again=True), None
         assert terminal is not None  # the table serves only registered, enabled terminals
         result = await run(kind, route, services, ex, terminal, live)
         if result.audit is not None:
@@ -235,29 +239,45 @@ class SwitchEngine:
             return None
 
     def _malformed(self, frame: Frame, exc: CodecError, remote: str) -> Answer:
-        """39 = 30 echoing the fields that could be read; the error is logged once."""
+        """39 = 30 echoing the fields that could be read; the error is logged once, in the
+        words the journal keeps (switch/malformed.py)."""
+        mti, salvaged = self.codec.salvage(frame.body)
+        why = malformed.describe(exc, salvaged)
         _log.warning(
             "format_error",
             remote=remote,
+            terminal=f"{salvaged.get(42, '?')}/{salvaged.get(41, '?')}",
+            stan=salvaged.get(11),
             field=exc.field,
             offset=exc.offset,
             reason=exc.reason,
             response_code=exc.response_code.value,
+            text=why,
         )
-        mti, salvaged = self.codec.salvage(frame.body)
         tid = TerminalId(salvaged.get(42, ""), salvaged.get(41, ""))
-        self._journal_raw("in", tid, remote, mti or "", frame, exc)
+        self._journal_raw("in", tid, remote, mti or "", frame, exc, salvaged.get(11, ""))
         refusal = None if mti is None else self._refusal(frame, mti, salvaged, exc.response_code.value)
         if refusal is None:
             return Answer(None, close=True)
         response, wire = refusal
-        self._journal("out", Exchange(frame, response, tid, remote), response, "")
+        result = Result(exc.response_code.value, reason=why)
+        self._journal("out", Exchange(frame, response, tid, remote), response, "", result, wire)
         return Answer(wire)
 
     # -- journal and log -----------------------------------------------------------------------
 
-    def _journal(self, direction: str, ex: Exchange, message: Message, error: str) -> None:
+    def _journal(
+        self,
+        direction: str,
+        ex: Exchange,
+        message: Message,
+        error: str,
+        result: Result | None = None,
+        wire: bytes | None = None,
+    ) -> None:
         # Masked values only; subfields are derived again when `switchsim trace` prints them.
+        seen = views(self.codec, wire or request_wire(self.codec, ex.frame), message, keep_raw=self.keep_raw)
+        refused = result is not None and result.code != ResponseCode.APPROVED
         record: dict[str, object] = {"mti": message.mti}
         if direction == "in" and ex.frame.tpdu is not None:
             record["tpdu"] = ex.frame.tpdu.to_bytes().hex().upper()
@@ -277,12 +297,17 @@ class SwitchEngine:
                 response_code=message.get(39) or "",
                 masked_json=masked,
                 error=error,
+                reason=result.reason if refused and result is not None else "",
+                warnings=result.warnings if result is not None else (),
+                wire=seen.masked,
+                raw=seen.raw,
             )
         )
 
     def _journal_raw(
-        self, direction: str, tid: TerminalId, remote: str, mti: str, frame: Frame, exc: CodecError
+        self, direction: str, tid: TerminalId, remote: str, mti: str, frame: Frame, exc: CodecError, stan: str
     ) -> None:
+        seen = views(self.codec, request_wire(self.codec, frame), None, keep_raw=self.keep_raw)
         self.services.store.add_journal(
             JournalEntry(
                 time=self.services.clock(),
@@ -291,10 +316,12 @@ class SwitchEngine:
                 terminal=tid.terminal,
                 remote=remote,
                 mti=mti,
-                stan="",
+                stan=stan,
                 response_code="",
                 masked_json=json.dumps({"length": len(frame.body)}),
                 error=str(exc),
+                wire=seen.masked,
+                raw=seen.raw,
             )
         )
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 
-from hsm_sim.client import HsmAnswerError
 from specs.masking import mask_pan
 from specs.response import ResponseCode
-from switch.cards import CardData, account12, card_data, check_card, pan_ref
+from switch import pindiag
+from switch.cards import CardData, card_data, check_card, pan_ref
 from switch.context import Exchange, Result, Services
 from switch.records import Card, SessionKeys, Terminal, Transaction, TxnKind, TxnStatus
 
@@ -128,12 +129,11 @@ async def _card_checks(t: _Txn, kind: TxnKind, *, pin_required: bool) -> tuple[C
     if card.pin_failures >= max_tries:
         return t.decline(kind, RC.PIN_TRIES_EXCEEDED, data, "card PIN tries exceeded")
     without_pan = (t.message.sub("53.1") or "2") == "1"
-    account = "0" * 12 if without_pan else account12(data.pan)
-    stored = card.pin_lmk_nopan if without_pan else card.pin_lmk
-    try:
-        good = await t.services.keys.verify_pin(t.session.pik_lmk, bytes.fromhex(block), account, stored)
-    except HsmAnswerError:
-        good = False  # an undecodable block is a wrong PIN from the terminal's side
+    # A block that is not what 53 announces is a PIN format error (99), not a wrong PIN: it
+    # does not count towards the card's PIN tries (switch/pindiag.py).
+    good = await pindiag.verify(t.services, t.session, block, data.pan, card, without_pan=without_pan)
+    if isinstance(good, pindiag.PinFormatError):
+        return replace(t.decline(kind, RC.PIN_FORMAT_ERROR, data, good.reason), sign_in_again=True)
     if good:
         if card.pin_failures:
             t.services.store.set_card_pin_failures(card.pan_ref, 0)

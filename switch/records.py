@@ -106,6 +106,7 @@ class AuditEvent(StrEnum):
     OPERATOR_LOCKED = "operator_locked"
     OPERATOR_UNLOCKED = "operator_unlocked"
     OPERATOR_ADMIN = "operator_admin"
+    CARD_UNLOCKED = "card_unlocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,31 @@ class JournalEntry:
     response_code: str
     masked_json: str  # the masked decode (specs.dump.to_json), or the raw length for garbage
     error: str  # the typed error of a malformed frame, else ""
+    # Why an answer is not 00, in words (switch/macdiag.py, pindiag.py, fieldchecks.py ...);
+    # "" for an approval and for requests.
+    reason: str = ""
+    warnings: tuple[str, ...] = ()  # field checks that failed without refusing (docs/diagnostics.md)
+    wire: str = ""  # the frame as on the wire, hex, sensitive nibbles as '*' (specs/wiremask.py)
+    raw: str = ""  # the frame unmasked, hex: only with `serve --keep-raw`, else ""
+    id: int | None = None  # the store's row id (what `trace --follow` reads on from)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKeys:
+    """One set of working keys a sign-in gave a terminal, under the LMK, numbered from 1 per
+    terminal (its key generation). The store keeps the current set and the one before, so a
+    MAC or PIN block made under the previous set can be recognised (switch/macdiag.py)."""
+
+    terminal: TerminalId
+    generation: int
+    mode: str
+    pik_lmk: str
+    mak_lmk: str
+    tdk_lmk: str | None
+    issued_at: float
+
+    def __repr__(self) -> str:
+        return f"IssuedKeys({self.terminal}, generation={self.generation}, mode={self.mode})"
 
 
 class CardStatus(StrEnum):

@@ -16,7 +16,7 @@ from specs.catalogue import MessageKind, Needs
 from specs.catalogue_loader import catalogue_for
 from specs.message import Message
 from specs.response import ResponseCode
-from switch import authorisation, financial, netmgmt, operators, signin
+from switch import authorisation, fieldchecks, financial, netmgmt, operators, signin
 from switch.context import Exchange, Result, Services
 from switch.financial import Op
 from switch.records import SessionKeys, Terminal
@@ -95,9 +95,13 @@ async def run(
     kind: MessageKind, route: Route, services: Services, ex: Exchange, terminal: Terminal, session: SessionKeys | None
 ) -> Result:
     """The handler's answer, once what the catalogue says the kind needs beyond the session
-    table (the supervisor) is there."""
+    table (the supervisor) is there, with the field checks' warnings (switch/fieldchecks.py)."""
     if kind.needs is Needs.SUPERVISOR and (session is None or session.operator_id != SUPERVISOR):
         return Result(
             ResponseCode.NOT_PERMITTED_TO_TERMINAL, reason=f"a {kind.name} needs the supervisor (00) signed in"
         )
-    return await route.handle(services, ex, kind, terminal, session)
+    findings = fieldchecks.inspect(services, ex, kind, terminal, session)
+    refusal = fieldchecks.apply(services, findings)  # strict checking refuses (30)
+    if refusal is not None:
+        return refusal
+    return fieldchecks.with_warnings(await route.handle(services, ex, kind, terminal, session), findings)

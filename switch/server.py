@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder
 from specs.logs import get_logger
+from switch.capture import Capture
 from switch.engine import SwitchEngine
+from switch.journalwire import request_wire
 
 _log = get_logger("switch.server")
 
@@ -114,6 +116,9 @@ class _Connection(asyncio.Protocol):
             transport.abort()
             return
         self._server.connections.add(self)
+        if self._server.capture is not None and peer:  # serve --capture (switch/capture.py)
+            local = transport.get_extra_info("sockname")
+            self._server.capture.opened(self, (peer[0], peer[1]), (local[0], local[1]))
         self._idle = self._loop.call_later(self._server.idle_timeout, self._on_idle)
 
     def data_received(self, data: bytes) -> None:
@@ -161,6 +166,8 @@ class _Connection(asyncio.Protocol):
         self._cancel_timers()
         self._flow.lost()
         self._server.connections.discard(self)
+        if self._server.capture is not None:
+            self._server.capture.closed(self)
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -171,11 +178,16 @@ class _Connection(asyncio.Protocol):
             while self._backlog:
                 frame = self._backlog.popleft()
                 self._update_reading()
+                capture = self._server.capture
+                if capture is not None:
+                    capture.frame(self, True, request_wire(self._server.engine.codec, frame))
                 answer = await self._server.engine.handle(frame, self._remote)
                 if transport.is_closing():
                     return
                 if answer.wire is not None:
                     transport.write(answer.wire)  # may call pause_writing
+                    if capture is not None:
+                        capture.frame(self, False, answer.wire)
                     self._last_activity = self._loop.time()
                 if answer.close:  # a close rule or an unreadable MTI: what follows goes unread
                     self._closing = True
@@ -279,6 +291,7 @@ class SwitchServer:
     max_connections: int = 10000
     max_pipeline: int = 32
     connections: set[_Connection] = field(default_factory=set)
+    capture: Capture | None = None  # serve --capture FILE.pcap
     _server: asyncio.Server | None = None
 
     def __post_init__(self) -> None:

@@ -1,11 +1,18 @@
 """SQLite store (WAL), the embedded default. Schema versioned with PRAGMA user_version.
 
 Journal lines are buffered and written in one transaction per flush: the journal is a trace,
-not the ledger, and one commit per message would dominate a sign-in's cost.
+not the ledger, and one commit per message would dominate a sign-in's cost. A flush happens
+when 256 lines wait or, inside a running event loop, 0.1 s after the first of them was added,
+whichever comes first: `switchsim trace --follow` sees an exchange within 200 ms.
+
+An older store is brought up to date when it is opened: `_ADDED_COLUMNS` holds, for each schema
+version, the columns it added to tables of the version before (new tables come from `_SCHEMA`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +23,7 @@ from switch.records import (
     AuditRecord,
     Card,
     CardStatus,
+    IssuedKeys,
     JournalEntry,
     Operator,
     OperatorFailures,
@@ -29,7 +37,19 @@ from switch.records import (
 )
 from switch.store import StoreError
 
-SCHEMA_VERSION = 3  # 3: operator_failures
+SCHEMA_VERSION = 4  # 3: operator_failures; 4: journal reason, warnings and wire; key_history
+
+#: Columns each schema version added to a table of the version before: (table, column, type).
+_ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    4: (
+        ("journal", "reason", "TEXT NOT NULL DEFAULT ''"),
+        ("journal", "warnings", "TEXT NOT NULL DEFAULT ''"),
+        ("journal", "wire", "TEXT NOT NULL DEFAULT ''"),
+        ("journal", "raw", "TEXT NOT NULL DEFAULT ''"),
+    ),
+}
+_JOURNAL_FLUSH_DELAY = 0.1  # seconds a journal line may wait for its batch
+_KEPT_KEY_SETS = 2  # the current working keys of a terminal and the ones before
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminals (
@@ -55,8 +75,14 @@ CREATE INDEX IF NOT EXISTS audit_terminal ON audit (terminal, time);
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY, time REAL NOT NULL, direction TEXT NOT NULL, merchant TEXT NOT NULL,
     terminal TEXT NOT NULL, remote TEXT NOT NULL, mti TEXT NOT NULL, stan TEXT NOT NULL,
-    response_code TEXT NOT NULL, masked_json TEXT NOT NULL, error TEXT NOT NULL);
+    response_code TEXT NOT NULL, masked_json TEXT NOT NULL, error TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '', warnings TEXT NOT NULL DEFAULT '', wire TEXT NOT NULL DEFAULT '',
+    raw TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS journal_terminal ON journal (terminal, id);
+CREATE TABLE IF NOT EXISTS key_history (
+    merchant TEXT NOT NULL, terminal TEXT NOT NULL, generation INTEGER NOT NULL, mode TEXT NOT NULL,
+    pik_lmk TEXT NOT NULL, mak_lmk TEXT NOT NULL, tdk_lmk TEXT, issued_at REAL NOT NULL,
+    PRIMARY KEY (merchant, terminal, generation));
 CREATE TABLE IF NOT EXISTS cards (
     pan_ref TEXT PRIMARY KEY, pan_masked TEXT NOT NULL, expiry TEXT NOT NULL,
     service_code TEXT NOT NULL, pin_lmk TEXT NOT NULL, pin_lmk_nopan TEXT NOT NULL,
@@ -71,6 +97,7 @@ CREATE TABLE IF NOT EXISTS transactions (
 CREATE INDEX IF NOT EXISTS txn_stan ON transactions (merchant, terminal, batch, stan);
 CREATE INDEX IF NOT EXISTS txn_rrn ON transactions (merchant, terminal, rrn);
 CREATE INDEX IF NOT EXISTS txn_auth ON transactions (merchant, terminal, auth_code);
+CREATE INDEX IF NOT EXISTS txn_terminal ON transactions (merchant, terminal, id);
 """
 
 _TXN_COLUMNS = (
@@ -114,8 +141,8 @@ class SqliteStore:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path}: schema version {version} is newer than this switchsim ({SCHEMA_VERSION})")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:  # an up-to-date store is not written to on opening
+                self._migrate(version)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(f"{path}: not a switchsim store ({exc})") from None
@@ -124,12 +151,31 @@ class SqliteStore:
             raise
         self._pending: list[tuple[object, ...]] = []
         self._journal_batch = journal_batch
+        self._flush_timer: asyncio.TimerHandle | None = None
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store of schema ``version`` (0: a new file) up to SCHEMA_VERSION, in one
+        transaction: the ALTERs of each later version, then the tables that are new."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for step in range(version + 1, SCHEMA_VERSION + 1) if version else ():
+                for table, column, kind in _ADDED_COLUMNS.get(step, ()):
+                    have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                    if have and column not in have:  # a table the old store has, without the column
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.flush()
         self._db.close()
 
     def flush(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         if not self._pending:
             return
         rows, self._pending = self._pending, []
@@ -137,7 +183,8 @@ class SqliteStore:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT INTO journal (time, direction, merchant, terminal, remote, mti, stan, "
-                "response_code, masked_json, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "response_code, masked_json, error, reason, warnings, wire, raw) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
 
@@ -275,6 +322,10 @@ class SqliteStore:
             "merchant=? AND terminal=? AND batch=? AND stan=?", (tid.merchant, tid.terminal, batch, stan)
         )
 
+    def last_transaction(self, tid: TerminalId) -> Transaction | None:
+        """The terminal's most recent transaction, in any batch (a STAN that went backwards)."""
+        return self._one_txn("merchant=? AND terminal=?", (tid.merchant, tid.terminal), newest=True)
+
     def find_preauth(self, tid: TerminalId, auth_code: str) -> Transaction | None:
         where = "merchant=? AND terminal=? AND auth_code=? AND kind='preauth'"
         return self._one_txn(where, (tid.merchant, tid.terminal, auth_code), newest=True)
@@ -353,6 +404,7 @@ class SqliteStore:
 
     def put_session(self, session: SessionKeys) -> None:
         s = session
+        self._note_keys(s)
         self._db.execute(
             "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
@@ -381,6 +433,30 @@ class SqliteStore:
 
     def delete_session(self, tid: TerminalId) -> None:
         self._db.execute("DELETE FROM sessions WHERE merchant=? AND terminal=?", (tid.merchant, tid.terminal))
+
+    def _note_keys(self, s: SessionKeys) -> None:
+        """Number a session's working keys when they are new (a sign-in), keeping the set before."""
+        newest = self.key_history(s.terminal)
+        if newest and (newest[0].mak_lmk, newest[0].pik_lmk) == (s.mak_lmk, s.pik_lmk):
+            return  # the same keys (an operator signed in or out)
+        generation = newest[0].generation + 1 if newest else 1
+        where = (s.terminal.merchant, s.terminal.terminal)
+        self._db.execute(
+            "INSERT OR REPLACE INTO key_history VALUES (?,?,?,?,?,?,?,?)",
+            (*where, generation, s.mode, s.pik_lmk, s.mak_lmk, s.tdk_lmk, s.signed_in_at),
+        )
+        self._db.execute(
+            "DELETE FROM key_history WHERE merchant=? AND terminal=? AND generation<=?",
+            (*where, generation - _KEPT_KEY_SETS),
+        )
+
+    def key_history(self, tid: TerminalId) -> Sequence[IssuedKeys]:
+        rows = self._db.execute(
+            "SELECT generation, mode, pik_lmk, mak_lmk, tdk_lmk, issued_at FROM key_history "
+            "WHERE merchant=? AND terminal=? ORDER BY generation DESC LIMIT ?",
+            (tid.merchant, tid.terminal, _KEPT_KEY_SETS),
+        ).fetchall()
+        return [IssuedKeys(tid, int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], float(r[5])) for r in rows]
 
     # -- audit and journal -------------------------------------------------------------------
 
@@ -418,20 +494,46 @@ class SqliteStore:
                 e.response_code,
                 e.masked_json,
                 e.error,
+                e.reason,
+                json.dumps(list(e.warnings)) if e.warnings else "",
+                e.wire,
+                e.raw,
             )
         )
         if len(self._pending) >= self._journal_batch:
             self.flush()
+        elif self._flush_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop (an admin command): flushed when read or closed
+            self._flush_timer = loop.call_later(_JOURNAL_FLUSH_DELAY, self.flush)
 
-    def list_journal(self, terminal: str, last: int) -> Sequence[JournalEntry]:
+    def list_journal(
+        self,
+        terminal: str | None = None,
+        last: int = 20,
+        *,
+        merchant: str | None = None,
+        after: int | None = None,
+    ) -> Sequence[JournalEntry]:
+        """The last ``last`` entries (of a terminal, of a merchant), oldest first; with
+        ``after``, the first ``last`` entries whose id is above it (`trace --follow`)."""
         self.flush()
-        rows = self._db.execute(
+        sql = (
             "SELECT time, direction, merchant, terminal, remote, mti, stan, response_code, masked_json, "
-            "error "
-            "FROM journal WHERE terminal=? ORDER BY id DESC LIMIT ?",
-            (terminal, last),
-        ).fetchall()
-        return [JournalEntry(*r) for r in reversed(rows)]
+            "error, reason, warnings, wire, raw, id FROM journal WHERE 1=1"
+        )
+        args: list[object] = []
+        for column, value in (("terminal", terminal), ("merchant", merchant)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                args.append(value)
+        if after is not None:
+            rows = self._db.execute(sql + " AND id>? ORDER BY id LIMIT ?", (*args, after, last)).fetchall()
+        else:
+            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, last)).fetchall()[::-1]
+        return [_journal(r) for r in rows]
 
 
 def _txn(row: tuple[Any, ...]) -> Transaction:
@@ -476,6 +578,15 @@ def _txn(row: tuple[Any, ...]) -> Transaction:
         original,
         remaining,
         txn_id,
+    )
+
+
+def _journal(row: tuple[Any, ...]) -> JournalEntry:
+    when, direction, merchant, terminal, remote, mti, stan, code, masked, error = row[:10]
+    reason, warnings, wire, raw, row_id = row[10:]
+    listed = tuple(str(w) for w in json.loads(warnings)) if warnings else ()
+    return JournalEntry(
+        when, direction, merchant, terminal, remote, mti, stan, code, masked, error, reason, listed, wire, raw, row_id
     )
 
 

@@ -36,6 +36,7 @@ _COMMAND_MODULES = (
     "switchsim.cmd_demo",
     "switchsim.cmd_hsm",
     "switchsim.cmd_switch",
+    "switchsim.cmd_trace",
     "switchsim.cmd_fleet",
     "switchsim.cmd_report",
 )

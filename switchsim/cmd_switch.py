@@ -1,4 +1,5 @@
-"""`switchsim serve | terminal | operator | audit | trace`: run and administer the switch."""
+"""`switchsim serve | terminal | operator | card | audit`: run and administer the switch (`trace`:
+switchsim/cmd_trace.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -21,9 +23,7 @@ from hsm_sim.errors import HsmError
 from hsm_sim.transports.interface import HsmTransport, HsmTransportError
 from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
-from specs.errors import WireError
-from specs.message import split_subfields
-from switch import admin
+from switch import admin, terminalview
 from switch.app import (
     RunningSwitch,
     build_services,
@@ -33,13 +33,14 @@ from switch.app import (
     serve_switch,
     set_operator,
 )
-from switch.cards import add_card
+from switch.cards import add_card, pin_locked, unlock_card
 from switch.config import SwitchConfig, load_config
 from switch.context import Services
 from switch.records import CardStatus, TerminalId
 from switch.ruleset import RuleSet
 from switch.sqlite_store import SqliteStore
 from switch.store import StoreError
+from switch.terminalview import session_state
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
 
@@ -56,6 +57,23 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=argtypes.port, help="listen port, 0 to 65535 (default 5800; 0 picks one)")
     serve.add_argument("--dialect", help="dialect (default cup-pos)")
     serve.add_argument("--rules", dest="rules_file", metavar="FILE", help="response rules file (TOML [[rules]])")
+    serve.add_argument(
+        "--strict",
+        dest="strict_checks",
+        action="store_true",
+        default=None,
+        help="refuse (39 = 30) what the field checks find, instead of a warning ([checks] strict)",
+    )
+    serve.add_argument(
+        "--capture", metavar="FILE.pcap", help="write every frame in and out to a pcap file (masked unless --keep-raw)"
+    )
+    serve.add_argument(
+        "--keep-raw",
+        dest="keep_raw",
+        action="store_true",
+        default=None,
+        help="test labs only: the journal and --capture keep frames unmasked (PAN, tracks, PIN blocks, keys)",
+    )
     serve.set_defaults(func=_serve)
 
     term = sub.add_parser("terminal", help="register and manage terminals")
@@ -67,9 +85,14 @@ def register(sub: Any) -> None:
         "--tmk", required=True, type=argtypes.des_key, help="terminal master key, 32 hex digits (test keys)"
     )
     add.set_defaults(func=_terminal_add)
-    lst = tsub.add_parser("list", help="list terminals")
+    lst = tsub.add_parser("list", help="list terminals, with their session state")
     _common(lst)
+    lst.add_argument("--merchant", type=argtypes.merchant_id, help="only this merchant id (field 42)")
     lst.set_defaults(func=_terminal_list)
+    show = tsub.add_parser("show", help="a terminal's registration, session keys' check values, last refusals")
+    _common(show)
+    _ids(show)
+    show.set_defaults(func=_terminal_show)
     for name, enabled in (("disable", False), ("enable", True)):
         p = tsub.add_parser(name, help=f"{name} a terminal")
         _common(p)
@@ -116,6 +139,12 @@ def register(sub: Any) -> None:
     clist = csub.add_parser("list", help="list test cards (PANs masked 6+4)")
     _common(clist)
     clist.set_defaults(func=_card_list)
+    cunlock = csub.add_parser("unlock", help="clear a card's wrong PINs (a locked card answers 75 until then)")
+    _common(cunlock)
+    cunlock.add_argument(
+        "--pan", required=True, type=argtypes.digits(12, 19, "a PAN", secret=True), help="12-19 digits"
+    )
+    cunlock.set_defaults(func=_card_unlock)
 
     aud = sub.add_parser("audit", help="show the audit trail")
     _common(aud)
@@ -123,12 +152,6 @@ def register(sub: Any) -> None:
     aud.add_argument("--since", type=argtypes.iso_time, help="local ISO time, e.g. 2026-11-22T10:00:00")
     aud.add_argument("--json", action="store_true")
     aud.set_defaults(func=_audit)
-
-    tr = sub.add_parser("trace", help="show a terminal's journal: every message in and out, masked")
-    _common(tr)
-    tr.add_argument("--terminal", required=True, type=argtypes.terminal_id, help="terminal id (field 41)")
-    tr.add_argument("--last", type=argtypes.positive_int, default=20, help="how many messages (default 20)")
-    tr.set_defaults(func=_trace)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -146,7 +169,7 @@ def _config(args: argparse.Namespace) -> SwitchConfig:
     config = load_config(args.config) if getattr(args, "config", None) else SwitchConfig()
     overrides = {
         k: getattr(args, k)
-        for k in ("db", "hsm", "host", "port", "dialect", "rules_file")
+        for k in ("db", "hsm", "host", "port", "dialect", "rules_file", "strict_checks", "keep_raw", "capture")
         if getattr(args, k, None) is not None
     }
     return replace(config, **overrides)
@@ -194,10 +217,46 @@ def _terminal_add(args: argparse.Namespace) -> int:
 
 def _terminal_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        table = Table("merchant", "terminal", "enabled", "batch", "TMK check value")
+        table = Table("merchant", "terminal", "enabled", "batch", "TMK check value", "session")
+        now = services.clock()
         for t in services.store.list_terminals():
-            table.add_row(t.id.merchant, t.id.terminal, "yes" if t.enabled else "no", t.batch, t.tmk_kcv)
+            if args.merchant is not None and t.id.merchant != args.merchant:
+                continue
+            session = services.store.get_session(t.id)
+            state = session_state(session if session and session.key_generation == t.key_generation else None, now)
+            table.add_row(t.id.merchant, t.id.terminal, "yes" if t.enabled else "no", t.batch, t.tmk_kcv, state)
         Console().print(table)
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+def _when(moment: float | None) -> str:
+    return "-" if moment is None else dt.datetime.fromtimestamp(moment).isoformat(timespec="seconds")
+
+
+def _terminal_show(args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        view = await terminalview.show(services, _tid(args))
+        t, s = view.terminal, view.session
+        print(f"terminal {t.id}: {'enabled' if t.enabled else 'disabled'}, registration {t.key_generation}")
+        print(f"  TMK check value   {t.tmk_kcv}")
+        print(f"  batch             {t.batch}")
+        if s is None:
+            print("  session           signed off")
+        else:
+            state = "expired" if view.expired else "live"
+            print(f"  session           {state}, signed in {_when(s.signed_in_at)} with 60.3 = {s.mode}")
+            print(f"  key generation    {s.generation if s.generation is not None else '?'}")
+            print(f"  PIK check value   {s.pik_check}")
+            print(f"  MAK check value   {s.mak_check}")
+            print(f"  TDK check value   {s.tdk_check or '- (no TDK in this key mode)'}")
+            print(f"  operator          {s.operator or '- (none signed in)'}")
+            print(f"  keys expire       {_when(s.expires_at)}")
+        print(f"  last seen         {_when(view.last_seen)}")
+        print(f"  last refusals     {len(view.refusals) or 'none'}")
+        for e in view.refusals:
+            print(f"    {_when(e.time)} {e.mti} stan={e.stan or '-'} 39={e.response_code} {e.reason}")
         return EXIT_OK
 
     return _run(args, action)
@@ -267,11 +326,22 @@ def _card_add(args: argparse.Namespace) -> int:
 
 def _card_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        table = Table("PAN", "expiry", "balance", "limit", "status", "wrong PINs")
+        table = Table("PAN", "expiry", "balance", "limit", "status", "PIN", "wrong PINs")
         for c in services.store.list_cards():
             limit = f"{c.limit / 100:.2f}" if c.limit else "-"
-            table.add_row(c.pan_masked, c.expiry, f"{c.balance / 100:.2f}", limit, c.status.value, str(c.pin_failures))
+            pin = "locked" if pin_locked(services, c) else "ok"
+            row = (c.pan_masked, c.expiry, f"{c.balance / 100:.2f}", limit, c.status.value, pin, str(c.pin_failures))
+            table.add_row(*row)
         Console().print(table)
+        return EXIT_OK
+
+    return _run(args, action)
+
+
+def _card_unlock(args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        card = unlock_card(services, args.pan)
+        print(f"card {card.pan_masked}: PIN unlocked ({card.pin_failures} wrong PINs cleared)")
         return EXIT_OK
 
     return _run(args, action)
@@ -307,38 +377,6 @@ def _audit_obj(r: Any) -> dict[str, Any]:
     }
 
 
-def _trace(args: argparse.Namespace) -> int:
-    async def action(services: Services) -> int:
-        for e in services.store.list_journal(args.terminal, args.last):
-            when = dt.datetime.fromtimestamp(e.time).isoformat(timespec="milliseconds")
-            arrow = "<-" if e.direction == "in" else "->"
-            head = f"{when} {arrow} {e.mti} stan={e.stan or '-'} 39={e.response_code or '-'} {e.remote}"
-            print(head)
-            if e.error:
-                print(f"    error: {e.error}")
-            print(f"    {_with_subfields(services, e.masked_json)}")
-        return EXIT_OK
-
-    return _run(args, action)
-
-
-def _with_subfields(services: Services, masked_json: str) -> str:
-    """The journal keeps masked field values; subfields (60.1 ...) are derived for display."""
-    try:
-        record = json.loads(masked_json)
-        dialect = services.codec.dialect
-        subfields: dict[str, str] = {}
-        for key, value in record.get("fields", {}).items():
-            spec = dialect.fields.get(int(key))
-            if spec is not None and spec.subfields and "*" not in value:
-                subfields.update(split_subfields(int(key), value, dialect))
-    except (ValueError, AttributeError, WireError):
-        return masked_json
-    if subfields:
-        record["subfields"] = subfields
-    return json.dumps(record)
-
-
 def _serve(args: argparse.Namespace) -> int:
     # Everything a user wrote is checked before anything starts: config, rules, dialect, HSM
     # address, store (exit 2); then the HSM is asked for its diagnostics and the port is bound
@@ -349,6 +387,8 @@ def _serve(args: argparse.Namespace) -> int:
     transport = transport_from_url(config.hsm)
     store = SqliteStore(config.db)
     logs.configure("info")
+    if config.keep_raw:
+        print(KEEP_RAW_WARNING, file=sys.stderr, flush=True)
 
     async def main() -> int:
         try:
@@ -387,6 +427,10 @@ async def _start(config: SwitchConfig, store: SqliteStore, transport: HsmTranspo
 
 
 _NO_CONFIG = SwitchConfig().source
+KEEP_RAW_WARNING = (
+    "switchsim serve: warning: --keep-raw: the journal (and a --capture) keep every frame unmasked, "
+    "PANs, tracks, PIN blocks and keys included; for a test lab only"
+)
 
 
 def _startup_line(config: SwitchConfig, running: RunningSwitch, sources: tuple[tuple[str, RuleSet], ...]) -> str:
@@ -404,4 +448,10 @@ def _startup_line(config: SwitchConfig, running: RunningSwitch, sources: tuple[t
         f"cards={len(store.list_cards())}",
         f"rules={rules}" + (f" ({origin})" if origin else ""),
     ]
+    if config.strict_checks:  # said only when not the default, so the usual line stays as it was
+        parts.append("checks=strict")
+    if config.keep_raw:
+        parts.append("raw=kept")
+    if config.capture:
+        parts.append(f"capture={config.capture}")
     return " ".join(parts)

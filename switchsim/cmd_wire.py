@@ -10,8 +10,8 @@ from typing import Any, NoReturn
 from specs import loader, reference
 from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
-from specs.dump import annotate, decode_wire, from_json, render_dump, to_json
-from specs.errors import SpecError, WireError
+from specs.dump import annotate, decode_wire, from_json, partial_dump, render_dump, to_json
+from specs.errors import FramingError, SpecError, WireError
 from switchsim.errors import EXIT_OK, UsageError
 
 
@@ -59,10 +59,15 @@ def _decode(args: argparse.Namespace) -> int:
         wire = bytes.fromhex(text)
     except ValueError:
         return _fail("input is not hexadecimal")
+    codec = codec_for(args.dialect)
     try:
-        codec = codec_for(args.dialect)
         decoded = decode_wire(codec, wire, body_only=args.body)
-    except (WireError, SpecError) as exc:
+    except FramingError as exc:
+        return _fail(str(exc))
+    except WireError as exc:
+        # What could be read, field by field, then where and why the rest could not.
+        if not args.json:
+            print(render_dump(partial_dump(codec, wire, body_only=args.body, unmasked=args.unmasked)))
         return _fail(str(exc))
     if args.json:
         print(json.dumps(to_json(decoded, unmasked=args.unmasked)))

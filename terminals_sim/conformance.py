@@ -26,6 +26,7 @@ from specs.codec import Codec, codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import decode_frame, encode_frame
 from specs.message import Message
+from specs.response import describe as describe_code
 from specs.testcards import DEFAULT_TEST_CARDS
 from terminals_sim import junit
 from terminals_sim.connection import ExchangeFailed, exchange_once
@@ -160,14 +161,14 @@ class _Run:
 def _say(outcome: Outcome) -> str:
     if outcome.failure is not None:
         return f"{outcome.failure.value}: {outcome.detail}"
-    return f"39 = {outcome.response_code}"
+    return f"39 = {describe_code(outcome.response_code)}"
 
 
 def _expect_code(outcome: Outcome, code: str) -> None:
     if outcome.failure is not None and outcome.failure is not Failure.UNEXPECTED_CODE:
         raise _CheckFailed(_say(outcome))
     if outcome.response_code != code:
-        raise _CheckFailed(f"39 = {outcome.response_code}, expected {code}")
+        raise _CheckFailed(f"39 = {describe_code(outcome.response_code)}, expected {code}")
 
 
 def _exchanges_keys(run: _Run) -> bool:
@@ -267,7 +268,7 @@ async def _check_malformed_frame(run: _Run) -> None:
         raise _CheckFailed(f"answer does not decode: {exc.describe()}") from None
     code = message.get(39)
     if code != "30":
-        raise _CheckFailed(f"39 = {code}, expected 30 (format error)")
+        raise _CheckFailed(f"39 = {describe_code(code)}, expected 30 (format error)")
 
 
 async def _check_unknown_terminal(run: _Run) -> None:

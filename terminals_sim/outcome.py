@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from specs.response import describe
+
 
 class Kind(StrEnum):
     """The exchanges a virtual terminal knows; the values are the scenario step names and the
@@ -86,7 +88,7 @@ class Outcome:
             kind=self.kind,
             response_code=self.response_code,
             failure=Failure.UNEXPECTED_CODE,
-            detail=f"39 = {self.response_code}, expected {'/'.join(sorted(expected))}",
+            detail=f"39 = {describe(self.response_code)}, expected {'/'.join(sorted(expected))}",
             follow_up=self.follow_up,
             balance_cents=self.balance_cents,
         )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pyemv.ac
@@ -33,11 +32,12 @@ from hsm_sim.transports.tcp import TcpTransport
 from specs import tlv
 from specs.tlv import Tlv
 from tests.hsm_sim.test_cmd_oracle import TDES_KEY, clear_from_field, kcv, lmk_field, odd_parity, with_odd_parity
+from tests.vectorfiles import vector_path
 
 pytestmark = pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 
 H = bytes.fromhex
-EMV = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "emv.json").read_text())
+EMV = json.loads((vector_path("emv.json")).read_text())
 B = EMV["pboc_cvn01_examples"][1]
 HSM = Dispatcher(reraise_bugs=True)
 

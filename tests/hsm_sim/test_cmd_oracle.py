@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
+from tests.vectorfiles import vector_path
+
 H = bytes.fromhex
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "crypto.json"
+VECTORS = vector_path("crypto.json")
 
 # The Thales test LMK pairs this module needs (the standard test LMK set).
 LMK_PAIRS = {

@@ -9,7 +9,6 @@ emv.json conventions with ``cryptography`` (test_cmd_oracle.des3), nothing from 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pyemv.ac
@@ -26,12 +25,13 @@ from hsm_sim.keys import fix_parity
 from specs import tlv
 from specs.tlv import Tlv, TlvError
 from tests.hsm_sim.test_cmd_oracle import des3
+from tests.vectorfiles import vector_path
 
 # pyemv builds its ciphers with the 3DES import cryptography deprecates; its warnings are not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 
 H = bytes.fromhex
-EMV = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "emv.json").read_text())
+EMV = json.loads((vector_path("emv.json")).read_text())
 PBOC_A, PBOC_B = EMV["pboc_cvn01_examples"]
 CSK_VECTORS = EMV["emv_option_a_csk_vectors"]
 PRIMITIVES = {p["op"] + ":" + p["id"]: p for p in EMV["primitives"]}

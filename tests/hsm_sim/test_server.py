@@ -13,7 +13,6 @@ import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from functools import reduce
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ from structlog.testing import capture_logs
 from hsm_sim.hostframe import host_frame_format
 from hsm_sim.server import HsmServerConfig, RunningHsm, _Connections, _Exchange, _HsmConnection, serve_hsm
 from specs.logs import get_logger
+from tests.vectorfiles import vector_path
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "crypto.json"
+VECTORS = vector_path("crypto.json")
 PUBLISHED_LMK_CHECK = "7B44AC1DDEE2A94B"
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import pickle
-from pathlib import Path
 
 import pytest
 
 from specs.codec import codec_for
 from specs.errors import CodecError
+from tests.vectorfiles import vector_path
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "cup_pos.json"
+VECTORS = vector_path("cup_pos.json")
 # The published sign-in body (docs/cup-pos.md, "The frame"), copied so the test runs without the
 # published vectors beside the checkout.
 SIGNIN_HEX = (

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from pathlib import Path
 from typing import Any
 
 import pyemv.tlv
@@ -23,9 +22,10 @@ from specs.dump import tlv_json
 from specs.masking import mask_tlv_hex
 from specs.response import ResponseCode
 from specs.tlv import Tlv, TlvError
+from tests.vectorfiles import vector_path
 
 H = bytes.fromhex
-EMV = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "emv.json").read_text())
+EMV = json.loads((vector_path("emv.json")).read_text())
 PBOC_B = EMV["pboc_cvn01_examples"][1]
 FIELD55 = EMV["tlv_examples"][0]["hex"]
 

@@ -63,3 +63,23 @@ def iso0_pin(clear_block: bytes, pan: str | None) -> str | None:
         return None
     pin, fill = nibbles[2 : 2 + length], nibbles[2 + length :]
     return pin if pin.isdigit() and fill == "F" * len(fill) else None
+
+
+def cbc_mac(key: bytes, data: bytes) -> bytes:
+    """ANSI X9.9 / ISO 9797-1 MAC algorithm 1 with padding method 1 (zeros), under a single-length
+    key: CBC encryption from a zero IV, the last block is the MAC (8 bytes)."""
+    padded = data + bytes(-len(data) % 8) if data else bytes(8)
+    block = bytes(8)
+    for i in range(0, len(padded), 8):
+        block = ecb_encrypt(key, bytes(a ^ b for a, b in zip(block, padded[i : i + 8], strict=True)))
+    return block
+
+
+def iso1_pin_block(pin: str, pik: bytes) -> bytes:
+    """ISO 9564 format 1: control 1, the PIN length and digits, then fill (here a fixed one)."""
+    return ecb_encrypt(pik, bytes.fromhex(f"1{len(pin):X}{pin}".ljust(16, "A")))
+
+
+def no_pan_pin_block(pin: str, pik: bytes) -> bytes:
+    """ISO 9564 format 0 with the account field all zeros (53.1 = 1)."""
+    return ecb_encrypt(pik, bytes.fromhex(f"0{len(pin)}{pin}".ljust(16, "F")))

@@ -104,12 +104,16 @@ async def test_operator_pin_bc_refusal_answers_55(services: Services, hsm: Scrip
     assert (await ask(engine, pos, pos.operator_signin("001", "0000")))[39] == "55"
 
 
-@pytest.mark.parametrize("answer", [b"BD01", b"BD20"])
-async def test_card_pin_bc_refusal_is_a_wrong_pin(services: Services, hsm: ScriptedHsm, answer: bytes) -> None:
+@pytest.mark.parametrize(("answer", "code"), [(b"BD01", "55"), (b"BD20", "99"), (b"BD24", "99")])
+async def test_card_pin_bc_wrong_pin_is_55_and_a_bad_block_99(
+    services: Services, hsm: ScriptedHsm, answer: bytes, code: str
+) -> None:
+    # 01: a valid block with another PIN (55, counted); 20/24: the block is not a valid block
+    # of the announced format, a PIN format error (99, not counted: switch/pindiag.py).
     engine, pos = await signed_in(services)
     assert (await ask(engine, pos, pos.operator_signin("001", "0000")))[39] == "00"
     hsm.script[b"BC"] = lambda _m: answer
-    assert (await ask(engine, pos, purchase(pos)))[39] == "55"
+    assert (await ask(engine, pos, purchase(pos)))[39] == code
 
 
 async def test_new_password_jc_refusal_answers_99(services: Services, hsm: ScriptedHsm) -> None:

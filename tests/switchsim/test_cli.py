@@ -410,7 +410,7 @@ USAGE_CASES = [
     (("terminal", "add", *IDS, "--tmk", TMK, "--bogus"), "terminal add", "unrecognized arguments: --bogus", True),
     (("hsm", "send", "--verbose", "NC"), "hsm send", "unrecognized arguments: --verbose", False),
     (("operator", "lst"), "operator", "argument ACTION: invalid choice: 'lst'", False),
-    (("trace", "--db", "s.db"), "trace", "the following arguments are required: --terminal", False),
+    (("trace", "--db", "s.db", "--lst", "5"), "trace", "unrecognized arguments: --lst 5", False),
     (("serv",), "", "argument COMMAND: invalid choice: 'serv'", False),
     ((), "", "choose a command", True),
 ]
@@ -566,3 +566,16 @@ def test_demo_removes_its_folder_unless_keep(tmp_path: Path, keep: bool) -> None
             assert f"removed {work} (--keep keeps it)" in result.stdout
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_demo_lives_a_terminals_day_and_explains_a_refusal(tmp_path: Path) -> None:
+    result = run(["demo"], tmp_path, timeout=110)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    steps = [line for line in lines if " 39=" in line and line.startswith("  ") and "stan=" not in line]
+    codes = [line.split(" 39=")[1].split()[0] for line in steps]
+    assert codes == ["00"] * 7 + ["--"] + ["00"] * 4 + ["A0"], lines
+    assert "the terminal did not load the keys of its last" in " ".join(lines)
+    assert any(line.startswith("  switchsim trace --db ") and line.endswith(" --last 2") for line in lines)
+    for line in lines:  # summary lines fit 80 columns; only a line holding a path may not
+        assert len(line) <= 80 or "/tmp" in line or str(tmp_path) in line, line

@@ -204,3 +204,31 @@ def test_decode_of_malformed_field_55_says_where(capsys: pytest.CaptureFixture[s
     assert main(["decode", frame]) == 0
     out = capsys.readouterr().out
     assert "BER-TLV error" in out and "field 55 tag 9F26 at byte 62: length 8 runs 6 bytes past the end" in out
+
+
+# A cup-pos sign-in (the README's) whose field 60 says 9 digits instead of 11: 60.3 is cut short.
+CUT_60 = (
+    "003C600000013861310031110808000020000000C00012000105303030303037363438343831303030353831323630303200"
+    "090000000100300003303031"
+)
+
+
+def test_decode_of_a_malformed_frame_dumps_every_field_before_the_failing_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["decode", CUT_60]) == 2
+    captured = capsys.readouterr()
+    parts = [line.split()[1] for line in captured.out.splitlines()[1:]]
+    assert parts == ["len", "tpdu", "header", "mti", "bitmap", "11", "41", "42"]
+    assert "848100058126002" in captured.out
+    assert captured.err.startswith("switchsim decode: error: field 63 at byte 56: ")
+
+
+def test_decode_of_an_incomplete_frame_says_what_it_has_and_what_is_promised(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["decode", "003C6000000138613100311108080000200000"]) == 2
+    assert capsys.readouterr().err == (
+        "switchsim decode: error: at byte 19: incomplete frame: 19 bytes, the length header promises 60 after "
+        "its 2 (62 in all)\n"
+    )

@@ -58,14 +58,14 @@ async def test_a_host_whose_answers_carry_a_wrong_mac_fails() -> None:
 async def test_a_host_that_ignores_request_macs_fails_mac_wrong() -> None:
     results = await _run(FakeHost(check_request_mac=False))
     assert results["mac_wrong"].status is CheckStatus.FAILED
-    assert results["mac_wrong"].reason == "39 = 00, expected A0"
+    assert results["mac_wrong"].reason == "39 = 00 (approved), expected A0"
     assert results["mac_answer"].status is CheckStatus.PASSED
 
 
 async def test_a_host_that_ignores_pins_fails_pin_wrong() -> None:
     results = await _run(FakeHost(bank=FakeBank(check_pin=False)))
     assert _status(results)["pin_wrong"] is CheckStatus.FAILED
-    assert results["pin_wrong"].reason == "39 = 00, expected 55"
+    assert results["pin_wrong"].reason == "39 = 00 (approved), expected 55"
     assert results["pin_right"].status is CheckStatus.PASSED
 
 
@@ -80,7 +80,7 @@ async def test_a_host_that_takes_a_repeated_stan_fails_and_gets_both_purchases_b
     host = FakeHost(bank=FakeBank(check_stan=False))
     results = await _run(host)
     assert results["duplicate_stan"].status is CheckStatus.FAILED
-    assert results["duplicate_stan"].reason == "39 = 00, expected 94"
+    assert results["duplicate_stan"].reason == "39 = 00 (approved), expected 94"
     assert host.bank.accounts[GOOD_CARD.pan].balance == GOOD_CARD.balance_cents
 
 
