@@ -1,0 +1,59 @@
+"""``--metrics-port`` and ``--metrics-host``: the options that make ``serve``, ``hsm serve`` and
+``fleet`` serve Prometheus ``/metrics`` (specs/metrics.py), and starting that endpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from specs.metrics import MetricsServer, RoleMetrics, metrics_for, serve_metrics
+from specs.observer import NULL_OBSERVER, Observer
+
+
+def add_metrics_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="P",
+        help="serve Prometheus /metrics (and /refusals, the latest refusals as JSON) on this port; 0 picks one",
+    )
+    parser.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="ADDR", help="address for --metrics-port (default 127.0.0.1)"
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {value}")
+    return value
+
+
+class MetricsEndpoint:
+    """The observer a command hands to its component, and the endpoint serving it (if any)."""
+
+    def __init__(self, observer: Observer, server: MetricsServer | None, metrics: RoleMetrics | None) -> None:
+        self.observer = observer
+        self.server = server
+        self.metrics = metrics
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def start_metrics(args: argparse.Namespace, role: str, prog: str) -> MetricsEndpoint:
+    """Start the endpoint the options ask for and say where it is (one line on stdout);
+    OSError when the port cannot be bound."""
+    if args.metrics_port is None:
+        return MetricsEndpoint(NULL_OBSERVER, None, None)
+    metrics = metrics_for(role)
+    try:
+        server = serve_metrics(metrics, args.metrics_host, args.metrics_port)
+    except OSError as exc:
+        raise OSError(f"{prog}: cannot serve metrics on {args.metrics_host} port {args.metrics_port}: "
+                      f"{exc.strerror or exc}") from None
+    print(f"metrics on {server.url}", flush=True)
+    return MetricsEndpoint(metrics, server, metrics)
