@@ -19,6 +19,7 @@ from rich.text import Text
 from specs.catalogue import DEFAULT_DIALECT
 from switchsim import argtypes
 from switchsim.errors import EXIT_FAILED, EXIT_OK, UsageError
+from switchsim.metrics_options import add_metrics_options, start_metrics
 from terminals_sim.conformance import (
     CHECK_NAMES,
     CheckStatus,
@@ -138,6 +139,7 @@ def register(subparsers: Any) -> None:
     )
     fleet.add_argument("--db", metavar="PATH", help="switch store to provision into")
     _dialect_option(fleet)
+    add_metrics_options(fleet)
     fleet.set_defaults(func=_fleet)
 
     conf = subparsers.add_parser(
@@ -324,12 +326,17 @@ def _fleet(args: argparse.Namespace) -> int:
         dialect=args.dialect,
     )
     run = _runner(args.uvloop)
-    if args.quiet:
-        result = run(run_fleet(config))
-    else:
-        progress = progress_for(console, duration=duration, exchanges=args.exchanges, interval=args.progress_interval)
-        with progress:
-            result = run(run_fleet(config, progress.update))
+    metrics = start_metrics(args, "fleet")
+    try:
+        if args.quiet:
+            result = run(run_fleet(config, observer=metrics.observer))
+        else:
+            progress = progress_for(console, duration=duration, exchanges=args.exchanges,
+                                    interval=args.progress_interval)
+            with progress:
+                result = run(run_fleet(config, progress.update, metrics.observer))
+    finally:
+        metrics.close()
     report = build_report(
         result.stats,
         target=f"{host}:{port}",

@@ -128,10 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
         test_mode=args.test_mode,
     )
     logs.configure(args.log_level)
-    try:
-        metrics = start_metrics(args, "hsm", "switchsim hsm serve")
-    except OSError as exc:
-        raise RunFailed(str(exc)) from None
+    metrics = start_metrics(args, "hsm")
     try:
         return asyncio.run(_serve_until_signal(config, metrics.observer))
     finally:

@@ -7,6 +7,7 @@ import argparse
 
 from specs.metrics import MetricsServer, RoleMetrics, metrics_for, serve_metrics
 from specs.observer import NULL_OBSERVER, Observer
+from switchsim.errors import RunFailed
 
 
 def add_metrics_options(parser: argparse.ArgumentParser) -> None:
@@ -44,16 +45,16 @@ class MetricsEndpoint:
             self.server.close()
 
 
-def start_metrics(args: argparse.Namespace, role: str, prog: str) -> MetricsEndpoint:
+def start_metrics(args: argparse.Namespace, role: str) -> MetricsEndpoint:
     """Start the endpoint the options ask for and say where it is (one line on stdout);
-    OSError when the port cannot be bound."""
+    RunFailed when the port cannot be bound."""
     if args.metrics_port is None:
         return MetricsEndpoint(NULL_OBSERVER, None, None)
     metrics = metrics_for(role)
     try:
         server = serve_metrics(metrics, args.metrics_host, args.metrics_port)
     except OSError as exc:
-        raise OSError(f"{prog}: cannot serve metrics on {args.metrics_host} port {args.metrics_port}: "
-                      f"{exc.strerror or exc}") from None
+        raise RunFailed(f"cannot serve metrics on {args.metrics_host} port {args.metrics_port}: "
+                        f"{exc.strerror or exc}") from None
     print(f"metrics on {server.url}", flush=True)
     return MetricsEndpoint(metrics, server, metrics)
