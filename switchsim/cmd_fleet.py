@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -46,6 +47,7 @@ from terminals_sim.verdict import Thresholds, write_verdict_junit
 DEFAULT_DURATION = 10.0
 DEFAULT_PROGRESS_INTERVAL = 5.0
 _PROVISION_HOOK = "switch.provisioning"
+LOCUSTFILE = "terminals_sim.locustfile"
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +60,12 @@ def register(subparsers: Any) -> None:
             "Exit 0 when the verdict passed (no failed exchange, or at most --max-failure-ratio, "
             "and every threshold given), 1 when it failed, 2 on bad usage."
         ),
+    )
+    fleet.add_argument(
+        "action",
+        nargs="?",
+        choices=("locustfile",),
+        help="locustfile: print the path of the locustfile that drives these terminals from Locust, and exit",
     )
     fleet.add_argument("--target", metavar="HOST:PORT", help="the host to drive, e.g. 127.0.0.1:5800")
     fleet.add_argument(
@@ -292,6 +300,12 @@ def _target(text: str) -> tuple[str, int]:
 
 
 def _fleet(args: argparse.Namespace) -> int:
+    if args.action == "locustfile":
+        # Found, not imported: importing Locust patches the standard library for gevent.
+        spec = importlib.util.find_spec(LOCUSTFILE)
+        assert spec is not None and spec.origin is not None, f"{LOCUSTFILE} is part of this package"
+        print(spec.origin)
+        return EXIT_OK
     console = Console(stderr=False)
     err = Console(stderr=True)
     if args.target is None and not args.provision:

@@ -39,6 +39,7 @@ from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
     DEFAULT_MERCHANT_PREFIX,
     DEFAULT_SEED,
+    PlannedTerminal,
     provision_plan,
 )
 from terminals_sim.scenario import ConnectionHabit, Scenario, Step
@@ -141,7 +142,7 @@ class _Stop(Exception):
     """The run's exchange budget is spent."""
 
 
-class _Driver:
+class TerminalDriver:
     """One virtual terminal's task: its scenario over its connection habit."""
 
     def __init__(self, fleet: Fleet, profile: TerminalProfile) -> None:
@@ -384,28 +385,29 @@ class Fleet:
     def profiles(self) -> list[TerminalProfile]:
         cfg = self.config
         plan = provision_plan(cfg.terminals, cfg.seed, cfg.merchant_prefix, cfg.first_terminal)
-        rng = self.rng
-        return [
-            TerminalProfile(
-                merchant=p.merchant,
-                terminal=p.terminal,
-                tmk=p.tmk,
-                key_mode=cfg.scenario.key_mode,
-                operator=cfg.scenario.operator or cfg.operator,
-                password=cfg.scenario.password or cfg.password,
-                card=cfg.scenario.card,
-                first_stan=rng.randint(1, 900_000),
-                accept_mirror=cfg.accept_mirror,
-                dialect=cfg.dialect,
-            )
-            for p in plan
-        ]
+        return [self.profile(p) for p in plan]
+
+    def profile(self, p: PlannedTerminal) -> TerminalProfile:
+        """The virtual terminal of one planned identity, as this run's scenario wants it."""
+        cfg = self.config
+        return TerminalProfile(
+            merchant=p.merchant,
+            terminal=p.terminal,
+            tmk=p.tmk,
+            key_mode=cfg.scenario.key_mode,
+            operator=cfg.scenario.operator or cfg.operator,
+            password=cfg.scenario.password or cfg.password,
+            card=cfg.scenario.card,
+            first_stan=self.rng.randint(1, 900_000),
+            accept_mirror=cfg.accept_mirror,
+            dialect=cfg.dialect,
+        )
 
     async def run(self) -> FleetResult:
         cfg = self.config
         started_at = time.time()
         self.stats = RunStats(time.monotonic(), wall_start=started_at, timeout_s=cfg.timeout)
-        drivers = [_Driver(self, p) for p in self.profiles()]
+        drivers = [TerminalDriver(self, p) for p in self.profiles()]
         rate = cfg.connect_rate
         tasks = [
             asyncio.create_task(d.run(i / rate if rate else 0.0)) for i, d in enumerate(drivers)
