@@ -19,7 +19,8 @@ from rich.text import Text
 
 from specs.catalogue import DEFAULT_DIALECT
 from switchsim import argtypes
-from switchsim.errors import EXIT_FAILED, EXIT_OK, UsageError
+from switchsim.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
+from switchsim.fleet_processes import Shard, plan_shards, run_shards, temporary_workdir
 from switchsim.metrics_options import add_metrics_options, start_metrics
 from terminals_sim.conformance import (
     CHECK_NAMES,
@@ -31,6 +32,7 @@ from terminals_sim.conformance import (
 )
 from terminals_sim.financial import CardProfile
 from terminals_sim.fleet import DEFAULT_TIMEOUT, FleetConfig, FleetResult, run_fleet
+from terminals_sim.merge import merge_reports
 from terminals_sim.progress import print_summary, progress_for
 from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
@@ -147,7 +149,17 @@ def register(subparsers: Any) -> None:
     )
     fleet.add_argument("--db", metavar="PATH", help="switch store to provision into")
     _dialect_option(fleet)
+    fleet.add_argument(
+        "--processes",
+        type=argtypes.positive_int,
+        default=1,
+        metavar="N",
+        help="run N fleet processes on this machine, one shard of the terminals each, and merge their reports "
+        "into one report and one summary (default 1)",
+    )
     add_metrics_options(fleet)
+    # A shard of --processes: count into the multiprocess directory, the parent serves it.
+    fleet.add_argument("--metrics-shard", action="store_true", help=argparse.SUPPRESS)
     fleet.set_defaults(func=_fleet)
 
     conf = subparsers.add_parser(
@@ -340,7 +352,11 @@ def _fleet(args: argparse.Namespace) -> int:
         dialect=args.dialect,
     )
     run = _runner(args.uvloop)
-    metrics = start_metrics(args, "fleet")
+    if args.processes > 1:
+        shards = plan_shards(args.processes, args.terminals, args.first_terminal, args.exchanges, args.rate,
+                             args.connect_rate)
+        return _fleet_processes(args, shards, duration, thresholds, console, err)
+    metrics = start_metrics(args, "fleet", shard=args.metrics_shard)
     try:
         if args.quiet:
             result = run(run_fleet(config, observer=metrics.observer))
@@ -361,6 +377,31 @@ def _fleet(args: argparse.Namespace) -> int:
         timeout_s=config.timeout,
         thresholds=thresholds,
     )
+    return finish(report, args, console, err, "switchsim fleet")
+
+
+def _fleet_processes(
+    args: argparse.Namespace,
+    shards: list[Shard],
+    duration: float | None,
+    thresholds: Thresholds,
+    console: Console,
+    err: Console,
+) -> int:
+    """--processes N: the shards run as processes of their own, one merged report and summary."""
+
+    def say(line: str) -> None:
+        if not args.quiet or line.startswith("metrics on "):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    with temporary_workdir() as workdir:
+        reports, failures = run_shards(args, shards, duration, Path(workdir), say)
+        for failure in failures:
+            err.print(f"switchsim fleet: process {failure.index + 1} exited {failure.returncode}: {failure.stderr}",
+                      style="red", highlight=False, soft_wrap=True, markup=False)
+        if failures:
+            raise RunFailed(f"{len(failures)} of {len(shards)} fleet processes did not finish (see above)")
+        report = merge_reports(reports, thresholds)
     return finish(report, args, console, err, "switchsim fleet")
 
 

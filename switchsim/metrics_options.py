@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from specs.metrics import MetricsServer, RoleMetrics, metrics_for, serve_metrics
+from specs.metrics import (
+    MULTIPROC_ENV,
+    MetricsServer,
+    RoleMetrics,
+    SpilledRefusals,
+    metrics_for,
+    multiprocess_dir,
+    serve_metrics,
+)
 from specs.observer import NULL_OBSERVER, Observer
-from switchsim.errors import RunFailed
+from switchsim.errors import RunFailed, UsageError
 
 
 def add_metrics_options(parser: argparse.ArgumentParser) -> None:
@@ -41,13 +49,21 @@ class MetricsEndpoint:
         self.metrics = metrics
 
     def close(self) -> None:
+        if self.metrics is not None and isinstance(self.metrics.refusals, SpilledRefusals):
+            self.metrics.refusals.flush()  # the latest refusals, for the process serving them
         if self.server is not None:
             self.server.close()
 
 
-def start_metrics(args: argparse.Namespace, role: str) -> MetricsEndpoint:
+def start_metrics(args: argparse.Namespace, role: str, *, shard: bool = False) -> MetricsEndpoint:
     """Start the endpoint the options ask for and say where it is (one line on stdout);
-    RunFailed when the port cannot be bound."""
+    RunFailed when the port cannot be bound. ``shard``: count, in multiprocess mode, for the
+    parent process to serve (``fleet --processes``)."""
+    if shard:
+        if multiprocess_dir() is None:
+            raise UsageError(f"--metrics-shard needs {MULTIPROC_ENV}")
+        metrics = metrics_for(role)
+        return MetricsEndpoint(metrics, None, metrics)
     if args.metrics_port is None:
         return MetricsEndpoint(NULL_OBSERVER, None, None)
     metrics = metrics_for(role)
