@@ -20,8 +20,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from specs.metrics import MULTIPROC_ENV, MetricsServer, serve_multiprocess
+if TYPE_CHECKING:
+    from specs.metrics import MetricsServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,8 @@ def run_shards(
 ) -> tuple[list[Path], list[ShardFailure]]:
     """Start every shard, wait for all; the reports written, and the shards that could not run.
     With ``--metrics-port`` the sum of their metrics is served meanwhile."""
+    from specs.metrics import MULTIPROC_ENV, serve_multiprocess
+
     reports = [workdir / f"shard-{s.index}.json" for s in shards]
     metrics = args.metrics_port is not None
     env = dict(os.environ)

@@ -4,18 +4,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from specs.metrics import (
-    MULTIPROC_ENV,
-    MetricsServer,
-    RoleMetrics,
-    SpilledRefusals,
-    metrics_for,
-    multiprocess_dir,
-    serve_metrics,
-)
 from specs.observer import NULL_OBSERVER, Observer
 from switchsim.errors import RunFailed, UsageError
+
+if TYPE_CHECKING:  # prometheus-client is imported only by a command that serves metrics
+    from specs.metrics import MetricsServer, RoleMetrics
 
 
 def add_metrics_options(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +44,8 @@ class MetricsEndpoint:
         self.metrics = metrics
 
     def close(self) -> None:
+        from specs.metrics import SpilledRefusals
+
         if self.metrics is not None and isinstance(self.metrics.refusals, SpilledRefusals):
             self.metrics.refusals.flush()  # the latest refusals, for the process serving them
         if self.server is not None:
@@ -59,6 +56,8 @@ def start_metrics(args: argparse.Namespace, role: str, *, shard: bool = False) -
     """Start the endpoint the options ask for and say where it is (one line on stdout);
     RunFailed when the port cannot be bound. ``shard``: count, in multiprocess mode, for the
     parent process to serve (``fleet --processes``)."""
+    from specs.metrics import MULTIPROC_ENV, metrics_for, multiprocess_dir, serve_metrics
+
     if shard:
         if multiprocess_dir() is None:
             raise UsageError(f"--metrics-shard needs {MULTIPROC_ENV}")
