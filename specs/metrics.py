@@ -7,14 +7,15 @@ counters, ``..._seconds`` for durations); labels are bounded vocabularies only (
 response or error code, command code, failure kind, close reason, rule name), never a terminal
 id. ``SwitchMetrics``, ``HsmMetrics`` and ``FleetMetrics`` list theirs in ``FAMILIES``.
 
-Cost on the hot path: each observed event is a dictionary lookup for the labelled child (cached
-here, since prometheus-client's ``labels()`` validates and locks on every call) and one locked
-increment or histogram observation; bench/metrics.py measures it.
+Cost on the hot path: each observed event adds to plain numbers (specs/tally.py), which a scrape
+renders; prometheus-client's own counters lock and walk buckets on every call, ten to twenty
+times the cost here (bench/metrics.py measures both).
 
 Several processes behind one port: when ``PROMETHEUS_MULTIPROC_DIR`` names a directory before
-prometheus-client is imported, every value is kept in a file there (prometheus-client's
-multiprocess mode), gauges sum over live processes (``livesum``), and ``MetricsServer`` serves
-the sum of every process's files. ``switchsim fleet --processes N`` works this way; a switch with
+prometheus-client is imported (prometheus-client's multiprocess mode), each process syncs its
+counts once a second (and when it closes its observer) into prometheus-client families whose
+values are files there, gauges summed over live processes (``livesum``), and ``MetricsServer``
+serves the sum of every process's files. ``switchsim fleet --processes N`` works this way; a switch with
 workers would do the same (each worker observing, the parent serving).
 """
 
@@ -24,16 +25,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from specs.observer import NullObserver, Refusal, RefusalLog
+from specs.tally import Syncer, Tally
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Latency buckets in seconds: an in-process HSM command takes tens of microseconds, a switch
@@ -50,64 +52,54 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-class _Labelled:
-    """Children of one labelled family, cached by label values."""
-
-    __slots__ = ("_children", "_family")
-
-    def __init__(self, family: Any) -> None:
-        self._family = family
-        self._children: dict[Any, Any] = {}
-
-    def __call__(self, *values: str) -> Any:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._family.labels(*values)
-        return child
-
-
 class RoleMetrics(NullObserver):
-    """What every role counts: connections and unreadable frames or messages."""
+    """What every role counts: connections and unreadable frames or messages. The counts are
+    kept in a ``Tally`` (specs/tally.py); ``registry`` renders them for one process, and in
+    multiprocess mode a thread syncs them into the shared directory once a second."""
 
-    __slots__ = (
-        "_accepted",
-        "_closed",
-        "_open",
-        "_refused",
-        "_wire",
-        "prefix",
-        "refusals",
-        "registry",
-    )
+    __slots__ = ("_accepted", "_closed", "_open", "_refused", "_syncer", "_wire", "prefix", "refusals",
+                 "registry", "tally")
 
     def __init__(self, role: str, registry: CollectorRegistry | None, refusals: RefusalLog | None) -> None:
-        self.prefix = f"switchsim_{role}"
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.prefix = p = f"switchsim_{role}"
+        self.tally = t = Tally()
         self.refusals = refusals if refusals is not None else RefusalLog()
-        p, r = self.prefix, self.registry
-        self._open = Gauge(f"{p}_connections_open", "Connections open now", registry=r,
-                           multiprocess_mode="livesum")
-        self._accepted = Counter(f"{p}_connections_accepted", "Connections accepted", registry=r)
-        self._closed = _Labelled(Counter(f"{p}_connections_closed", "Connections closed, by reason",
-                                         ["reason"], registry=r))
-        self._refused = _Labelled(Counter(f"{p}_connections_refused", "Connections turned away at once, by reason",
-                                          ["reason"], registry=r))
-        self._wire = _Labelled(Counter(f"{p}_wire_errors", "Frames that could not be read (framing) or "
-                                       "messages that could not be decoded (format)", ["layer"], registry=r))
+        self._open = t.gauge(f"{p}_connections_open", "Connections open now")
+        self._accepted = t.counter(f"{p}_connections_accepted", "Connections accepted")
+        self._closed = t.counter(f"{p}_connections_closed", "Connections closed, by reason", ["reason"])
+        self._refused = t.counter(f"{p}_connections_refused", "Connections turned away at once, by reason",
+                                  ["reason"])
+        self._wire = t.counter(f"{p}_wire_errors", "Frames that could not be read (framing) or messages that "
+                               "could not be decoded (format)", ["layer"])
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._syncer: Syncer | None = None
+
+    def _families_done(self) -> None:
+        """Called by each role once its families exist: expose them, or sync them (multiprocess)."""
+        if multiprocess_dir() is not None:
+            self._syncer = Syncer(self.tally)
+        else:
+            self.registry.register(self.tally)
+
+    def close(self) -> None:
+        """Stop syncing, after a last sync (multiprocess mode)."""
+        if self._syncer is not None:
+            self._syncer.stop()
+            self._syncer = None
 
     def connection_opened(self) -> None:
-        self._accepted.inc()
-        self._open.inc()
+        self._accepted.add(())
+        self._open.value += 1
 
     def connection_closed(self, reason: str) -> None:
-        self._closed(reason).inc()
-        self._open.dec()
+        self._closed.add((reason,))
+        self._open.value -= 1
 
     def connection_refused(self, reason: str) -> None:
-        self._refused(reason).inc()
+        self._refused.add((reason,))
 
     def wire_error(self, layer: str) -> None:
-        self._wire(layer).inc()
+        self._wire.add((layer,))
 
 
 class SwitchMetrics(RoleMetrics):
@@ -118,42 +110,41 @@ class SwitchMetrics(RoleMetrics):
 
     def __init__(self, registry: CollectorRegistry | None = None, refusals: RefusalLog | None = None) -> None:
         super().__init__("switch", registry, refusals)
-        p, r = self.prefix, self.registry
-        self._exchanges = _Labelled(Counter(f"{p}_exchanges", "Requests answered, by message kind and field 39",
-                                            ["kind", "code"], registry=r))
-        self._latency = _Labelled(Histogram(f"{p}_exchange_seconds", "Time from request decoded to answer built, "
-                                            "by message kind", ["kind"], buckets=LATENCY_BUCKETS, registry=r))
-        self._signed_in = Gauge(f"{p}_terminals_signed_in", "Terminals with a session this switch holds",
-                                registry=r, multiprocess_mode="livesum")
-        self._hsm_latency = _Labelled(Histogram(f"{p}_hsm_command_seconds", "HSM host commands the switch sent, "
-                                                "by command", ["command"], buckets=LATENCY_BUCKETS, registry=r))
-        self._hsm_failures = _Labelled(Counter(f"{p}_hsm_failures", "HSM host commands answered with an error "
-                                               "(or not at all: transport), by command and error code",
-                                               ["command", "error"], registry=r))
-        self._commit = Histogram(f"{p}_store_commit_seconds", "Store commits of financial transactions",
-                                 buckets=LATENCY_BUCKETS, registry=r)
-        self._rules = _Labelled(Counter(f"{p}_rules_fired", "Requests a response rule decided, by rule and action",
-                                        ["rule", "action"], registry=r))
+        p, t = self.prefix, self.tally
+        self._exchanges = t.counter(f"{p}_exchanges", "Requests answered, by message kind and field 39 "
+                                    "(none: not answered, a drop or close rule)", ["kind", "code"])
+        self._latency = t.histogram(f"{p}_exchange_seconds", "Time from request read to answer built, by message "
+                                    "kind", ["kind"], LATENCY_BUCKETS)
+        self._signed_in = t.gauge(f"{p}_terminals_signed_in", "Terminals with a session this switch holds")
+        self._hsm_latency = t.histogram(f"{p}_hsm_command_seconds", "HSM host commands the switch sent, by command",
+                                        ["command"], LATENCY_BUCKETS)
+        self._hsm_failures = t.counter(f"{p}_hsm_failures", "HSM host commands answered with an error (or not at "
+                                       "all: transport), by command and error code", ["command", "error"])
+        self._commit = t.histogram(f"{p}_store_commit_seconds", "Store commits of financial transactions", (),
+                                   LATENCY_BUCKETS)
+        self._rules = t.counter(f"{p}_rules_fired", "Requests a response rule decided, by rule and action",
+                                ["rule", "action"])
+        self._families_done()
 
     def exchange_done(self, kind: str, code: str, seconds: float, failure: str = "", reason: str = "") -> None:
-        self._exchanges(kind, code or NO_CODE).inc()
-        self._latency(kind).observe(seconds)
+        self._exchanges.add((kind, code or NO_CODE))
+        self._latency.observe((kind,), seconds)
         if code != "00":
             self.refusals.add(kind, code, reason)
 
     def hsm_command(self, command: str, error: str, seconds: float) -> None:
-        self._hsm_latency(command).observe(seconds)
+        self._hsm_latency.observe((command,), seconds)
         if error != "00":
-            self._hsm_failures(command, error).inc()
+            self._hsm_failures.add((command, error))
 
     def store_commit(self, seconds: float) -> None:
-        self._commit.observe(seconds)
+        self._commit.observe((), seconds)
 
     def rule_fired(self, rule: str, action: str) -> None:
-        self._rules(rule, action).inc()
+        self._rules.add((rule, action))
 
     def signed_in(self, delta: int) -> None:
-        self._signed_in.inc(delta)
+        self._signed_in.value += delta
 
 
 class HsmMetrics(RoleMetrics):
@@ -163,17 +154,18 @@ class HsmMetrics(RoleMetrics):
 
     def __init__(self, registry: CollectorRegistry | None = None, refusals: RefusalLog | None = None) -> None:
         super().__init__("hsm", registry, refusals)
-        p, r = self.prefix, self.registry
-        self._commands = _Labelled(Counter(f"{p}_commands", "Host commands answered, by command and error code",
-                                           ["command", "error"], registry=r))
-        self._latency = _Labelled(Histogram(f"{p}_command_seconds", "Time to answer a host command, by command",
-                                            ["command"], buckets=LATENCY_BUCKETS, registry=r))
+        p, t = self.prefix, self.tally
+        self._commands = t.counter(f"{p}_commands", "Host commands answered, by command and error code",
+                                   ["command", "error"])
+        self._latency = t.histogram(f"{p}_command_seconds", "Time to answer a host command, by command",
+                                    ["command"], LATENCY_BUCKETS)
+        self._families_done()
 
     def hsm_command(self, command: str, error: str, seconds: float) -> None:
-        self._commands(command, error).inc()
-        self._latency(command).observe(seconds)
+        self._commands.add((command, error))
+        self._latency.observe((command,), seconds)
         # 01 is a verification's "does not match", an answer and not a failure of the HSM.
-        if error not in ("00", "01"):
+        if error != "00" and error != "01":
             self.refusals.add(command, error, f"error {error}")
 
 
@@ -184,19 +176,20 @@ class FleetMetrics(RoleMetrics):
 
     def __init__(self, registry: CollectorRegistry | None = None, refusals: RefusalLog | None = None) -> None:
         super().__init__("fleet", registry, refusals)
-        p, r = self.prefix, self.registry
-        self._exchanges = _Labelled(Counter(f"{p}_exchanges", "Exchanges done, by step kind and field 39 "
-                                            "(none: no answer)", ["kind", "code"], registry=r))
-        self._failures = _Labelled(Counter(f"{p}_failures", "Exchanges that failed, by step kind and failure kind",
-                                           ["kind", "failure"], registry=r))
-        self._latency = _Labelled(Histogram(f"{p}_exchange_seconds", "Time from request sent to answer judged, "
-                                            "by step kind", ["kind"], buckets=LATENCY_BUCKETS, registry=r))
+        p, t = self.prefix, self.tally
+        self._exchanges = t.counter(f"{p}_exchanges", "Exchanges done, by step kind and field 39 (none: no answer)",
+                                    ["kind", "code"])
+        self._failures = t.counter(f"{p}_failures", "Exchanges that failed, by step kind and failure kind",
+                                   ["kind", "failure"])
+        self._latency = t.histogram(f"{p}_exchange_seconds", "Time from request sent to answer judged, by step "
+                                    "kind", ["kind"], LATENCY_BUCKETS)
+        self._families_done()
 
     def exchange_done(self, kind: str, code: str, seconds: float, failure: str = "", reason: str = "") -> None:
-        self._exchanges(kind, code or NO_CODE).inc()
-        self._latency(kind).observe(seconds)
+        self._exchanges.add((kind, code or NO_CODE))
+        self._latency.observe((kind,), seconds)
         if failure:
-            self._failures(kind, failure).inc()
+            self._failures.add((kind, failure))
             self.refusals.add(kind, code, f"{failure}: {reason}" if reason else failure)
 
 
@@ -348,11 +341,3 @@ def metrics_for(role: str) -> RoleMetrics:
     refusals = SpilledRefusals(directory) if directory is not None else None
     factory: dict[str, Callable[..., RoleMetrics]] = {"switch": SwitchMetrics, "hsm": HsmMetrics, "fleet": FleetMetrics}
     return factory[role](refusals=refusals)
-
-
-def iter_roles(text: Iterable[str]) -> Iterator[str]:
-    """The roles whose families appear among these family names."""
-    names = set(text)
-    for role, families in FAMILIES.items():
-        if families[0] in names:
-            yield role

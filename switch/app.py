@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from hsm_sim.facade import Diagnostics, HsmClient, HsmTransport
 from hsm_sim.transport import close_transport, transport_from_url
 from specs.codec import codec_for
+from specs.observer import NULL_OBSERVER, Observer
 from switch.cards import add_card
 from switch.config import ConfigError, SwitchConfig
 from switch.context import Services
@@ -29,13 +30,22 @@ from switch.sqlite_store import SqliteStore
 from switch.store import Store
 
 
-def build_services(config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None) -> Services:
+def build_services(
+    config: SwitchConfig,
+    store: Store | None = None,
+    transport: HsmTransport | None = None,
+    observer: Observer = NULL_OBSERVER,
+) -> Services:
+    store = store if store is not None else SqliteStore(config.db)
+    if isinstance(store, SqliteStore):
+        store.observer = observer
     return Services(
         rules=rule_set(config),
         codec=codec_for(config.dialect),
-        store=store if store is not None else SqliteStore(config.db),
-        keys=KeyService(transport if transport is not None else transport_from_url(config.hsm)),
+        store=store,
+        keys=KeyService(transport if transport is not None else transport_from_url(config.hsm), observer),
         config=config,
+        observer=observer,
     )
 
 
@@ -134,11 +144,15 @@ class RunningSwitch:
 
 
 async def serve_switch(
-    config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None
+    config: SwitchConfig,
+    store: Store | None = None,
+    transport: HsmTransport | None = None,
+    observer: Observer = NULL_OBSERVER,
 ) -> RunningSwitch:
-    """Start a switch on ``config.host:config.port`` (0 picks a free port)."""
+    """Start a switch on ``config.host:config.port`` (0 picks a free port); ``observer`` hears
+    every exchange, connection, HSM command, store commit, rule fired and unreadable frame."""
     hsm = transport if transport is not None else transport_from_url(config.hsm)
-    services = build_services(config, store, hsm)
+    services = build_services(config, store, hsm, observer)
     await apply_declarations(services)
     server = SwitchServer(
         SwitchEngine(services),
@@ -146,6 +160,7 @@ async def serve_switch(
         frame_timeout=config.frame_timeout,
         max_connections=config.max_connections,
         max_pipeline=config.max_pipeline,
+        observer=observer,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)

@@ -22,6 +22,7 @@ from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
 from specs.message import Message
+from specs.observer import NULL_OBSERVER
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, audit
 from switch.keyservice import HsmFailure
@@ -33,6 +34,10 @@ from switchsim.logs import get_logger
 
 _log = get_logger("switch")
 _ECHOED = frozenset({2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70})
+# The kinds an observer hears besides the catalogue's: a message no entry serves, one that
+# could not be decoded.
+_UNMATCHED = "unmatched"
+_MALFORMED = "malformed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,8 @@ class SwitchEngine:
         self.codec = services.codec
         self.catalogue = catalogue_for(services.codec.dialect)  # routing, MAC and answer MTIs
         self.reraise_bugs = reraise_bugs  # tests set it, so a bug cannot hide behind a 96
+        self.observer = services.observer
+        self._observed = self.observer is not NULL_OBSERVER  # the kind is looked up only for a listener
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -89,9 +96,12 @@ class SwitchEngine:
                 rule=rule.name,
                 action=rule.action.kind.value,
             )
+            self.observer.rule_fired(rule.name, rule.action.kind.value)
             if rule.action.kind is ActionKind.DROP:
+                self._observe(message, "", started, f"rule: {rule.name}")
                 return Answer(None)
             if rule.action.kind is ActionKind.CLOSE:
+                self._observe(message, "", started, f"rule: {rule.name}")
                 return Answer(None, close=True)
         try:
             if rule is not None and rule.action.kind is ActionKind.RESPOND:
@@ -106,6 +116,7 @@ class SwitchEngine:
         wire = self._frame(frame, response, result.sign_in_again)  # checked before it is journalled
         self._journal("out", ex, response, "")
         self._log_exchange(ex, response, result, started)
+        self._observe(message, str(result.code), started, result.reason)
         if rule is not None and rule.action.delay_ms:
             # The request is decided (and committed) first and only the answer is late: a slow
             # host whose approval the terminal gives up on, the case reversals exist for.
@@ -244,9 +255,12 @@ class SwitchEngine:
             reason=exc.reason,
             response_code=exc.response_code.value,
         )
+        self.observer.wire_error("format")
         mti, salvaged = self.codec.salvage(frame.body)
         tid = TerminalId(salvaged.get(42, ""), salvaged.get(41, ""))
         self._journal_raw("in", tid, remote, mti or "", frame, exc)
+        if mti is not None:
+            self.observer.exchange_done(_MALFORMED, exc.response_code.value, 0.0, "", exc.reason)
         refusal = None if mti is None else self._refusal(frame, mti, salvaged, exc.response_code.value)
         if refusal is None:
             return Answer(None, close=True)
@@ -297,6 +311,13 @@ class SwitchEngine:
                 error=str(exc),
             )
         )
+
+    def _observe(self, message: Message, code: str, started: float, reason: str) -> None:
+        """The exchange for the observer: its catalogue kind, field 39 ("" unanswered), seconds."""
+        if self._observed:
+            kind = self.catalogue.lookup(message)
+            self.observer.exchange_done(kind.name if kind is not None else _UNMATCHED, code,
+                                        time.perf_counter() - started, "", reason)
 
     def _log_exchange(self, ex: Exchange, response: Message, result: Result, started: float) -> None:
         _log.info(

@@ -7,10 +7,12 @@ remote one, because both are an `HsmTransport`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from hsm_sim.facade import HsmTransport
+from specs.observer import NULL_OBSERVER, Observer
 
 _ACCOUNT_NONE = "000000000000"  # operator passwords: PIN blocks with the PAN field all zeros
 _PIN_FORMAT_ISO0 = "01"
@@ -64,12 +66,20 @@ def _strip_scheme(key: str) -> bytes:
 
 
 class KeyService:
-    def __init__(self, transport: HsmTransport) -> None:
+    def __init__(self, transport: HsmTransport, observer: Observer = NULL_OBSERVER) -> None:
         self._hsm = transport
+        self._observer = observer  # every host command timed, with its error code
 
     async def _call(self, command: str, payload: bytes, accept: tuple[str, ...] = ("00",)) -> tuple[str, str]:
-        answer = (await self._hsm.request(command.encode("ascii") + payload)).decode("latin-1")
+        started = time.perf_counter()
+        try:
+            raw = await self._hsm.request(command.encode("ascii") + payload)
+        except BaseException:
+            self._observer.hsm_command(command, "transport", time.perf_counter() - started)
+            raise
+        answer = raw.decode("latin-1")
         code = answer[2:4]
+        self._observer.hsm_command(command, code, time.perf_counter() - started)
         if code not in accept:
             raise HsmFailure(command, code)
         return code, answer[4:]

@@ -23,6 +23,7 @@ from hsm_sim.transport import HsmTransportError, close_transport, transport_from
 from specs.codec import codec_for
 from specs.errors import WireError
 from specs.message import split_subfields
+from specs.observer import Observer
 from switch import admin
 from switch.app import (
     RunningSwitch,
@@ -42,6 +43,7 @@ from switch.sqlite_store import SqliteStore
 from switch.store import StoreError
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
+from switchsim.metrics_options import add_metrics_options, start_metrics
 
 
 def register(sub: Any) -> None:
@@ -56,6 +58,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--port", type=argtypes.port, help="listen port, 0 to 65535 (default 5800; 0 picks one)")
     serve.add_argument("--dialect", help="dialect (default cup-pos)")
     serve.add_argument("--rules", dest="rules_file", metavar="FILE", help="response rules file (TOML [[rules]])")
+    add_metrics_options(serve)
     serve.set_defaults(func=_serve)
 
     term = sub.add_parser("terminal", help="register and manage terminals")
@@ -349,10 +352,11 @@ def _serve(args: argparse.Namespace) -> int:
     transport = transport_from_url(config.hsm)
     store = SqliteStore(config.db)
     logs.configure("info")
+    metrics = start_metrics(args, "switch")
 
     async def main() -> int:
         try:
-            running = await _start(config, store, transport)
+            running = await _start(config, store, transport, metrics.observer)
         except BaseException:
             store.close()
             await close_transport(transport)
@@ -369,16 +373,21 @@ def _serve(args: argparse.Namespace) -> int:
         print("switch stopped", flush=True)
         return EXIT_OK
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        metrics.close()
 
 
-async def _start(config: SwitchConfig, store: SqliteStore, transport: HsmTransport) -> RunningSwitch:
+async def _start(
+    config: SwitchConfig, store: SqliteStore, transport: HsmTransport, observer: Observer
+) -> RunningSwitch:
     try:
         await check_hsm(transport)
     except (HsmTransportError, HsmError) as exc:
         raise RunFailed(f"HSM {config.hsm} is not usable: {exc}") from None
     try:
-        return await serve_switch(config, store, transport)
+        return await serve_switch(config, store, transport, observer)
     except socket.gaierror as exc:
         raise UsageError(f"cannot listen on {config.host}: {exc.strerror}") from None
     except OSError as exc:

@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from specs.observer import NULL_OBSERVER, Observer
+from switchsim import argtypes
 from switchsim.errors import RunFailed, UsageError
 
 if TYPE_CHECKING:  # prometheus-client is imported only by a command that serves metrics
@@ -16,23 +17,13 @@ if TYPE_CHECKING:  # prometheus-client is imported only by a command that serves
 def add_metrics_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port",
-        type=_port,
+        type=argtypes.port,
         metavar="P",
         help="serve Prometheus /metrics (and /refusals, the latest refusals as JSON) on this port; 0 picks one",
     )
     parser.add_argument(
         "--metrics-host", default="127.0.0.1", metavar="ADDR", help="address for --metrics-port (default 127.0.0.1)"
     )
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {value}")
-    return value
 
 
 class MetricsEndpoint:
@@ -46,6 +37,8 @@ class MetricsEndpoint:
     def close(self) -> None:
         from specs.metrics import SpilledRefusals
 
+        if self.metrics is not None:
+            self.metrics.close()  # the last counts reach the multiprocess directory
         if self.metrics is not None and isinstance(self.metrics.refusals, SpilledRefusals):
             self.metrics.refusals.flush()  # the latest refusals, for the process serving them
         if self.server is not None:

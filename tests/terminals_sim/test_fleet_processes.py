@@ -78,6 +78,7 @@ for _ in range(int(sys.argv[1])):
     m.exchange_done("echo", "00", 0.002)
 m.exchange_done("purchase", "51", 0.004, "unexpected_code", "39 = 51, expected 00")
 m.connection_opened()
+m.close()  # the last sync into the multiprocess directory
 m.refusals.flush()
 """
 
@@ -86,8 +87,13 @@ def test_multiprocess_mode_serves_the_sum_of_processes(tmp_path: Path) -> None:
     from specs.metrics import MULTIPROC_ENV, serve_multiprocess
 
     env = {**__import__("os").environ, MULTIPROC_ENV: str(tmp_path)}
+    from prometheus_client import multiprocess
+
     for n in (3, 4):
-        subprocess.run([sys.executable, "-c", _CHILD, str(n)], env=env, check=True, timeout=60)
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(n)], env=env)
+        assert child.wait(60) == 0
+        # As fleet --processes does: a process gone takes its live gauges (connections) along.
+        multiprocess.mark_process_dead(child.pid, str(tmp_path))  # type: ignore[no-untyped-call]
     with serve_multiprocess(tmp_path) as server:
         samples = scrape(server.url)
         import urllib.request
@@ -98,4 +104,9 @@ def test_multiprocess_mode_serves_the_sum_of_processes(tmp_path: Path) -> None:
     assert value(samples, "switchsim_fleet_exchanges_total", kind="purchase", code="51") == 2
     assert value(samples, "switchsim_fleet_failures_total", kind="purchase", failure="unexpected_code") == 2
     assert value(samples, "switchsim_fleet_exchange_seconds_count", kind="echo") == 7
+    assert value(samples, "switchsim_fleet_exchange_seconds_bucket", kind="echo", le="0.0025") == 7
+    assert value(samples, "switchsim_fleet_exchange_seconds_bucket", kind="echo", le="0.001") == 0
+    assert value(samples, "switchsim_fleet_exchange_seconds_sum", kind="echo") == pytest.approx(0.014)
+    assert value(samples, "switchsim_fleet_connections_open") == 0  # both processes are gone
+    assert value(samples, "switchsim_fleet_connections_accepted_total") == 2
     assert [r["reason"] for r in refusals] == ["unexpected_code: 39 = 51, expected 00"] * 2
