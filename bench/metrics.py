@@ -37,6 +37,13 @@ def start(config: Path, port: int, metrics_port: int | None) -> subprocess.Popen
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): a measure that a loaded machine
+    disturbs far less than throughput."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def scraper(url: str, stop_event: threading.Event) -> None:
     while not stop_event.wait(1.0):
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -104,20 +111,30 @@ def main() -> None:
                              daemon=True).start()
             stan = {name: 2 for name in ports}
             tps: dict[str, list[float]] = {name: [] for name in ports}
+            cpu_us: dict[str, list[float]] = {name: [] for name in ports}
+            pids = {name: proc.pid for name, proc in zip(ports, procs, strict=True)}
             for rnd in range(args.rounds + 1):  # round 0 warms up
                 for name, (port, _m) in ports.items():
                     pik, mak = keys[name]
                     frames = purchases(tmp / f"{name}{rnd}.frames", pik, mak, stan[name], args.count)
                     stan[name] += args.count
+                    before = cpu_seconds(pids[name])
                     result = blast(shared, port, frames, 10, args.count, 1)
                     assert result["received"] == args.count, result
                     if rnd:
                         tps[name].append(result["tps"])
+                        cpu_us[name].append((cpu_seconds(pids[name]) - before) / args.count * 1e6)
             plain, observed = statistics.median(tps["plain"]), statistics.median(tps["metrics"])
             print("purchase with PIN, 10 connections x 1, median of", args.rounds, "rounds")
             print(f"switch without metrics {plain:>8.0f} TPS   rounds {[round(t) for t in tps['plain']]}")
             print(f"switch with metrics    {observed:>8.0f} TPS   rounds {[round(t) for t in tps['metrics']]}")
             print(f"ratio (with / without) {observed / plain:>8.3f}")
+            cpu_plain, cpu_observed = statistics.median(cpu_us["plain"]), statistics.median(cpu_us["metrics"])
+            print(f"switch CPU per purchase without metrics {cpu_plain:>7.0f} us   rounds "
+                  f"{[round(c) for c in cpu_us['plain']]}")
+            print(f"switch CPU per purchase with metrics    {cpu_observed:>7.0f} us   rounds "
+                  f"{[round(c) for c in cpu_us['metrics']]}")
+            print(f"CPU ratio (with / without)              {cpu_observed / cpu_plain:>7.3f}")
         finally:
             done.set()
             stop(*procs)

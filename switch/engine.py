@@ -82,7 +82,7 @@ class SwitchEngine:
         try:
             message = self.codec.decode(frame.body, base_offset=frame.offset)
         except CodecError as exc:
-            return self._malformed(frame, exc, remote)
+            return self._malformed(frame, exc, remote, started)
         tid = TerminalId(message.get(42) or "", message.get(41) or "")
         ex = Exchange(frame, message, tid, remote)
         self._journal("in", ex, message, "")
@@ -245,7 +245,7 @@ class SwitchEngine:
             _log.error("internal_error", stage="last_resort", mti=answer_mti, error_type=type(exc).__name__)
             return None
 
-    def _malformed(self, frame: Frame, exc: CodecError, remote: str) -> Answer:
+    def _malformed(self, frame: Frame, exc: CodecError, remote: str, started: float) -> Answer:
         """39 = 30 echoing the fields that could be read; the error is logged once."""
         _log.warning(
             "format_error",
@@ -260,7 +260,8 @@ class SwitchEngine:
         tid = TerminalId(salvaged.get(42, ""), salvaged.get(41, ""))
         self._journal_raw("in", tid, remote, mti or "", frame, exc)
         if mti is not None:
-            self.observer.exchange_done(_MALFORMED, exc.response_code.value, 0.0, "", exc.reason)
+            self.observer.exchange_done(_MALFORMED, exc.response_code.value, time.perf_counter() - started, "",
+                                        exc.reason)
         refusal = None if mti is None else self._refusal(frame, mti, salvaged, exc.response_code.value)
         if refusal is None:
             return Answer(None, close=True)

@@ -4,8 +4,10 @@ takes a while to import and no other command needs it."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from switchsim import argtypes
+from switchsim.errors import EXIT_OK, UsageError
 
 DEFAULT_INTERVAL = 1.0
 
@@ -18,7 +20,7 @@ def register(subparsers: Any) -> None:
         "connections, terminals signed in, the HSM's health and the latest refusals. q quits.",
     )
     top.add_argument("--metrics", required=True, metavar="URL", help="e.g. http://127.0.0.1:9100 (the /metrics URL)")
-    top.add_argument("--interval", type=float, default=DEFAULT_INTERVAL, metavar="SECONDS",
+    top.add_argument("--interval", type=argtypes.positive_float, default=DEFAULT_INTERVAL, metavar="SECONDS",
                      help=f"refresh period (default {DEFAULT_INTERVAL:g})")
     top.set_defaults(func=_top)
 
@@ -27,11 +29,8 @@ def _top(args: argparse.Namespace) -> int:
     from switchsim.top import TopApp
 
     try:
-        if args.interval <= 0:
-            raise ValueError("--interval must be positive")
         app = TopApp(args.metrics, args.interval)
     except ValueError as exc:
-        print(f"switchsim top: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     app.run()
-    return 0
+    return EXIT_OK

@@ -23,8 +23,8 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Static
 
 from specs.livemetrics import RoleView, Scrape, codes_line, parse, summarise
+from switchsim.cmd_top import DEFAULT_INTERVAL
 
-DEFAULT_INTERVAL = 1.0
 _REFUSALS_SHOWN = 20
 _TITLE = {"switch": "switch", "hsm": "HSM", "fleet": "fleet"}
 _UNIT = {"switch": "TPS", "hsm": "commands/s", "fleet": "TPS"}
