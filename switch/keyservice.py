@@ -74,7 +74,7 @@ class KeyService:
         started = time.perf_counter()
         try:
             raw = await self._hsm.request(command.encode("ascii") + payload)
-        except BaseException:
+        except Exception:  # a transport error or timeout: no answer (a cancelled call is not counted)
             self._observer.hsm_command(command, "transport", time.perf_counter() - started)
             raise
         answer = raw.decode("latin-1")
