@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Header, Static
 
 from specs.livemetrics import RoleView, Scrape, codes_line, parse, summarise
@@ -113,6 +114,8 @@ class TopApp(App[None]):
         self._busy = True
         try:
             await self._poll()
+        except NoMatches:
+            pass  # the app closed while a scrape was under way: its widgets are gone
         finally:
             self._busy = False
 
