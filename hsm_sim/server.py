@@ -8,6 +8,8 @@ socket's write buffer is over its high-water mark, so a client that sends withou
 cannot make the server buffer without bound.
 
 Logs carry the peer, the 2-character command and error codes and the latency, never a field.
+An ``Observer`` (specs/observer.py) hears every command answered (code, error code, seconds),
+every connection opened and closed (with why) and every rejected frame.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 
 import asyncio_dgram
 
-from hsm_sim.dispatcher import Dispatcher
+from hsm_sim.dispatcher import COMMANDS, Dispatcher
 from hsm_sim.errors import ErrorCode, HsmError
 from hsm_sim.hostframe import (
     DEFAULT_HEADER_LENGTH,
@@ -33,6 +35,7 @@ from hsm_sim.lmk import Lmk
 from specs.errors import FramingError
 from specs.framing import DEFAULT_MAX_FRAME, FrameDecoder, FrameFormat, KeepAlive, encode_frame
 from specs.logs import get_logger
+from specs.observer import NULL_OBSERVER, Observer
 
 DEFAULT_PORT = 1500
 # The answer to a request can be longer than the request (hex output): allow what 2 bytes hold.
@@ -79,34 +82,51 @@ def _printable_code(raw: bytes) -> str:
     return raw.decode("ascii") if len(raw) == 2 and raw.isalnum() and raw.isascii() else "??"
 
 
+# Command labels for an observer: the codes the dispatcher serves (in either case, as it reads
+# them), anything else "other", so that a client sending junk cannot grow the label set.
+_COMMAND_LABELS = {
+    **{code.encode("ascii"): code for code in COMMANDS},
+    **{code.lower().encode("ascii"): code for code in COMMANDS},
+}
+_OTHER_COMMAND = "other"
+
+
 class _Exchange:
     """Shared by every connection and datagram of one server: header handling around the
     dispatcher, and the per-command log line."""
 
-    __slots__ = ("_handle", "header_length", "log", "trace")
+    __slots__ = ("_handle", "header_length", "log", "observer", "timed", "trace")
 
-    def __init__(self, handler: CommandHandler, header_length: int, log: Any) -> None:
+    def __init__(self, handler: CommandHandler, header_length: int, log: Any, observer: Observer) -> None:
         self._handle: Callable[[bytes], bytes] = handler.handle
         self.header_length = header_length
         self.log = log
+        self.observer = observer
         # Decided once: the per-command line is debug-level and this is the hot path.
         self.trace: bool = log.is_enabled_for(_DEBUG)
+        self.timed = self.trace or observer is not NULL_OBSERVER
 
     def answer(self, body: bytes, log: Any) -> bytes:
         """Header + answer for one request body; HsmError(51) if the body cannot hold a header."""
         hl = self.header_length
         if len(body) < hl:
             split_header(body, hl)  # raises the typed error
-        if not self.trace:
+        if not self.timed:
             return body[:hl] + self._handle(body[hl:])
         started = time.perf_counter_ns()
         answer = self._handle(body[hl:])
-        log.debug(
-            "hsm_command",
-            command=_printable_code(body[hl : hl + 2]),
-            error=_printable_code(answer[2:4]),
-            latency_us=(time.perf_counter_ns() - started) // 1000,
+        elapsed = time.perf_counter_ns() - started
+        code = body[hl : hl + 2]
+        self.observer.hsm_command(
+            _COMMAND_LABELS.get(code, _OTHER_COMMAND), answer[2:4].decode("latin-1"), elapsed / 1e9
         )
+        if self.trace:
+            log.debug(
+                "hsm_command",
+                command=_printable_code(code),
+                error=_printable_code(answer[2:4]),
+                latency_us=elapsed // 1000,
+            )
         return body[:hl] + answer
 
 
@@ -153,6 +173,7 @@ class _HsmConnection(asyncio.Protocol):
         "_connections",
         "_decoder",
         "_exchange",
+        "_failure",
         "_log",
         "_out_fmt",
         "_paused",
@@ -170,6 +191,7 @@ class _HsmConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._log: Any = exchange.log
         self._closing = False
+        self._failure: str | None = None  # why we closed the connection: framing, format
         self._paused = False
         self.answered = 0
 
@@ -178,15 +200,21 @@ class _HsmConnection(asyncio.Protocol):
         self._transport = transport
         self._log = self._exchange.log.bind(peer=_peer_text(transport.get_extra_info("peername")))
         self._connections.add(self)
+        self._exchange.observer.connection_opened()
         self._log.info("hsm_client_connected")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
-        self._log.info(
-            "hsm_client_disconnected",
-            answered=self.answered,
-            reason=type(exc).__name__ if exc is not None else "closed",
-        )
+        reason = type(exc).__name__ if exc is not None else "closed"
+        self._log.info("hsm_client_disconnected", answered=self.answered, reason=reason)
+        # Bounded for a label: why we closed it, else closed (the peer's EOF) or reset.
+        if self._closing and self._failure is not None:
+            label = self._failure
+        elif self._closing:
+            label = "shutdown"
+        else:
+            label = "closed" if exc is None else "reset"
+        self._exchange.observer.connection_closed(label)
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
@@ -206,14 +234,18 @@ class _HsmConnection(asyncio.Protocol):
                 out.append(self._frame(exchange.answer(event.body, log)))
         except FramingError as exc:
             failure = exc.describe()
+            self._failure = "framing"
         except HsmError as exc:
             failure = exc.reason
+            self._failure = "format"
         if out:
             self.answered += len(out)
             transport.write(b"".join(out))
         if failure is not None:
             # The stream cannot be trusted past this point; answers already due still go out.
             self._closing = True
+            assert self._failure is not None
+            exchange.observer.wire_error(self._failure)
             log.warning("hsm_frame_rejected", reason=failure, answered=self.answered)
             transport.close()
 
@@ -273,6 +305,7 @@ async def _serve_udp(stream: Any, exchange: _Exchange, max_frame: int) -> None:
             log.info("hsm_udp_error", reason=type(exc).__name__)
             continue
         if len(data) > max_frame:
+            exchange.observer.wire_error("framing")
             log.warning("hsm_frame_rejected", peer=_peer_text(addr), reason="datagram too long",
                         length=len(data))
             continue
@@ -280,6 +313,7 @@ async def _serve_udp(stream: Any, exchange: _Exchange, max_frame: int) -> None:
         try:
             reply = exchange.answer(data, peer_log)
         except HsmError as exc:
+            exchange.observer.wire_error("format")
             log.warning("hsm_frame_rejected", peer=_peer_text(addr), reason=exc.reason)
             continue
         try:
@@ -360,15 +394,16 @@ class RunningHsm:
 
 
 async def serve_hsm(
-    config: HsmServerConfig, *, handler: CommandHandler | None = None
+    config: HsmServerConfig, *, handler: CommandHandler | None = None, observer: Observer = NULL_OBSERVER
 ) -> RunningHsm:
     """Start the TCP (and optional UDP) listeners on the running loop and return at once.
 
     ``handler`` replaces the dispatcher built from ``config.lmk``/``config.test_mode`` (tests
-    use this to put a failing handler behind a real socket)."""
+    use this to put a failing handler behind a real socket); ``observer`` hears every command,
+    connection and rejected frame."""
     log = get_logger("hsm_sim.server").bind()
     dispatcher: CommandHandler = handler or Dispatcher(config.lmk, test_mode=config.test_mode)
-    exchange = _Exchange(dispatcher, config.header_length, log)
+    exchange = _Exchange(dispatcher, config.header_length, log, observer)
     in_fmt = host_frame_format(config.max_frame)
     connections = _Connections()
     loop = asyncio.get_running_loop()

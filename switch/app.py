@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from hsm_sim.client import Diagnostics, HsmClient
 from hsm_sim.transports.interface import HsmTransport
+from hsm_sim.transports.observed import ObservedTransport
 from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
+from specs.observer import NULL_OBSERVER, Observer
 from switch.capture import Capture
 from switch.cards import add_card
 from switch.config import ConfigError, SwitchConfig
@@ -32,13 +34,22 @@ from switch.sqlite_store import SqliteStore
 from switch.store import Store
 
 
-def build_services(config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None) -> Services:
+def build_services(
+    config: SwitchConfig,
+    store: Store | None = None,
+    transport: HsmTransport | None = None,
+    observer: Observer = NULL_OBSERVER,
+) -> Services:
+    store = store if store is not None else SqliteStore(config.db)
+    if isinstance(store, SqliteStore):
+        store.observer = observer
     return Services(
         rules=rule_set(config),
         codec=codec_for(config.dialect),
-        store=store if store is not None else SqliteStore(config.db),
-        keys=KeyService(HsmClient(transport if transport is not None else transport_from_url(config.hsm))),
+        store=store,
+        keys=KeyService(HsmClient(_observed(transport or transport_from_url(config.hsm), observer))),
         config=config,
+        observer=observer,
     )
 
 
@@ -139,11 +150,15 @@ class RunningSwitch:
 
 
 async def serve_switch(
-    config: SwitchConfig, store: Store | None = None, transport: HsmTransport | None = None
+    config: SwitchConfig,
+    store: Store | None = None,
+    transport: HsmTransport | None = None,
+    observer: Observer = NULL_OBSERVER,
 ) -> RunningSwitch:
-    """Start a switch on ``config.host:config.port`` (0 picks a free port)."""
+    """Start a switch on ``config.host:config.port`` (0 picks a free port); ``observer`` hears
+    every exchange, connection, HSM command, store commit, rule fired and unreadable frame."""
     hsm = transport if transport is not None else transport_from_url(config.hsm)
-    services = build_services(config, store, hsm)
+    services = build_services(config, store, hsm, observer)
     await apply_declarations(services)
     server = SwitchServer(
         SwitchEngine(services),
@@ -152,6 +167,12 @@ async def serve_switch(
         max_connections=config.max_connections,
         max_pipeline=config.max_pipeline,
         capture=Capture(config.capture, services.codec, keep_raw=config.keep_raw) if config.capture else None,
+        observer=observer,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)
+
+
+def _observed(transport: HsmTransport, observer: Observer) -> HsmTransport:
+    """The HSM transport, timed command by command when someone listens (`serve --metrics-port`)."""
+    return transport if observer is NULL_OBSERVER else ObservedTransport(transport, observer)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from specs.codec import Codec
 from specs.framing import Frame
 from specs.message import Message
+from specs.observer import NULL_OBSERVER, Observer
 from switch.config import SwitchConfig
 from switch.keyservice import KeyService
 from switch.records import AuditEvent, AuditRecord, SessionKeys, TerminalId
@@ -27,6 +28,7 @@ class Services:
     # Sessions by terminal, written through to the store: a sign-in outlives its connection.
     sessions: dict[TerminalId, SessionKeys | None] = field(default_factory=dict)
     rules: RuleSet | None = None
+    observer: Observer = NULL_OBSERVER  # hears sign-ins come and go (terminals signed in)
     _rrn: int = 0
 
     def next_rrn(self) -> str:
@@ -36,14 +38,20 @@ class Services:
 
     def session(self, tid: TerminalId) -> SessionKeys | None:
         if tid not in self.sessions:
-            self.sessions[tid] = self.store.get_session(tid)
+            found = self.sessions[tid] = self.store.get_session(tid)
+            if found is not None:
+                self.observer.signed_in(1)  # a session kept from before this process
         return self.sessions[tid]
 
     def save_session(self, session: SessionKeys) -> None:
+        if self.sessions.get(session.terminal) is None:
+            self.observer.signed_in(1)
         self.sessions[session.terminal] = session
         self.store.put_session(session)
 
     def end_session(self, tid: TerminalId) -> None:
+        if self.sessions.get(tid) is not None:
+            self.observer.signed_in(-1)
         self.sessions[tid] = None
         self.store.delete_session(tid)
 

@@ -24,6 +24,7 @@ from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
 from specs.logs import get_logger
 from specs.message import Message
+from specs.observer import NULL_OBSERVER
 from specs.response import ResponseCode
 from switch import macdiag, malformed
 from switch.context import Exchange, Result, Services, audit
@@ -35,6 +36,10 @@ from switch.session import SESSIONLESS, NoSession, Refusal, Request, audit_event
 
 _log = get_logger("switch")
 _ECHOED = frozenset({2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70})
+# The kinds an observer hears besides the catalogue's: a message no entry serves, one that
+# could not be decoded.
+_UNMATCHED = "unmatched"
+_MALFORMED = "malformed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,8 @@ class SwitchEngine:
         self.catalogue = catalogue_for(services.codec.dialect)  # routing, MAC and answer MTIs
         self.reraise_bugs = reraise_bugs  # tests set it, so a bug cannot hide behind a 96
         self.keep_raw = services.config.keep_raw  # `serve --keep-raw`: the journal keeps frames unmasked
+        self.observer = services.observer
+        self._observed = self.observer is not NULL_OBSERVER  # the kind is looked up only for a listener
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -78,7 +85,7 @@ class SwitchEngine:
         try:
             message = self.codec.decode(frame.body, base_offset=frame.offset)
         except CodecError as exc:
-            return self._malformed(frame, exc, remote)
+            return self._malformed(frame, exc, remote, started)
         tid = TerminalId(message.get(42) or "", message.get(41) or "")
         ex = Exchange(frame, message, tid, remote)
         self._journal("in", ex, message, "")
@@ -92,9 +99,12 @@ class SwitchEngine:
                 rule=rule.name,
                 action=rule.action.kind.value,
             )
+            self.observer.rule_fired(rule.name, rule.action.kind.value)
             if rule.action.kind is ActionKind.DROP:
+                self._observe(message, "", started, f"rule: {rule.name}")
                 return Answer(None)
             if rule.action.kind is ActionKind.CLOSE:
+                self._observe(message, "", started, f"rule: {rule.name}")
                 return Answer(None, close=True)
         try:
             if rule is not None and rule.action.kind is ActionKind.RESPOND:
@@ -109,6 +119,7 @@ class SwitchEngine:
         wire = self._frame(frame, response, result.sign_in_again)  # checked before it is journalled
         self._journal("out", ex, response, "", result, wire)
         self._log_exchange(ex, response, result, started)
+        self._observe(message, str(result.code), started, result.reason)
         if rule is not None and rule.action.delay_ms:
             # The request is decided (and committed) first and only the answer is late: a slow
             # host whose approval the terminal gives up on, the case reversals exist for.
@@ -238,7 +249,7 @@ class SwitchEngine:
             _log.error("internal_error", stage="last_resort", mti=answer_mti, error_type=type(exc).__name__)
             return None
 
-    def _malformed(self, frame: Frame, exc: CodecError, remote: str) -> Answer:
+    def _malformed(self, frame: Frame, exc: CodecError, remote: str, started: float) -> Answer:
         """39 = 30 echoing the fields that could be read; the error is logged once, in the
         words the journal keeps (switch/malformed.py)."""
         mti, salvaged = self.codec.salvage(frame.body)
@@ -254,8 +265,11 @@ class SwitchEngine:
             response_code=exc.response_code.value,
             text=why,
         )
+        self.observer.wire_error("format")
         tid = TerminalId(salvaged.get(42, ""), salvaged.get(41, ""))
         self._journal_raw("in", tid, remote, mti or "", frame, exc, salvaged.get(11, ""))
+        if mti is not None:
+            self.observer.exchange_done(_MALFORMED, exc.response_code.value, time.perf_counter() - started, "", why)
         refusal = None if mti is None else self._refusal(frame, mti, salvaged, exc.response_code.value)
         if refusal is None:
             return Answer(None, close=True)
@@ -324,6 +338,13 @@ class SwitchEngine:
                 raw=seen.raw,
             )
         )
+
+    def _observe(self, message: Message, code: str, started: float, reason: str) -> None:
+        """The exchange for the observer: its catalogue kind, field 39 ("" unanswered), seconds."""
+        if self._observed:
+            kind = self.catalogue.lookup(message)
+            self.observer.exchange_done(kind.name if kind is not None else _UNMATCHED, code,
+                                        time.perf_counter() - started, "", reason)
 
     def _log_exchange(self, ex: Exchange, response: Message, result: Result, started: float) -> None:
         _log.info(

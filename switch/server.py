@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder
 from specs.logs import get_logger
+from specs.observer import NULL_OBSERVER, Observer
 from switch.capture import Capture
 from switch.engine import SwitchEngine
 from switch.journalwire import request_wire
@@ -84,6 +85,7 @@ class _Connection(asyncio.Protocol):
         "_remote",
         "_server",
         "_transport",
+        "_why",
         "_worker",
     )
     _transport: asyncio.Transport  # set by connection_made, before any other callback
@@ -102,6 +104,7 @@ class _Connection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None  # the unfinished frame's
         self._deadline_left: float | None = None  # what it had left when reading paused
+        self._why: str | None = None  # why we close it, for the observer (None: the peer did)
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -112,6 +115,7 @@ class _Connection(asyncio.Protocol):
         self._remote = f"{peer[0]}:{peer[1]}" if peer else "?"
         if len(self._server.connections) >= self._server.max_connections:
             _log.warning("connection_refused", remote=self._remote, reason="max connections")
+            self._server.observer.connection_refused("max_connections")
             self._closing = True
             transport.abort()
             return
@@ -119,6 +123,7 @@ class _Connection(asyncio.Protocol):
         if self._server.capture is not None and peer:  # serve --capture (switch/capture.py)
             local = transport.get_extra_info("sockname")
             self._server.capture.opened(self, (peer[0], peer[1]), (local[0], local[1]))
+        self._server.observer.connection_opened()
         self._idle = self._loop.call_later(self._server.idle_timeout, self._on_idle)
 
     def data_received(self, data: bytes) -> None:
@@ -134,7 +139,8 @@ class _Connection(asyncio.Protocol):
         except FramingError as exc:
             # The stream cannot be resynchronised: log once, answer what was decoded, close.
             _log.warning("framing_error", remote=self._remote, offset=exc.offset, reason=exc.reason)
-            self._finish()
+            self._server.observer.wire_error("framing")
+            self._finish("framing")
             return
         if completed:
             self._last_activity = self._loop.time()
@@ -165,7 +171,9 @@ class _Connection(asyncio.Protocol):
         self._backlog.clear()
         self._cancel_timers()
         self._flow.lost()
-        self._server.connections.discard(self)
+        if self in self._server.connections:
+            self._server.connections.discard(self)
+            self._server.observer.connection_closed(self._why or ("closed" if exc is None else "reset"))
         if self._server.capture is not None:
             self._server.capture.closed(self)
 
@@ -190,6 +198,7 @@ class _Connection(asyncio.Protocol):
                         capture.frame(self, False, answer.wire)
                     self._last_activity = self._loop.time()
                 if answer.close:  # a close rule or an unreadable MTI: what follows goes unread
+                    self._why = self._why or "answer"
                     self._closing = True
                     self._backlog.clear()
                     self._cancel_timers()
@@ -221,12 +230,13 @@ class _Connection(asyncio.Protocol):
                 self._deadline.cancel()
                 self._deadline = None
 
-    def _finish(self) -> None:
+    def _finish(self, why: str | None = None) -> None:
         """Stop reading, answer what is decoded, then close (framing error, timeouts, EOF,
-        shutdown)."""
+        shutdown); ``why`` is what the observer hears (None: the peer ended it)."""
         if self._closing:
             return
         self._closing = True
+        self._why = self._why or why
         self._cancel_timers()
         self._update_reading()
         if self._worker is None:
@@ -249,14 +259,15 @@ class _Connection(asyncio.Protocol):
         if self._flow.paused:
             # The peer has read nothing for the whole idle time: what is unwritten cannot be
             # delivered, and a graceful close would wait for it for ever.
+            self._why = self._why or "idle"
             self.abort()
         else:
-            self._finish()
+            self._finish("idle")
 
     def _on_deadline(self) -> None:
         self._deadline = None
         _log.warning("frame_timeout", remote=self._remote, buffered=self._decoder.buffered)
-        self._finish()
+        self._finish("frame_timeout")
 
     def _cancel_deadline(self) -> None:
         self._deadline_left = None
@@ -273,11 +284,12 @@ class _Connection(asyncio.Protocol):
     # -- shutdown ------------------------------------------------------------------------------
 
     async def drain(self) -> None:
-        self._finish()
+        self._finish("shutdown")
         if self._worker is not None:
             await asyncio.wait([self._worker])
 
     def abort(self) -> None:
+        self._why = self._why or "shutdown"  # unless idle said so first
         self._transport.abort()
         if self._worker is not None:
             self._worker.cancel()
@@ -292,6 +304,7 @@ class SwitchServer:
     max_pipeline: int = 32
     connections: set[_Connection] = field(default_factory=set)
     capture: Capture | None = None  # serve --capture FILE.pcap
+    observer: Observer = NULL_OBSERVER
     _server: asyncio.Server | None = None
 
     def __post_init__(self) -> None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from specs.observer import NULL_OBSERVER, Observer
 from switch.records import (
     AuditEvent,
     AuditRecord,
@@ -134,6 +136,7 @@ class SqliteStore:
         (a directory, a missing folder, a file that is not SQLite) is a `StoreError` naming it.
         Without `create` a missing store is an error: read-only commands never make one."""
         self._db = _connect(str(path), create)
+        self.observer: Observer = NULL_OBSERVER  # hears every financial commit, timed
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -268,6 +271,7 @@ class SqliteStore:
     ) -> int | None:
         """Record a transaction, move a card balance and update originals in ONE commit, so an
         approval the terminal sees is never lost and never half applied."""
+        started = time.perf_counter()
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             new_id = None
@@ -304,6 +308,7 @@ class SqliteStore:
                     "UPDATE transactions SET status=?, remaining=? WHERE id=?",
                     (status.value, remaining, txn_id),
                 )
+        self.observer.store_commit(time.perf_counter() - started)
         return new_id
 
     def _one_txn(self, where: str, args: tuple[object, ...], newest: bool = False) -> Transaction | None:

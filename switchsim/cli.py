@@ -39,6 +39,7 @@ _COMMAND_MODULES = (
     "switchsim.cmd_trace",
     "switchsim.cmd_fleet",
     "switchsim.cmd_report",
+    "switchsim.cmd_top",
 )
 
 # Library errors that mean the input was wrong (a file, a value, a name) and those that mean

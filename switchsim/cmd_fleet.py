@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import importlib.util
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from rich.text import Text
 from specs.catalogue import DEFAULT_DIALECT
 from specs.testcards import DEFAULT_TEST_CARDS, card_by_pan
 from switchsim import argtypes
-from switchsim.errors import EXIT_FAILED, EXIT_OK, UsageError
+from switchsim.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
+from switchsim.fleet_processes import Shard, plan_shards, run_shards, temporary_workdir
+from switchsim.metrics_options import add_metrics_options, start_metrics
 from switchsim.provisioning import provision
 from terminals_sim.conformance import (
     CHECK_NAMES,
@@ -29,6 +33,7 @@ from terminals_sim.conformance import (
 )
 from terminals_sim.financial import CardProfile
 from terminals_sim.fleet import DEFAULT_TIMEOUT, FleetConfig, FleetResult, run_fleet
+from terminals_sim.merge import merge_reports
 from terminals_sim.progress import print_summary, progress_for
 from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
@@ -43,6 +48,7 @@ from terminals_sim.verdict import Thresholds, write_verdict_junit
 
 DEFAULT_DURATION = 10.0
 DEFAULT_PROGRESS_INTERVAL = 5.0
+LOCUSTFILE = "terminals_sim.locustfile"
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +61,12 @@ def register(subparsers: Any) -> None:
             "Exit 0 when the verdict passed (no failed exchange, or at most --max-failure-ratio, "
             "and every threshold given), 1 when it failed, 2 on bad usage."
         ),
+    )
+    fleet.add_argument(
+        "action",
+        nargs="?",
+        choices=("locustfile",),
+        help="locustfile: print the path of the locustfile that drives these terminals from Locust, and exit",
     )
     fleet.add_argument("--target", metavar="HOST:PORT", help="the host to drive, e.g. 127.0.0.1:5800")
     fleet.add_argument(
@@ -136,6 +148,17 @@ def register(subparsers: Any) -> None:
     )
     fleet.add_argument("--db", metavar="PATH", help="switch store to provision into")
     _dialect_option(fleet)
+    fleet.add_argument(
+        "--processes",
+        type=argtypes.positive_int,
+        default=1,
+        metavar="N",
+        help="run N fleet processes on this machine, one shard of the terminals each, and merge their reports "
+        "into one report and one summary (default 1)",
+    )
+    add_metrics_options(fleet)
+    # A shard of --processes: count into the multiprocess directory, the parent serves it.
+    fleet.add_argument("--metrics-shard", action="store_true", help=argparse.SUPPRESS)
     fleet.set_defaults(func=_fleet)
 
     conf = subparsers.add_parser(
@@ -288,6 +311,12 @@ def _target(text: str) -> tuple[str, int]:
 
 
 def _fleet(args: argparse.Namespace) -> int:
+    if args.action == "locustfile":
+        # Found, not imported: importing Locust patches the standard library for gevent.
+        spec = importlib.util.find_spec(LOCUSTFILE)
+        assert spec is not None and spec.origin is not None, f"{LOCUSTFILE} is part of this package"
+        print(spec.origin)
+        return EXIT_OK
     console = Console(stderr=False)
     err = Console(stderr=True)
     if args.target is None and not args.provision:
@@ -322,12 +351,21 @@ def _fleet(args: argparse.Namespace) -> int:
         dialect=args.dialect,
     )
     run = _runner(args.uvloop)
-    if args.quiet:
-        result = run(run_fleet(config))
-    else:
-        progress = progress_for(console, duration=duration, exchanges=args.exchanges, interval=args.progress_interval)
-        with progress:
-            result = run(run_fleet(config, progress.update))
+    if args.processes > 1:
+        shards = plan_shards(args.processes, args.terminals, args.first_terminal, args.exchanges, args.rate,
+                             args.connect_rate)
+        return _fleet_processes(args, shards, duration, thresholds, console, err)
+    metrics = start_metrics(args, "fleet", shard=args.metrics_shard)
+    try:
+        if args.quiet:
+            result = run(run_fleet(config, observer=metrics.observer))
+        else:
+            progress = progress_for(console, duration=duration, exchanges=args.exchanges,
+                                    interval=args.progress_interval)
+            with progress:
+                result = run(run_fleet(config, progress.update, metrics.observer))
+    finally:
+        metrics.close()
     report = build_report(
         result.stats,
         target=f"{host}:{port}",
@@ -338,6 +376,31 @@ def _fleet(args: argparse.Namespace) -> int:
         timeout_s=config.timeout,
         thresholds=thresholds,
     )
+    return finish(report, args, console, err, "switchsim fleet")
+
+
+def _fleet_processes(
+    args: argparse.Namespace,
+    shards: list[Shard],
+    duration: float | None,
+    thresholds: Thresholds,
+    console: Console,
+    err: Console,
+) -> int:
+    """--processes N: the shards run as processes of their own, one merged report and summary."""
+
+    def say(line: str) -> None:
+        if not args.quiet or line.startswith("metrics on "):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    with temporary_workdir() as workdir:
+        reports, failures = run_shards(args, shards, duration, Path(workdir), say)
+        for failure in failures:
+            err.print(f"switchsim fleet: process {failure.index + 1} exited {failure.returncode}: {failure.stderr}",
+                      style="red", highlight=False, soft_wrap=True, markup=False)
+        if failures:
+            raise RunFailed(f"{len(failures)} of {len(shards)} fleet processes did not finish (see above)")
+        report = merge_reports(reports, thresholds)
     return finish(report, args, console, err, "switchsim fleet")
 
 

@@ -15,8 +15,10 @@ from hsm_sim.lmk import Lmk
 from hsm_sim.server import DEFAULT_PORT, HsmServerConfig, serve_hsm
 from hsm_sim.transports.interface import DEFAULT_TIMEOUT, HsmTransportError
 from hsm_sim.transports.url import transport_from_url
+from specs.observer import Observer
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, EXIT_USAGE, RunFailed, UsageError
+from switchsim.metrics_options import add_metrics_options, start_metrics
 
 
 def register(subparsers: Any) -> None:
@@ -60,6 +62,7 @@ def register(subparsers: Any) -> None:
         choices=("debug", "info", "warning", "error"),
         help="log level on stderr; debug logs every command (default info)",
     )
+    add_metrics_options(serve)
     serve.set_defaults(func=_serve)
 
     send = sub.add_parser("send", help="send one host command and print the answer")
@@ -122,12 +125,16 @@ def _serve(args: argparse.Namespace) -> int:
         test_mode=args.test_mode,
     )
     logs.configure(args.log_level)
-    return asyncio.run(_serve_until_signal(config))
-
-
-async def _serve_until_signal(config: HsmServerConfig) -> int:
+    metrics = start_metrics(args, "hsm")
     try:
-        hsm = await serve_hsm(config)
+        return asyncio.run(_serve_until_signal(config, metrics.observer))
+    finally:
+        metrics.close()
+
+
+async def _serve_until_signal(config: HsmServerConfig, observer: Observer) -> int:
+    try:
+        hsm = await serve_hsm(config, observer=observer)
     except OSError as exc:
         where = f"{config.host} port {config.port}"
         if config.udp_port is not None:

@@ -23,6 +23,7 @@ from hsm_sim.errors import HsmError
 from hsm_sim.transports.interface import HsmTransport, HsmTransportError
 from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
+from specs.observer import Observer
 from switch import admin, terminalview
 from switch.app import (
     RunningSwitch,
@@ -43,6 +44,7 @@ from switch.store import StoreError
 from switch.terminalview import session_state
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
+from switchsim.metrics_options import add_metrics_options, start_metrics
 
 
 def register(sub: Any) -> None:
@@ -74,6 +76,7 @@ def register(sub: Any) -> None:
         default=None,
         help="test labs only: the journal and --capture keep frames unmasked (PAN, tracks, PIN blocks, keys)",
     )
+    add_metrics_options(serve)
     serve.set_defaults(func=_serve)
 
     term = sub.add_parser("terminal", help="register and manage terminals")
@@ -389,10 +392,11 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure("info")
     if config.keep_raw:
         print(KEEP_RAW_WARNING, file=sys.stderr, flush=True)
+    metrics = start_metrics(args, "switch")
 
     async def main() -> int:
         try:
-            running = await _start(config, store, transport)
+            running = await _start(config, store, transport, metrics.observer)
         except BaseException:
             store.close()
             await transport.close()
@@ -409,16 +413,21 @@ def _serve(args: argparse.Namespace) -> int:
         print("switch stopped", flush=True)
         return EXIT_OK
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    finally:
+        metrics.close()
 
 
-async def _start(config: SwitchConfig, store: SqliteStore, transport: HsmTransport) -> RunningSwitch:
+async def _start(
+    config: SwitchConfig, store: SqliteStore, transport: HsmTransport, observer: Observer
+) -> RunningSwitch:
     try:
         await check_hsm(transport)
     except (HsmTransportError, HsmError) as exc:
         raise RunFailed(f"HSM {config.hsm} is not usable: {exc}") from None
     try:
-        return await serve_switch(config, store, transport)
+        return await serve_switch(config, store, transport, observer)
     except socket.gaierror as exc:
         raise UsageError(f"cannot listen on {config.host}: {exc.strerror}") from None
     except OSError as exc:

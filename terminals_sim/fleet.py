@@ -9,6 +9,11 @@ requests (39 = A0, header processing requirement 3/1/2) are obeyed at once, as r
 Selling follows the terminal's rules: a reversal it owes goes out right after the request that
 lost its answer and, until answered, before every later financial request; a batch upload the
 host asked for is finished before the next sale; a full batch is settled first.
+
+Every exchange and connection is also told to the fleet's ``Observer`` (specs/observer.py:
+Prometheus metrics, the Locust adapter). A driver reaches the host only through ``transmit``
+and waits only through ``pause``, so a shell other than asyncio (terminals_sim/locustfile.py)
+can drive the same steps.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from specs.catalogue_loader import catalogue_for
 from specs.codec import codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import Frame
+from specs.observer import NULL_OBSERVER, Observer
 from terminals_sim.connection import ExchangeFailed, HostConnection, open_connection
 from terminals_sim.financial import FINANCIAL_KINDS, SHAPES, TRANSACTION_KINDS
 from terminals_sim.outcome import Failure, Kind, Outcome
@@ -33,6 +39,7 @@ from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
     DEFAULT_MERCHANT_PREFIX,
     DEFAULT_SEED,
+    PlannedTerminal,
     provision_plan,
 )
 from terminals_sim.scenario import ConnectionHabit, Scenario, Step
@@ -135,7 +142,7 @@ class _Stop(Exception):
     """The run's exchange budget is spent."""
 
 
-class _Driver:
+class TerminalDriver:
     """One virtual terminal's task: its scenario over its connection habit."""
 
     def __init__(self, fleet: Fleet, profile: TerminalProfile) -> None:
@@ -169,7 +176,7 @@ class _Driver:
         except _Stop:
             pass
         finally:
-            self.drop_connection()
+            self.drop_connection("end")
 
     async def step(self, step: Step, *, teardown: bool = False, depth: int = 0) -> None:
         """One scenario step, after what it needs (sign-in, operator) and before what the host
@@ -267,12 +274,12 @@ class _Driver:
             reason = exc.reason if isinstance(exc, TerminalProtocolError) else str(exc)
             outcome = Outcome(kind=kind, response_code=None, failure=Failure.PROTOCOL, detail=reason)
             fleet.stats.record(outcome, None, started)
+            fleet.observer.exchange_done(kind.value, "", 0.0, Failure.PROTOCOL.value, reason)
             return outcome
         try:
-            conn = await self.connection()
-            answer = await conn.exchange(frame, fleet.config.timeout)
+            answer = await self.transmit(frame)
         except ExchangeFailed as exc:
-            self.drop_connection()
+            self.drop_connection(exc.failure.value)
             outcome = self.terminal.fail_pending(exc.failure, exc.detail)
         else:
             if step is not None and step.force_reversal:
@@ -280,14 +287,26 @@ class _Driver:
             else:
                 outcome = self.terminal.receive(answer)
             if fleet.per_exchange:
-                self.drop_connection()
+                self.drop_connection("per_exchange")
         now = time.monotonic()
         outcome = outcome.as_unexpected(expect)
         fleet.stats.record(outcome, now - started, now)
-        if outcome.failure is Failure.REFUSED:
+        failure = outcome.failure
+        fleet.observer.exchange_done(kind.value, outcome.response_code or "", now - started,
+                                     failure.value if failure is not None else "", outcome.detail)
+        if failure is Failure.REFUSED:
             # A refused connect fails at once: pause, as a terminal would, rather than spin.
-            await asyncio.sleep(_REFUSED_PAUSE)
+            await self.pause(_REFUSED_PAUSE)
         return outcome
+
+    async def transmit(self, frame: bytes) -> Frame:
+        """Send one request over the connection habit and wait for its answer; ExchangeFailed
+        when none can be trusted."""
+        conn = await self.connection()
+        return await conn.exchange(frame, self.fleet.config.timeout)
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     def set_aside(self, kind: Kind, answer: Frame) -> Outcome:
         """force_reversal: count what the host answered, but let the terminal take the request
@@ -308,20 +327,30 @@ class _Driver:
         cfg = fleet.config
         self.conn = await open_connection(cfg.host, cfg.port, fleet.fmt, cfg.timeout)
         fleet.stats.connection_opened()
+        fleet.observer.connection_opened()
         return self.conn
 
-    def drop_connection(self) -> None:
+    def drop_connection(self, reason: str = "closed") -> None:
+        """Close the connection, if any; ``reason`` (a failure kind, per_exchange, end) is what
+        the observer hears."""
         if self.conn is not None:
             self.conn.close()
             self.conn = None
             self.fleet.stats.connection_closed()
+            self.fleet.observer.connection_closed(reason)
 
 
 class Fleet:
     """One run: create with a config, ``await run()``."""
 
-    def __init__(self, config: FleetConfig, on_tick: Callable[[Snapshot], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: FleetConfig,
+        on_tick: Callable[[Snapshot], None] | None = None,
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
         self.config = config
+        self.observer = observer
         self.codec = codec_for(config.dialect)
         self.fmt = self.codec.dialect.framing
         self.rng = random.Random(config.random_seed)
@@ -356,28 +385,29 @@ class Fleet:
     def profiles(self) -> list[TerminalProfile]:
         cfg = self.config
         plan = provision_plan(cfg.terminals, cfg.seed, cfg.merchant_prefix, cfg.first_terminal)
-        rng = self.rng
-        return [
-            TerminalProfile(
-                merchant=p.merchant,
-                terminal=p.terminal,
-                tmk=p.tmk,
-                key_mode=cfg.scenario.key_mode,
-                operator=cfg.scenario.operator or cfg.operator,
-                password=cfg.scenario.password or cfg.password,
-                card=cfg.scenario.card,
-                first_stan=rng.randint(1, 900_000),
-                accept_mirror=cfg.accept_mirror,
-                dialect=cfg.dialect,
-            )
-            for p in plan
-        ]
+        return [self.profile(p) for p in plan]
+
+    def profile(self, p: PlannedTerminal) -> TerminalProfile:
+        """The virtual terminal of one planned identity, as this run's scenario wants it."""
+        cfg = self.config
+        return TerminalProfile(
+            merchant=p.merchant,
+            terminal=p.terminal,
+            tmk=p.tmk,
+            key_mode=cfg.scenario.key_mode,
+            operator=cfg.scenario.operator or cfg.operator,
+            password=cfg.scenario.password or cfg.password,
+            card=cfg.scenario.card,
+            first_stan=self.rng.randint(1, 900_000),
+            accept_mirror=cfg.accept_mirror,
+            dialect=cfg.dialect,
+        )
 
     async def run(self) -> FleetResult:
         cfg = self.config
         started_at = time.time()
         self.stats = RunStats(time.monotonic(), wall_start=started_at, timeout_s=cfg.timeout)
-        drivers = [_Driver(self, p) for p in self.profiles()]
+        drivers = [TerminalDriver(self, p) for p in self.profiles()]
         rate = cfg.connect_rate
         tasks = [
             asyncio.create_task(d.run(i / rate if rate else 0.0)) for i, d in enumerate(drivers)
@@ -395,7 +425,7 @@ class Fleet:
                     with contextlib.suppress(asyncio.CancelledError):
                         await helper
             for driver in drivers:
-                driver.drop_connection()
+                driver.drop_connection("end")
         duration = time.monotonic() - self.stats.start
         if self.on_tick is not None:
             self.on_tick(self.stats.snapshot(time.monotonic()))
@@ -413,5 +443,7 @@ class Fleet:
             self.on_tick(self.stats.snapshot(time.monotonic()))
 
 
-async def run_fleet(config: FleetConfig, on_tick: Callable[[Snapshot], None] | None = None) -> FleetResult:
-    return await Fleet(config, on_tick).run()
+async def run_fleet(
+    config: FleetConfig, on_tick: Callable[[Snapshot], None] | None = None, observer: Observer = NULL_OBSERVER
+) -> FleetResult:
+    return await Fleet(config, on_tick, observer).run()

@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 from hsm_sim.hostframe import host_frame_format
 from hsm_sim.server import HsmServerConfig, RunningHsm, _Connections, _Exchange, _HsmConnection, serve_hsm
 from specs.logs import get_logger
+from specs.observer import NULL_OBSERVER
 from tests.vectorfiles import vector_path
 
 VECTORS = vector_path("crypto.json")
@@ -97,7 +98,7 @@ def make_connection(
     header_length: int = 4, max_frame: int = 8192
 ) -> tuple[_HsmConnection, FakeTransport, EchoHandler, _Connections]:
     handler = EchoHandler()
-    exchange = _Exchange(handler, header_length, get_logger("test").bind())
+    exchange = _Exchange(handler, header_length, get_logger("test").bind(), NULL_OBSERVER)
     connections = _Connections()
     conn = _HsmConnection(exchange, host_frame_format(max_frame), connections)
     transport = FakeTransport()
