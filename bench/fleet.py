@@ -3,12 +3,14 @@
 1. Ceiling. The bare echo host (shared/bench/echo_limit.py) answers every frame by echoing it
    with the third byte after the length incremented; for cup-pos frames that byte is inside the
    TPDU, so the answer is the request itself, MTI unchanged. The fleet runs in bench mode
-   (``accept_mirror``): every terminal still builds its 0820 echo test with the shared codec,
-   frames it, reads the answer through the frame decoder and decodes the body, but counts a
-   mirrored frame as answered instead of judging it. In the same run the pre-encoded blaster
-   (shared/bench/blast.py) drives the same echo host with the same number of connections and
-   one request in flight on each (as the fleet has), and once more pipelined (depth 8) for the
-   host's own ceiling. The ratio fleet / blaster says how much of the load-generation budget
+   (``accept_mirror``): every terminal still builds its 0820 echo test with the shared codec
+   (the first in full, later ones from the codec's own output with field 11 filled in afresh,
+   ``Codec.slot``), frames it and reads the answer through the frame decoder; an answer whose
+   body is byte for byte the request it sent counts as answered without being decoded (there
+   is nothing in it to judge), any other is decoded and judged. In the same run the
+   pre-encoded blaster (shared/bench/blast.py) drives the same echo host with the same number
+   of connections and one request in flight on each (as the fleet has), and once more
+   pipelined (depth 8) for the host's own ceiling. The ratio fleet / blaster says how much of the load-generation budget
    the fleet spends on being a real terminal.
 2. Load. The fleet (sign-in, then echo tests back to back) against the switch with the same
    number of terminals: the TPS, and the CPU each process burned over the run, so one sees which

@@ -16,7 +16,7 @@ from typing import Any
 
 import iso8583
 from iso8583.decoder import DecodeError
-from iso8583.encoder import EncodeError
+from iso8583.encoder import EncodeError, _encode_field
 
 from specs import hexbinary, loader
 from specs.dialect import APPROVED, Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind
@@ -52,6 +52,24 @@ class Partial:
     message: Message  # the fields that decoded, with their offsets
     end: int  # where in the body the decoded parts end
     error: CodecError | None  # why the rest did not decode; None when the whole body did
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSlot:
+    """An encoded body with one fixed-length field to fill in (``Codec.slot``)."""
+
+    codec: Codec
+    number: int
+    head: bytes  # the body before the field
+    tail: bytes  # the body after it
+    size: int  # the field's bytes on the wire
+
+    def fill(self, value: str) -> bytes:
+        """The body with ``value`` in the field, as ``Codec.encode`` would write it."""
+        data = self.codec.encode_field(self.number, value)
+        if len(data) != self.size:  # a fixed field always encodes to the same size
+            raise CodecError(str(self.number), len(self.head), f"encodes to {len(data)} bytes, slot holds {self.size}")
+        return self.head + data + self.tail
 
 
 class Codec:
@@ -234,8 +252,8 @@ class Codec:
 
     # -- encode ---------------------------------------------------------------------------
 
-    def encode(self, message: Message, *, validate: bool = True) -> bytes:
-        """Encode a message body (MTI, bitmap, fields)."""
+    def _encode(self, message: Message, validate: bool) -> tuple[bytes, dict[str, dict[str, bytes]]]:
+        """The body and pyiso8583's encoded parts (in wire order)."""
         if validate:
             self.check_rules(message)
         doc: dict[str, str] = {"t": message.mti}
@@ -247,10 +265,43 @@ class Codec:
             for number, value in message.fields.items():
                 doc[str(number)] = self._normalise(number, value)
         try:
-            raw, _ = iso8583.encode(doc, self._spec)
+            raw, parts = iso8583.encode(doc, self._spec)
         except EncodeError as exc:
             raise CodecError(_part_name(exc.field), 0, _reason(exc.msg)) from None
-        return bytes(raw)
+        return bytes(raw), parts
+
+    def encode(self, message: Message, *, validate: bool = True) -> bytes:
+        """Encode a message body (MTI, bitmap, fields)."""
+        return self._encode(message, validate)[0]
+
+    def slot(self, message: Message, number: int) -> FieldSlot:
+        """``message`` encoded once, with fixed-length field ``number`` left to fill in: a sender
+        that changes only that field (a STAN) reuses the rest of the codec's own output."""
+        check = self._checks.get(number)
+        if check is None or not check.exact:
+            raise CodecError(str(number), 0, "only a fixed-length field can be filled in place")
+        if number not in message.fields:
+            raise CodecError(str(number), 0, "absent from the message to fill in")
+        body, parts = self._encode(message, True)
+        key = str(number)
+        at = 0
+        for name, part in parts.items():  # pyiso8583 fills parts in wire order
+            if name == key:
+                break
+            at += len(part["len"]) + len(part["data"])
+        size = len(parts[key]["len"]) + len(parts[key]["data"])
+        return FieldSlot(self, number, body[:at], body[at + size :], size)
+
+    def encode_field(self, number: int, value: str) -> bytes:
+        """One field as encode() writes it into a body (length prefix, if any, and data),
+        by the same pyiso8583 field encoder; the value is normalised and checked first."""
+        key = str(number)
+        value = self._normalise(number, value)
+        try:
+            # pyiso8583 has no public single-field encoder; this is the one encode() runs per field.
+            return _encode_field({key: value}, {}, key, self._spec[key])
+        except EncodeError as exc:
+            raise CodecError(key, 0, _reason(exc.msg)) from None
 
     def message(self, mti: str, fields: Mapping[int, str]) -> Message:
         """A message of this dialect, values normalised (fixed fields padded) and checked."""

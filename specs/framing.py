@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from specs.errors import FramingError
 
@@ -203,12 +204,17 @@ def split_payload(fmt: FrameFormat, payload: bytes, base_offset: int = 0) -> Fra
     pos = 0
     tpdu = header = None
     if fmt.tpdu:
-        tpdu = Tpdu.parse(payload[:TPDU_LEN])
+        tpdu = _tpdu(bytes(payload[:TPDU_LEN]))
         pos = TPDU_LEN
     if fmt.cup_header:
-        header = CupHeader.parse(payload[pos : pos + CUP_HEADER_LEN])
+        header = _cup_header(bytes(payload[pos : pos + CUP_HEADER_LEN]))
         pos += CUP_HEADER_LEN
     return Frame(body=bytes(payload[pos:]), tpdu=tpdu, header=header, offset=base_offset + pos)
+
+
+# A connection sees the same few TPDUs and headers frame after frame; both are immutable values.
+_tpdu = lru_cache(maxsize=256)(Tpdu.parse)
+_cup_header = lru_cache(maxsize=256)(CupHeader.parse)
 
 
 def decode_frame(fmt: FrameFormat, wire: bytes) -> Frame:

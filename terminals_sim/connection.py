@@ -29,6 +29,11 @@ class HostConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Frame] | None = None
         self._lost: ExchangeFailed | None = None
+        # One timer per connection, not one per exchange: each exchange only moves the
+        # deadline, and the timer, when it fires early, sleeps on to the current one.
+        self._deadline = 0.0
+        self._timeout = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def usable(self) -> bool:
@@ -53,6 +58,9 @@ class HostConnection(asyncio.Protocol):
             self._fail(ExchangeFailed(Failure.PROTOCOL, f"framing error: {exc.describe()}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._lost is None:
             detail = f"connection reset ({type(exc).__name__})" if exc else "connection closed by the host"
             self._lost = ExchangeFailed(Failure.RESET, detail)
@@ -78,19 +86,35 @@ class HostConnection(asyncio.Protocol):
         waiter: asyncio.Future[Frame] = loop.create_future()
         self._waiter = waiter
         self._transport.write(frame)
-        timer = loop.call_later(timeout, self._on_timeout, waiter, timeout)
+        deadline = loop.time() + timeout
+        self._deadline = deadline
+        self._timeout = timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
         try:
             return await waiter
         finally:
-            timer.cancel()
             self._waiter = None
 
-    def _on_timeout(self, waiter: asyncio.Future[Frame], timeout: float) -> None:
-        if not waiter.done():
-            # A late answer would be taken for the next request's: the connection is done.
-            self._fail(ExchangeFailed(Failure.TIMEOUT, f"no answer within {timeout:g} s"))
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # idle: the next exchange arms a timer of its own
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+            return
+        # A late answer would be taken for the next request's: the connection is done.
+        self._fail(ExchangeFailed(Failure.TIMEOUT, f"no answer within {self._timeout:g} s"))
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._transport is not None:
             self._transport.close()
 

@@ -28,7 +28,7 @@ from hsm_sim.mac import cup_pos_mac
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock
 from specs.catalogue import DEFAULT_DIALECT, MessageKind, Skeleton, echo_value, mac_input
 from specs.catalogue_loader import catalogue_for
-from specs.codec import codec_for
+from specs.codec import FieldSlot, codec_for
 from specs.errors import WireError
 from specs.framing import CupHeader, Frame, Tpdu, decode_frame, encode_frame
 from specs.keylayout import KeyLayout
@@ -131,6 +131,17 @@ class _Pending:
     new_password: str | None = field(default=None, repr=False)
     seq: int | None = None  # the ledger record this request made or concerns
     reason: ReversalReason | None = None  # of a reversal
+    body: bytes = b""  # the request's body as sent (a mirrored answer is the same bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reusable:
+    """A request that differs from the last of its kind only in its STAN (no MAC, nothing
+    added): the codec's output kept, field 11 filled in afresh by the codec each time."""
+
+    slot: FieldSlot
+    frame_head: bytes  # length header, TPDU and UnionPay header
+    pending: _Pending
 
 
 class VirtualTerminal:
@@ -145,6 +156,7 @@ class VirtualTerminal:
         "_password",
         "_pending",
         "_profile",
+        "_reusable",
         "_stan",
         "_state",
         "last_transaction",
@@ -163,6 +175,7 @@ class VirtualTerminal:
         self._password = profile.password
         self.parameters: bytes = b""  # field 62 of the last parameter download
         self._ledger = Ledger()
+        self._reusable: dict[tuple[Kind, str, str | None], _Reusable] = {}
         # The record of the last financial request answered or given up on.
         self.last_transaction: Transaction | None = None
 
@@ -532,6 +545,9 @@ class VirtualTerminal:
         self._check_allowed(kind)
         entry = self._entry(kind)
         code = key_mode.value if key_mode is not None else None
+        reusable = not (entry.maced or extra or stan or original or new_password)
+        if reusable and (cached := self._reusable.get((kind, self._batch, code))) is not None:
+            return self._restart(cached)
         skeleton = self._catalogue.request(kind.value, batch=self._batch, code=code, original=original)
         stan = stan or self._next_stan()
         fields = {11: stan, 41: self._profile.terminal, 42: self._profile.merchant, **skeleton.fields, **extra}
@@ -546,9 +562,22 @@ class VirtualTerminal:
         echo = {item: value for item in entry.echo if (value := echo_value(message, item)) is not None}
         layout = entry.layout(code) if code is not None else None
         self._pending = _Pending(
-            kind, skeleton.mti, entry.response_mti, stan, echo, entry.maced, key_mode, layout, new_password
+            kind, skeleton.mti, entry.response_mti, stan, echo, entry.maced, key_mode, layout, new_password,
+            body=body,
         )
+        if reusable:
+            head = frame[: len(frame) - len(body)]
+            self._reusable[(kind, self._batch, code)] = _Reusable(codec.slot(message, 11), head, self._pending)
         return frame
+
+    def _restart(self, cached: _Reusable) -> bytes:
+        """The cached request with the next STAN (``_start`` made the first of them)."""
+        stan = self._next_stan()
+        body = cached.slot.fill(stan)
+        p = cached.pending
+        echo = {**p.echo, "11": stan} if "11" in p.echo else p.echo
+        self._pending = _Pending(p.kind, p.mti, p.answer_mti, stan, echo, p.maced, p.key_mode, p.layout, body=body)
+        return cached.frame_head + body
 
     def _next_stan(self) -> str:
         # 999999 wraps to 000001: 000000 is not a STAN terminals send.
@@ -593,6 +622,9 @@ class VirtualTerminal:
         """The outcome, and the answer when it is trustworthy (well formed, MAC verified)."""
         try:
             frame = data if isinstance(data, Frame) else decode_frame(self._codec.dialect.framing, data)
+            if self._profile.accept_mirror and frame.body == pending.body:
+                # The very request bounced back: nothing in it to judge, so nothing to decode.
+                return Outcome(kind=pending.kind, response_code=None, mirrored=True, detail="mirrored"), None
             message = self._codec.decode(frame.body)
         except WireError as exc:
             return self._protocol(pending, f"undecodable answer: {exc.describe()}"), None

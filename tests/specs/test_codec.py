@@ -206,3 +206,37 @@ def test_repr_masks_pan_track_and_pin_block() -> None:
     assert "6222021234567890123" not in text
     assert "0123456789ABCDEF" not in text
     assert message.unmasked_fields()[2] == "6222021234567890123"
+
+
+def test_a_slot_fills_the_stan_of_the_published_signin_in_place() -> None:
+    codec = codec_for("cup-pos")
+    slot = codec.slot(codec.message("0800", SIGNIN_FIELDS), 11)
+    assert slot.fill("000105").hex().upper() == SIGNIN_HEX
+    # 11 is n6 BCD right after MTI (2 bytes) and bitmap (8): bytes 10..12 of the body.
+    want = SIGNIN_HEX[:20] + "123456" + SIGNIN_HEX[26:]
+    assert slot.fill("123456").hex().upper() == want
+    assert slot.fill("7").hex().upper() == SIGNIN_HEX[:20] + "000007" + SIGNIN_HEX[26:]
+
+
+def test_a_slot_in_an_ascii_dialect_writes_ascii_digits() -> None:
+    codec = codec_for("iso87-ascii")
+    slot = codec.slot(codec.message("0800", {11: "000001", 70: "301"}), 11)
+    assert slot.fill("000042") == b"0800" + b"8020000000000000" + b"0400000000000000" + b"000042301"
+
+
+def test_a_slot_needs_a_fixed_field_present_and_a_value_that_fits() -> None:
+    codec = codec_for("cup-pos")
+    message = codec.message("0800", SIGNIN_FIELDS)
+    with pytest.raises(CodecError) as variable:
+        codec.slot(message, 60)
+    assert variable.value.field == "60" and "fixed-length" in variable.value.reason
+    with pytest.raises(CodecError) as absent:
+        codec.slot(message, 12)
+    assert absent.value.field == "12"
+    slot = codec.slot(message, 11)
+    with pytest.raises(CodecError) as bad:
+        slot.fill("12A456")
+    assert bad.value.field == "11" and "numeric" in bad.value.reason
+    with pytest.raises(CodecError) as long:
+        slot.fill("1234567")
+    assert long.value.field == "11" and "length" in long.value.reason

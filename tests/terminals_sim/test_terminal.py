@@ -172,6 +172,33 @@ def test_mirrored_answer_counts_as_answered_only_in_bench_mode() -> None:
     assert outcome.mirrored and outcome.ok
 
 
+def test_mirror_in_bench_mode_is_judged_when_it_is_not_the_request_itself() -> None:
+    t = VirtualTerminal(profile(accept_mirror=True))
+    t.start_echo()
+    # Not a mirror of what was sent: decoded and judged as any answer (it fails to decode).
+    assert t.receive(b"\x00\x0dgarbage-bytes").failure is Failure.PROTOCOL
+    req = request_of(t.start_echo())
+    assert t.receive(answer(req)).ok  # a real 0830 is still judged in bench mode
+
+
+def test_repeated_requests_differ_only_in_the_stan() -> None:
+    t = VirtualTerminal(profile(first_stan=41))
+    host = FakeHost()
+    frames = []
+    for _ in range(3):
+        frame = t.start_echo()
+        frames.append(frame)
+        assert t.receive(via(host, frame)).ok
+    # LEN 2 + TPDU 5 + header 6 + MTI 2 + bitmap 8: field 11 (n6 BCD) is bytes 23..25.
+    assert [f[23:26].hex() for f in frames] == ["000041", "000042", "000043"]
+    assert {f[:23] + f[26:] for f in frames} == {frames[0][:23] + frames[0][26:]}
+    assert request_of(frames[2]).fields == {11: "000043", 41: TERMINAL, 42: MERCHANT, 60: "00000001301"}
+    # An answer that echoes the first STAN is not taken for the third's.
+    t.start_echo()
+    stale = t.receive(answer(request_of(frames[0])))
+    assert stale.failure is Failure.PROTOCOL and "11" in stale.detail
+
+
 def test_garbage_answer_is_a_protocol_failure() -> None:
     t = VirtualTerminal(profile())
     t.start_echo()
