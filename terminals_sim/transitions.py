@@ -22,6 +22,16 @@ class Transition:
     declined: State
 
 
+class TerminalProtocolError(Exception):
+    """The caller asked for something the terminal's state does not allow (our fault)."""
+
+    def __init__(self, state: State, event: str, reason: str) -> None:
+        self.state = state
+        self.event = event
+        self.reason = reason
+        super().__init__(f"{event} in state {state.value}: {reason}")
+
+
 _OUT, _IN, _OP = State.SIGNED_OUT, State.SIGNED_IN, State.OPERATOR_IN
 # (state, request) -> where 39 = 00 and any other 39 lead. A declined sign-in drops the keys
 # (the host no longer honours them); everything else declined leaves the terminal where it was.
