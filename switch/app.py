@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass
 
 from hsm_sim.client import Diagnostics, HsmClient
+from hsm_sim.testkeys import DEFAULT_SEED, derive_imk_ac
 from hsm_sim.transports.interface import HsmTransport
 from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
+from switch import icparams
 from switch.capture import Capture
-from switch.cards import add_card
+from switch.cards import ChipKey, add_card
 from switch.config import ConfigError, SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
@@ -39,6 +41,7 @@ def build_services(config: SwitchConfig, store: Store | None = None, transport: 
         store=store if store is not None else SqliteStore(config.db),
         keys=KeyService(HsmClient(transport if transport is not None else transport_from_url(config.hsm))),
         config=config,
+        ic=icparams.merged(config.capks, config.aids, config.blacklist),
     )
 
 
@@ -111,6 +114,9 @@ async def apply_declarations(services: Services) -> None:
     for op in services.config.operators:
         await set_operator(services, TerminalId(op.merchant, op.terminal), op.operator_id, op.password)
     for card in services.config.cards:
+        chip = None
+        if card.chip:
+            chip = ChipKey(card.imk_ac or derive_imk_ac(DEFAULT_SEED, card.pan), card.psn)
         await add_card(
             services,
             card.pan,
@@ -120,6 +126,7 @@ async def apply_declarations(services: Services) -> None:
             card.limit,
             card.service_code,
             CardStatus(card.status),
+            chip=chip,
         )
 
 
