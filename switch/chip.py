@@ -189,7 +189,9 @@ def script_results(objects: Mapping[str, Tlv]) -> list[str]:
     for i in range(0, len(raw) - len(raw) % 5, 5):
         first, ident = raw[i], raw[i + 1 : i + 5]
         result = meanings.get(first >> 4, f"result {first >> 4:X}")
-        out.append(f"script {ident.hex().upper()} (command {first & 0x0F}): {result}")
+        if first >> 4 == 1 and first & 0x0F:
+            result += f" at command {first & 0x0F}"
+        out.append(f"script {ident.hex().upper()}: {result}")
     if len(raw) % 5:
         out.append(f"{len(raw) % 5} bytes left over (DF31 is 5 bytes a script)")
     return out

@@ -16,7 +16,9 @@ from switch.context import Exchange, Result, Services
 from switch.records import AuditEvent
 
 # 9F27, the cryptogram information data: the top two bits say which cryptogram the card made.
-_CRYPTOGRAMS = {0x00: "AAC (declined)", 0x40: "TC (approved)", 0x80: "ARQC (online)", 0xC0: "RFU"}
+_CRYPTOGRAMS = {
+    0x00: "an AAC (declined)", 0x40: "a TC (approved)", 0x80: "an ARQC (online)", 0xC0: "an RFU cryptogram type"
+}
 _UPLOADS = {
     "203": "TC record (settlement balanced)",
     "204": "failed or ARPC-error record (settlement balanced)",
@@ -66,7 +68,7 @@ def ic_upload(services: Services, ex: Exchange, kind: MessageKind) -> Result:
         return Result(ResponseCode.ORIGINAL_NOT_FOUND, audit=AuditEvent.IC_UPLOAD, reason=reason)
     reason = (
         f"{what} for the {original.kind.value} of batch {batch} STAN {stan} ({original.status.value}): "
-        f"the card made an {made}"
+        f"the card made {made}"
     )
     return Result(ResponseCode.APPROVED, {15: _date(services)}, audit=AuditEvent.IC_UPLOAD, reason=reason)
 

@@ -372,7 +372,8 @@ def _provision(args: argparse.Namespace, err: Console) -> None:
     if not args.db:
         raise UsageError("--provision needs --db PATH (the switch store to register terminals in)")
     plan: list[PlannedTerminal] = provision_plan(args.terminals, args.seed, args.merchant_prefix, args.first_terminal)
-    provision(args.db, [(p.merchant, p.terminal, p.tmk) for p in plan])
+    # The seed also derives the shared chip test cards' IMK-AC (hsm_sim.testkeys).
+    provision(args.db, [(p.merchant, p.terminal, p.tmk) for p in plan], seed=args.seed)
     err.print(f"provisioned {len(plan)} terminals in {args.db}", highlight=False, markup=False)
 
 

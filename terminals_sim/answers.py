@@ -18,11 +18,23 @@ from terminals_sim.terminalstate import Pending, TerminalState
 from terminals_sim.transitions import TRANSITIONS
 from terminals_sim.workingkeys import KeyCheckError, unwrap_working_keys
 
+# The requests of the IC downloads (terminals_sim/icload.py).
+DOWNLOAD_KINDS = frozenset(
+    {Kind.CAPK_LIST, Kind.CAPK_RECORD, Kind.CAPK_DONE, Kind.AID_LIST, Kind.AID_RECORD, Kind.AID_DONE,
+     Kind.BLACKLIST, Kind.BLACKLIST_DONE}
+)
 # Codes that tell the terminal its working keys are no good (docs/cup-pos.md, response codes).
 SIGN_IN_AGAIN = frozenset({"A0", "99"})
 # How an echo problem names the fields a person looks for first.
 _LABELS = {"3": "processing code", "4": "amount", "11": "STAN", "41": "terminal id", "42": "merchant id"}
-_REQUIREMENT_FOLLOW_UP = {3: FollowUp.SIGNIN, 1: FollowUp.PARAM_DOWNLOAD, 2: FollowUp.STATUS_UPLOAD}
+_REQUIREMENT_FOLLOW_UP = {
+    3: FollowUp.SIGNIN,
+    1: FollowUp.PARAM_DOWNLOAD,
+    2: FollowUp.STATUS_UPLOAD,
+    4: FollowUp.CAPK_DOWNLOAD,
+    5: FollowUp.AID_DOWNLOAD,
+    7: FollowUp.BLACKLIST_DOWNLOAD,
+}
 
 
 def judge(st: TerminalState, pending: Pending, data: bytes | Frame) -> tuple[Outcome, Message | None]:
@@ -55,6 +67,8 @@ def judge(st: TerminalState, pending: Pending, data: bytes | Frame) -> tuple[Out
         st.drop_keys()
         return Outcome(kind=pending.kind, response_code=code, follow_up=FollowUp.SIGNIN), message
     if code != "00":
+        if pending.kind in DOWNLOAD_KINDS:
+            st.ic.abandon()
         st.enter(transition.declined)
         return Outcome(kind=pending.kind, response_code=code, follow_up=follow_up), message
     if pending.kind is Kind.SIGNIN:
@@ -65,6 +79,12 @@ def judge(st: TerminalState, pending: Pending, data: bytes | Frame) -> tuple[Out
         st.parameters = bytes.fromhex(message.get(62) or "")
     elif pending.kind is Kind.PASSWORD_CHANGE and pending.new_password is not None:
         st.password = pending.new_password
+    elif pending.kind in DOWNLOAD_KINDS:
+        raw = message.get(62)
+        problem = st.ic.take(pending.kind, bytes.fromhex(raw) if raw is not None else None)
+        if problem:
+            why = Failure.BAD_CHECK_VALUE if problem.startswith("checksum") else Failure.PROTOCOL
+            return Outcome(kind=pending.kind, response_code=code, failure=why, detail=problem), None
     st.enter(transition.approved)
     return Outcome(kind=pending.kind, response_code=code, follow_up=follow_up), message
 

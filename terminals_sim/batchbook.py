@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from specs.message import Message
+from terminals_sim import chipflow
 from terminals_sim.financial import (
     MOVES_NO_MONEY,
+    REVERSAL_KINDS,
     REVERSIBLE_KINDS,
     TRANSACTION_KINDS,
+    UPLOAD_KINDS,
     ReversalReason,
     next_batch,
     parse_balance,
@@ -30,7 +33,7 @@ def book_no_answer(st: TerminalState, pending: Pending, failure: Failure) -> Non
     seq = pending.seq
     assert seq is not None
     ledger = st.ledger
-    if pending.kind is Kind.REVERSAL:
+    if pending.kind in REVERSAL_KINDS:
         ledger.owe_reversal(seq, pending.reason or ReversalReason.OTHER)
     elif pending.kind in REVERSIBLE_KINDS and failure is not Failure.REFUSED:
         silent = failure in (Failure.TIMEOUT, Failure.RESET)
@@ -46,6 +49,12 @@ def book(st: TerminalState, pending: Pending, outcome: Outcome, message: Message
     kind = pending.kind
     if kind is Kind.SETTLEMENT:
         return _book_settlement(st, outcome, message)
+    if kind is Kind.IC_UPLOAD_END:
+        if message is not None and outcome.response_code in ANSWERED:
+            st.ledger.uploaded()
+            if st.ledger.next_upload_item is None:
+                close_batch(st)
+        return outcome
     seq = pending.seq
     assert seq is not None
     ledger = st.ledger
@@ -57,15 +66,19 @@ def book(st: TerminalState, pending: Pending, outcome: Outcome, message: Message
         book_no_answer(st, pending, outcome.failure or Failure.PROTOCOL)
         return outcome
     code = outcome.response_code
-    if kind is Kind.REVERSAL:
+    if kind in REVERSAL_KINDS:
         if code in ANSWERED:
             st.last_transaction = ledger.reversed(seq) or st.last_transaction
         return outcome
-    if kind is Kind.BATCH_UPLOAD:
+    if kind in UPLOAD_KINDS:
         if code in ANSWERED:
             ledger.uploaded()
-            if ledger.next_upload is None:
+            if ledger.next_upload_item is None:
                 close_batch(st)
+        return outcome
+    if kind is Kind.SCRIPT_ADVICE:
+        if code in ANSWERED:
+            ledger.advised(seq)
         return outcome
     if code != "00":
         st.last_transaction = ledger.decline(seq, code or "")
@@ -87,6 +100,29 @@ def book(st: TerminalState, pending: Pending, outcome: Outcome, message: Message
     return outcome
 
 
+def book_chip(st: TerminalState, pending: Pending, outcome: Outcome, message: Message | None) -> Outcome:
+    """A chip transaction's answer: the card decides (terminals_sim/chipflow.py), then the
+    batch books it. An approval whose ARPC failed is booked as unanswered: the card declined,
+    so the terminal reverses (06) and keeps the record for the IC batch upload (204/206)."""
+    seq = pending.seq
+    assert seq is not None and pending.chip is not None
+    txn = st.ledger.get(seq)
+    assert txn.card.chip is not None and txn.chip is not None
+    judged, decision, scripts = chipflow.complete(txn.card.chip, pending.chip, outcome, message)
+    if decision is None:
+        return book(st, pending, judged, message)
+    arpc_error = judged.failure is not None
+    outcome = book(st, pending, judged, None if arpc_error else message)
+    if seq in {t.seq for t in st.ledger}:
+        chip = replace(txn.chip, final=decision.final, scripts=scripts, arpc_error=arpc_error)
+        updated = st.ledger.update(seq, chip=chip)
+        if st.last_transaction is not None and st.last_transaction.seq == seq:
+            st.last_transaction = updated
+        if scripts:
+            st.ledger.owe_advice(seq)
+    return outcome
+
+
 def _book_settlement(st: TerminalState, outcome: Outcome, message: Message | None) -> Outcome:
     code = outcome.response_code
     if message is None or outcome.failure is not None or code not in ("00", "95"):
@@ -100,12 +136,9 @@ def _book_settlement(st: TerminalState, outcome: Outcome, message: Message | Non
         return replace(
             outcome, failure=Failure.PROTOCOL, detail=f"48 settlement flag {flag} with 39 = {code}, expected {want}"
         )
-    if code == "00":
+    st.ledger.start_uploads(st.batch, balanced=code == "00")
+    if st.ledger.next_upload_item is None:
         close_batch(st)
-    else:
-        st.ledger.start_uploads(st.batch)
-        if st.ledger.next_upload is None:
-            close_batch(st)
     return outcome
 
 

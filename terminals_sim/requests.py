@@ -9,6 +9,7 @@ Every function records the request as the state's ``pending`` one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
@@ -17,13 +18,17 @@ from hsm_sim.pinblock import PinBlockFormat, build_pinblock
 from specs.catalogue import Skeleton, echo_value, mac_input
 from specs.framing import encode_frame
 from specs.message import Message
+from terminals_sim import chipflow
+from terminals_sim.chipcard import FirstAc
 from terminals_sim.financial import (
     CURRENCY,
+    FAMILY,
     PIN_CAPTURE,
     POS_CONDITION,
     SHAPES,
     TRANSACTION_KINDS,
     CardProfile,
+    ChipRecord,
     OriginalRef,
     ReversalReason,
     Transaction,
@@ -50,13 +55,20 @@ def build(
     new_password: str | None = None,
     stan: str | None = None,
     original: Skeleton | None = None,
+    code: str | None = None,
+    subfields: Mapping[str, str] | None = None,
+    batch: str | None = None,
 ) -> bytes:
     """The frame of one request. ``stan`` repeats an earlier request's 11 and ``original`` its
-    skeleton (reversal, upload)."""
+    skeleton (reversal, upload); ``code`` picks one of the kind's network codes, ``subfields``
+    adds 60.4/60.5 (how a chip card was read), ``batch`` is another batch's 60.2."""
     st.check_allowed(kind)
     entry = st.entry(kind)
-    code = key_mode.value if key_mode is not None else None
-    skeleton = st.catalogue.request(kind.value, batch=st.batch, code=code, original=original)
+    if key_mode is not None:
+        code = key_mode.value
+    skeleton = st.catalogue.request(
+        kind.value, batch=batch or st.batch, code=code, original=original, subfields=subfields
+    )
     stan = stan or st.next_stan()
     profile = st.profile
     fields = {11: stan, 41: profile.terminal, 42: profile.merchant, **skeleton.fields, **extra}
@@ -69,7 +81,7 @@ def build(
     body = codec.encode(message)
     frame = encode_frame_for(st, body)
     echo = {item: value for item in entry.echo if (value := echo_value(message, item)) is not None}
-    layout = entry.layout(code) if code is not None else None
+    layout = entry.layout(code) if key_mode is not None and code is not None else None
     st.pending = Pending(
         kind, skeleton.mti, entry.response_mti, stan, echo, entry.maced, key_mode, layout, new_password
     )
@@ -154,7 +166,7 @@ def transaction(
     card = card or (in_batch.card if in_batch else None) or st.profile.card
     if card is None:
         raise TerminalProtocolError(st.state, kind.value, "no card given and the profile has none")
-    amount = _amount(kind, amount_cents, ref, in_batch)
+    amount = _amount(FAMILY[kind], amount_cents, ref, in_batch)
     with_pin = shape.pin_by_default if with_pin is None else with_pin
     separator = st.codec.dialect.track_separator
     fields = {25: POS_CONDITION, 49: CURRENCY, **card_fields(card, with_pin, separator)}
@@ -167,10 +179,28 @@ def transaction(
         pik = st.require_keys().pik
         fields.update({26: PIN_CAPTURE, 52: encrypted_pin_block(pik, typed, card.pan), 53: security_control(pik)})
     if ref is not None:
-        fields.update(original_fields(kind, ref))
+        fields.update(original_fields(FAMILY[kind], ref))
     if stan is not None and not 1 <= stan <= MAX_STAN:
         raise ValueError(f"STAN must be 1..{MAX_STAN}")
-    frame = build(st, kind, fields, stan=None if stan is None else f"{stan:06d}")
+    entry = st.entry(kind)
+    icc = st.catalogue.icc
+    if entry.icc is not None and card.chip is None:
+        raise TerminalProtocolError(st.state, kind.value, f"card {card.masked_pan} has no chip")
+    stan_text = f"{stan:06d}" if stan is not None else st.next_stan()
+    subfields: dict[str, str] | None = None
+    first: FirstAc | None = None
+    chip: ChipRecord | None = None
+    if entry.icc is not None and icc is not None and card.chip is not None:
+        subfields = chipflow.read_subfields(icc)
+        fields[22] = f"{entry.entry_modes[0]}{1 if with_pin else 2}"
+        fields[23] = card.chip.pan_sequence
+        fields[55], first, objects = chipflow.sale(
+            icc, entry, FAMILY[kind], card.chip, amount, with_pin, st.profile.terminal, stan_text
+        )
+        chip = ChipRecord(objects=objects, subfields=subfields, entry_mode=fields[22])
+    elif card.fallback and icc is not None:
+        subfields = chipflow.fallback_subfields(icc)
+    frame = build(st, kind, fields, stan=stan_text, subfields=subfields)
     assert st.pending is not None
     txn = st.ledger.add(
         kind=kind,
@@ -180,8 +210,9 @@ def transaction(
         card=card,
         with_pin=with_pin,
         original=ref,
+        chip=chip,
     )
-    st.pending = replace(st.pending, seq=txn.seq)
+    st.pending = replace(st.pending, seq=txn.seq, chip=first)
     return frame
 
 
@@ -197,13 +228,18 @@ def reversal(st: TerminalState, txn: Transaction | None = None, reason: Reversal
         txn, due_reason = due
         reason = reason or due_reason
     reason = reason or ReversalReason.OTHER
-    st.check_allowed(Kind.REVERSAL)
+    kind = Kind.CHIP_REVERSAL if txn.chip is not None else Kind.REVERSAL
+    st.check_allowed(kind)
     card = card_fields(txn.card, txn.with_pin, st.codec.dialect.track_separator)
     card.pop(14)
     fields = {25: POS_CONDITION, 49: CURRENCY, 39: reason.value, **card}
     if txn.amount_cents:
         fields[4] = f"{txn.amount_cents:012d}"
-    frame = build(st, Kind.REVERSAL, fields, stan=txn.stan, original=skeleton_of(st, txn))
+    icc = st.catalogue.icc
+    if txn.chip is not None and icc is not None:
+        assert txn.card.chip is not None
+        fields |= {22: txn.chip.entry_mode, 23: txn.card.chip.pan_sequence, 55: chipflow.reversal_55(icc, txn)}
+    frame = build(st, kind, fields, stan=txn.stan, original=skeleton_of(st, txn))
     assert st.pending is not None
     st.pending = replace(st.pending, seq=txn.seq, reason=reason)
     return frame
@@ -217,21 +253,77 @@ def settlement(st: TerminalState) -> bytes:
 
 
 def batch_upload(st: TerminalState) -> bytes:
-    """0320/201 for the next transaction of the batch, after a settlement answered 95."""
-    txn = st.ledger.next_upload
-    if txn is None:
+    """The next batch upload item: 0320/201 for a transaction after a settlement answered 95;
+    for a chip one its IC record (203/205 TC, 204/206 after a failed ARPC); then the end (202/207)."""
+    item = st.ledger.next_upload_item
+    if item is None:
         raise TerminalProtocolError(st.state, Kind.BATCH_UPLOAD.value, "no batch upload is under way")
-    check_financial(st, Kind.BATCH_UPLOAD)
-    fields = {2: txn.card.pan, 4: f"{txn.amount_cents:012d}", 48: "00"}
-    frame = build(st, Kind.BATCH_UPLOAD, fields, stan=txn.stan, original=skeleton_of(st, txn))
+    txn, code = item
+    icc = st.catalogue.icc
+    if txn is None:
+        check_financial(st, Kind.IC_UPLOAD_END)
+        return build(st, Kind.IC_UPLOAD_END, {}, code=code)
+    if code == "201" or txn.chip is None or icc is None:
+        check_financial(st, Kind.BATCH_UPLOAD)
+        fields = {2: txn.card.pan, 4: f"{txn.amount_cents:012d}", 48: "00"}
+        frame = build(st, Kind.BATCH_UPLOAD, fields, stan=txn.stan, original=skeleton_of(st, txn))
+    else:
+        check_financial(st, Kind.IC_UPLOAD)
+        assert txn.card.chip is not None
+        fields = {
+            2: txn.card.pan,
+            4: f"{txn.amount_cents:012d}",
+            22: txn.chip.entry_mode,
+            23: txn.card.chip.pan_sequence,
+            55: chipflow.upload_55(icc, txn),
+            62: chipflow.upload_62(txn),
+        }
+        subfields = chipflow.read_subfields(icc)
+        frame = build(st, Kind.IC_UPLOAD, fields, stan=txn.stan, code=code, subfields=subfields, batch=txn.batch)
     assert st.pending is not None
     st.pending = replace(st.pending, seq=txn.seq)
     return frame
 
 
+def script_advice(st: TerminalState) -> bytes:
+    """0620/951 with the results (DF31) of the issuer scripts an answer carried (docs/chip.md)."""
+    txn = st.ledger.advice_due
+    icc = st.catalogue.icc
+    if txn is None or txn.chip is None or icc is None or txn.card.chip is None:
+        raise TerminalProtocolError(st.state, Kind.SCRIPT_ADVICE.value, "no script result advice is owed")
+    check_financial(st, Kind.SCRIPT_ADVICE)
+    fields = {
+        2: txn.card.pan,
+        4: f"{txn.amount_cents:012d}",
+        22: txn.chip.entry_mode,
+        23: txn.card.chip.pan_sequence,
+        25: POS_CONDITION,
+        49: CURRENCY,
+        55: chipflow.advice_55(icc, txn),
+        61: txn.batch + txn.stan + txn.date,
+    }
+    if txn.rrn:
+        fields[37] = txn.rrn
+    if txn.auth_code:
+        fields[38] = txn.auth_code
+    frame = build(st, Kind.SCRIPT_ADVICE, fields, original=skeleton_of(st, txn), subfields=txn.chip.subfields)
+    assert st.pending is not None
+    st.pending = replace(st.pending, seq=txn.seq)
+    return frame
+
+
+def download(st: TerminalState, kind: Kind) -> bytes:
+    """The next request of the IC download under way (terminals_sim/icload.py)."""
+    if st.ic.next_kind is not kind:
+        raise TerminalProtocolError(st.state, kind.value, f"the download under way asks for {st.ic.next_kind}")
+    field62 = st.ic.request_62()
+    return build(st, kind, {62: field62.hex().upper()} if field62 is not None else {})
+
+
 def skeleton_of(st: TerminalState, txn: Transaction) -> Skeleton:
     """What the request that made ``txn`` started as (its MTI, 3 and 60)."""
-    return st.catalogue.request(txn.kind.value, batch=txn.batch)
+    subfields = txn.chip.subfields if txn.chip is not None else None
+    return st.catalogue.request(txn.kind.value, batch=txn.batch, subfields=subfields)
 
 
 def check_financial(st: TerminalState, kind: Kind) -> None:
@@ -241,7 +333,7 @@ def check_financial(st: TerminalState, kind: Kind) -> None:
         raise TerminalProtocolError(
             st.state, kind.value, f"the reversal of STAN {due[0].stan} is due: send start_reversal() first"
         )
-    if kind in TRANSACTION_KINDS and st.ledger.next_upload is not None:
+    if kind in TRANSACTION_KINDS and st.ledger.next_upload_item is not None:
         raise TerminalProtocolError(
             st.state, kind.value, "a batch upload is under way: finish it (start_batch_upload()) first"
         )

@@ -36,6 +36,7 @@ from terminals_sim.financial import (
     ReversalReason,
     Transaction,
 )
+from terminals_sim.icload import IcData
 from terminals_sim.outcome import Failure, Kind, Outcome
 from terminals_sim.terminalstate import DEFAULT_HEADER, DEFAULT_TPDU, MAX_STAN, TerminalProfile, TerminalState
 from terminals_sim.transitions import State, TerminalProtocolError
@@ -126,8 +127,8 @@ class VirtualTerminal:
 
     @property
     def uploading(self) -> bool:
-        """A settlement answered 95 and batch-upload items are left to send."""
-        return self._st.ledger.next_upload is not None
+        """A settlement was answered and batch-upload items are left to send."""
+        return self._st.ledger.next_upload_item is not None
 
     @property
     def batch_full(self) -> bool:
@@ -182,11 +183,17 @@ class VirtualTerminal:
             Kind.PARAM_DOWNLOAD: self.start_param_download,
             Kind.STATUS_UPLOAD: self.start_status_upload,
             Kind.REVERSAL: self.start_reversal,
+            Kind.CHIP_REVERSAL: self.start_reversal,
             Kind.SETTLEMENT: self.start_settlement,
             Kind.BATCH_UPLOAD: self.start_batch_upload,
+            Kind.IC_UPLOAD: self.start_batch_upload,
+            Kind.IC_UPLOAD_END: self.start_batch_upload,
+            Kind.SCRIPT_ADVICE: self.start_script_advice,
         }
         if kind in TRANSACTION_KINDS:
             return self.start_transaction(kind)
+        if kind in answers.DOWNLOAD_KINDS:
+            return requests.download(self._st, kind)
         return starters[kind]()
 
     # -- financial requests (docs/financial.md) ---------------------------------------------
@@ -278,12 +285,47 @@ class VirtualTerminal:
         """0320/201 for the next transaction of the batch, after a settlement answered 95."""
         return requests.batch_upload(self._st)
 
+    def start_script_advice(self) -> bytes:
+        """0620/951 with the results of the issuer scripts an answer carried (docs/chip.md)."""
+        return requests.script_advice(self._st)
+
+    # -- IC downloads (docs/chip.md) ------------------------------------------------------
+
+    def begin_download(self, which: Kind) -> None:
+        """Start a download (Kind.CAPK_DOWNLOAD, AID_DOWNLOAD, BLACKLIST_DOWNLOAD); then send
+        ``start(next_download)`` until ``next_download`` is None."""
+        if self._st.pending is not None:
+            outstanding = self._st.pending.kind.value
+            raise TerminalProtocolError(self._st.state, which.value, f"{outstanding} is still outstanding")
+        self._st.ic.begin(which)
+
+    def abandon_download(self) -> None:
+        """Give up the download under way (its request failed); what was downloaded before stays."""
+        self._st.ic.abandon()
+
+    @property
+    def next_download(self) -> Kind | None:
+        """The next request of the download under way (None: none under way)."""
+        return self._st.ic.next_kind
+
+    @property
+    def ic(self) -> IcData:
+        """The CA keys, IC parameters and blacklist downloaded: read them, do not change them."""
+        return self._st.ic
+
+    @property
+    def advice_due(self) -> Transaction | None:
+        """The transaction whose script result advice (0620) is owed."""
+        return self._st.ledger.advice_due
+
     # -- answers -------------------------------------------------------------------------
 
     def fail_pending(self, failure: Failure, detail: str = "") -> Outcome:
         """The shell's report that the outstanding request got no answer (timeout, reset...)."""
         st = self._st
         pending = st.take_pending("fail_pending")
+        if pending.kind in answers.DOWNLOAD_KINDS:
+            st.ic.abandon()
         if pending.seq is not None:
             batchbook.book_no_answer(st, pending, failure)
         return Outcome(kind=pending.kind, response_code=None, failure=failure, detail=detail)
@@ -293,6 +335,8 @@ class VirtualTerminal:
         st = self._st
         pending = st.take_pending("receive")
         outcome, message = answers.judge(st, pending, data)
-        if pending.seq is not None or pending.kind is Kind.SETTLEMENT:
+        if pending.chip is not None and pending.seq is not None:
+            return batchbook.book_chip(st, pending, outcome, message)
+        if pending.seq is not None or pending.kind in (Kind.SETTLEMENT, Kind.IC_UPLOAD_END):
             outcome = batchbook.book(st, pending, outcome, message)
         return outcome

@@ -15,7 +15,9 @@ from specs.catalogue_loader import catalogue_for
 from specs.codec import Codec, codec_for
 from specs.framing import CupHeader, Tpdu
 from specs.keylayout import KeyLayout
+from terminals_sim.chipcard import FirstAc
 from terminals_sim.financial import CardProfile, Ledger, ReversalReason, Transaction
+from terminals_sim.icload import IcData
 from terminals_sim.outcome import Kind
 from terminals_sim.transitions import TRANSITIONS, State, TerminalProtocolError, Transition
 from terminals_sim.workingkeys import KeyMode, WorkingKeys
@@ -77,6 +79,7 @@ class Pending:
     new_password: str | None = field(default=None, repr=False)
     seq: int | None = None  # the ledger record this request made or concerns
     reason: ReversalReason | None = None  # of a reversal
+    chip: FirstAc | None = None  # a chip transaction: what the card said before the host answered
 
 
 class TerminalState:
@@ -86,6 +89,7 @@ class TerminalState:
         "batch",
         "catalogue",
         "codec",
+        "ic",
         "keys",
         "last_transaction",
         "ledger",
@@ -111,6 +115,7 @@ class TerminalState:
         self.ledger = Ledger()
         # The record of the last financial request answered or given up on.
         self.last_transaction: Transaction | None = None
+        self.ic = IcData()  # CA keys, IC parameters and blacklist downloaded, and a download under way
 
     def __repr__(self) -> str:
         return f"TerminalState({self.profile.merchant}/{self.profile.terminal} state={self.state.value})"

@@ -53,8 +53,13 @@ TRANSITIONS: dict[tuple[State, Kind], Transition] = {
     (_IN, Kind.STATUS_UPLOAD): Transition(_IN, _IN),
     (_OP, Kind.STATUS_UPLOAD): Transition(_OP, _OP),
 }
-# Financial requests need working keys and leave the terminal where it was, whatever 39 says.
-TRANSITIONS.update({(state, kind): Transition(state, state) for state in (_IN, _OP) for kind in FINANCIAL_KINDS})
+# Financial requests and the IC downloads need working keys and leave the terminal where it
+# was, whatever 39 says.
+_DOWNLOADS = (Kind.CAPK_LIST, Kind.CAPK_RECORD, Kind.CAPK_DONE, Kind.AID_LIST, Kind.AID_RECORD, Kind.AID_DONE,
+              Kind.BLACKLIST, Kind.BLACKLIST_DONE)
+TRANSITIONS.update(
+    {(state, kind): Transition(state, state) for state in (_IN, _OP) for kind in (*FINANCIAL_KINDS, *_DOWNLOADS)}
+)
 
 # Answers that close a reversal or a batch-upload item: done, or the host holds nothing for it.
 ANSWERED = frozenset({"00", "25"})

@@ -51,7 +51,7 @@ class ChipTill(Till):
     atc = 0x0100
 
     def tags(
-        self, amount: int, *, type_code: str = "00", atc: int | None = None, **override: bytes
+        self, amount: int, *, type_code: str = "00", atc: int | None = None, override: dict[str, bytes] | None = None
     ) -> dict[str, bytes]:
         if atc is None:
             ChipTill.atc += 1
@@ -60,7 +60,7 @@ class ChipTill(Till):
         values |= {"9F02": bytes.fromhex(f"{amount:012d}"), "9F36": atc.to_bytes(2, "big"),
                    "9C": bytes.fromhex(type_code), "9F27": b"\x80", "9F33": bytes.fromhex("60E1C8"),
                    "9F34": bytes.fromhex("020300"), "9F35": b"\x22", "84": bytes.fromhex("A000000333010101")}
-        values |= override
+        values |= override or {}
         return values
 
     def field55(self, values: dict[str, bytes], *, arqc: bytes | None = None, skip: tuple[str, ...] = ()) -> str:
@@ -162,7 +162,7 @@ async def test_repeated_atc_warns_by_default_and_is_refused_when_strict() -> Non
         await till.open()
         values = till.tags(100, atc=0x0200)
         assert (await till.chip_purchase(100, till.field55(values)))[39] == "00"
-        again = till.tags(100, atc=0x0200, **{"9F37": b"\x01\x02\x03\x04"})
+        again = till.tags(100, atc=0x0200, override={"9F37": b"\x01\x02\x03\x04"})
         reply = await till.chip_purchase(100, till.field55(again))
         assert reply[39] == second and tag91(reply) == expected_91(again, second.encode())
 
@@ -201,7 +201,7 @@ async def test_chip_balance_void_refund_preauth_and_reversal(services: Services)
     pre = await till.ask(till.chip("0100", "030000", "10", 5_000, **held))
     assert pre[39] == "00" and 91 not in pre and "91" in dict(ind.tlv_objects(bytes.fromhex(pre[55])))
     # the reversal of the pre-auth carries the reversal subset (95 9F1E 9F10 9F36) and 39 = 06
-    values = till.tags(5_000, type_code="03", **{"9F1E": b"83201ICC"})
+    values = till.tags(5_000, type_code="03", override={"9F1E": b"83201ICC"})
     subset = b"".join(ind.tlv(t, values[t]) for t in ("95", "9F1E", "9F10", "9F36")).hex().upper()
     fields = till.chip_card(subset)
     fields.pop("f52"), fields.pop("f53"), fields.pop("f26")
@@ -236,7 +236,7 @@ async def test_a_rule_adds_an_issuer_script_and_the_advice_is_matched_and_audite
     reply = await till.ask(advice)
     assert reply.mti == "0630" and reply[39] == "00"
     last = services.store.list_audit(TERMINAL)[-1]
-    assert last.event.value == "script_result" and "script 00000001 (command 0): successful" in last.reason
+    assert last.event.value == "script_result" and "script 00000001: successful" in last.reason
     assert sale[11] in last.reason
 
 
@@ -251,7 +251,7 @@ async def test_ic_batch_upload_records_match_their_originals(services: Services)
     upload = upload.replace(f11=sale[11], f60=upload[60] + "60")
     reply = await till.ask(upload)
     assert reply.mti == "0330" and reply[39] == "00"
-    assert "TC (approved)" in services.store.list_audit(TERMINAL)[-1].reason
+    assert "a TC (approved)" in services.store.list_audit(TERMINAL)[-1].reason
     assert (await till.ask(upload.replace(f4=f"{1:012d}")))[39] == "25"
     end = till.pos.message("0320", "202")
     assert (await till.ask(end))[39] == "00"

@@ -8,9 +8,10 @@ from dataclasses import replace
 import pytest
 
 from specs.testcards import GOOD_CARD, SIXTEEN_DIGIT_CARD
+from terminals_sim.financial import CHIP_KINDS
 from terminals_sim.fleet import FleetConfig, run_fleet
 from terminals_sim.outcome import Kind
-from terminals_sim.scenario import ScenarioError, load_scenario, parse_scenario
+from terminals_sim.scenario import ScenarioError, Step, load_scenario, parse_scenario
 from tests.terminals_sim.fakehost import provisioned_host, serve_fake_host
 
 
@@ -30,7 +31,11 @@ def test_retail_day_is_built_in_and_sells_as_the_issue_asks() -> None:
     kinds = [s.kind for s in scenario.setup]
     assert kinds[:2] == [Kind.SIGNIN, Kind.OPERATOR_SIGNIN]
     assert {Kind.PURCHASE, Kind.BALANCE, Kind.VOID, Kind.REFUND, Kind.PREAUTH, Kind.COMPLETION} <= set(kinds)
-    assert [s.force_reversal for s in scenario.setup].count(True) == 1
+    assert [s.force_reversal for s in scenario.setup].count(True) == 2  # a magnetic and a chip purchase
+    chip = {Kind.IC_DOWNLOAD, Kind.CHIP_PURCHASE, Kind.CONTACTLESS_PURCHASE, Kind.CHIP_REFUND, Kind.CHIP_VOID}
+    assert chip <= set(kinds)
+    assert {s.kind for s in scenario.mix} == {Kind.PURCHASE, Kind.CHIP_PURCHASE, Kind.CONTACTLESS_PURCHASE,
+                                             Kind.BALANCE}
     assert [s.kind for s in scenario.teardown] == [Kind.SETTLEMENT, Kind.SIGNOFF]
     assert (scenario.operator, scenario.password) == ("00", "123456")
     assert scenario.setup[2].amount == (8800, 8800)
@@ -79,7 +84,10 @@ def test_bad_financial_steps_are_named(text: str, problem: str) -> None:
 async def test_retail_day_against_the_fake_host_settles_balanced() -> None:
     host = provisioned_host(2)
     server, port = await serve_fake_host(host)
-    scenario = replace(load_scenario("retail-day"), think_ms=(0.0, 0.0))
+    # The fake host answers the magnetic contract only: the day without its chip steps (the
+    # chip day runs against the switch in test_financial_e2e.py).
+    day = load_scenario("retail-day")
+    scenario = replace(day, think_ms=(0.0, 0.0), setup=_magnetic(day.setup), mix=_magnetic(day.mix))
     try:
         result = await run_fleet(FleetConfig("127.0.0.1", port, 2, scenario, duration=0.3, random_seed=1))
     finally:
@@ -94,6 +102,10 @@ async def test_retail_day_against_the_fake_host_settles_balanced() -> None:
     reversed_ = [e for e in host.bank.journal if e.reversed]
     assert [(e.kind, e.amount) for e in reversed_] == [("purchase", 4500)] * 2
     assert set(host.bank.batches.values()) == {"000124"}  # both batches closed
+
+
+def _magnetic(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    return tuple(s for s in steps if s.kind not in CHIP_KINDS and s.kind is not Kind.IC_DOWNLOAD)
 
 
 async def test_a_lost_answer_is_reversed_and_the_balance_restored() -> None:
