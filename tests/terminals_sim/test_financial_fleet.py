@@ -44,6 +44,24 @@ def test_retail_day_is_built_in_and_sells_as_the_issue_asks() -> None:
     assert scenario.mix[0].amount == (100, 50000)
 
 
+def test_chip_steps_and_chip_cards_parse() -> None:
+    scenario = parse_scenario(
+        'chip_card = "6200000000000000004"\n'
+        '[[cards]]\npan = "6200000000000000004"\nexpiry = "2912"\npin = "4321"\nchip = true\npsn = "02"\n'
+        'imk_ac = "F0C34A8124CEE0A91A0B034AA97D6EAC"\n'
+        '[[cards]]\npan = "6200000000000000012"\nexpiry = "2912"\npin = "4321"\nservice_code = "201"\n'
+        'entry = "fallback"\n'
+        '[[setup]]\nstep = "ic_download"\n[[setup]]\nstep = "contactless_purchase"\namount = "9.90"\n'
+        '[[setup]]\nstep = "chip_void"\n[[setup]]\nstep = "purchase"\namount = "1.00"\n'
+        'card = "6200000000000000012"\n', "t")
+    assert [s.kind for s in scenario.setup] == [Kind.IC_DOWNLOAD, Kind.CONTACTLESS_PURCHASE, Kind.CHIP_VOID,
+                                                Kind.PURCHASE]
+    chip = scenario.chip_card.chip
+    assert chip is not None and chip.psn == "02" and scenario.chip_card.service_code == "220"
+    fallback = scenario.setup[3].card
+    assert fallback is not None and fallback.fallback and fallback.chip is None
+
+
 def test_financial_step_options_parse() -> None:
     scenario = parse_scenario(
         'card = "6200000000000000004"\n'
@@ -70,6 +88,16 @@ def test_financial_step_options_parse() -> None:
     ('[[setup]]\nstep = "balance"\ncard = "4111111111111111"\n', "not the PAN of a test card"),
     ('operator = 0\n[[setup]]\nstep = "signin"\n', "operator"),
     ('[[cards]]\npan = "12"\nexpiry = "3012"\npin = "1234"\n[[setup]]\nstep = "signin"\n', "12 to 19 digits"),
+    ('[[setup]]\nstep = "chip_purchase"\n', "needs an amount"),
+    ('[[setup]]\nstep = "chip_void"\namount = "1.00"\n', "takes no amount"),
+    ('[[setup]]\nstep = "chip_purchase"\namount = "1.00"\ncard = "6222021234567890123"\n', "needs a chip card"),
+    ('[[setup]]\nstep = "capk_list"\n', "a part of a download"),
+    ('[[setup]]\nstep = "script_advice"\n', "on its own after issuer scripts"),
+    ('chip_card = "6222021234567890123"\n[[setup]]\nstep = "signin"\n', "not a chip card"),
+    ('[[cards]]\npan = "6200000000000000004"\nexpiry = "3012"\npin = "1234"\nchip = true\nimk_ac = "12"\n'
+     '[[setup]]\nstep = "signin"\n', "imk_ac must be 32 hex digits"),
+    ('[[cards]]\npan = "6200000000000000004"\nexpiry = "3012"\npin = "1234"\npsn = "01"\n'
+     '[[setup]]\nstep = "signin"\n', "go with chip = true"),
 ])
 def test_bad_financial_steps_are_named(text: str, problem: str) -> None:
     with pytest.raises(ScenarioError) as info:
