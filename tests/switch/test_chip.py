@@ -24,8 +24,9 @@ from switch.sqlite_store import SqliteStore
 from tests.switch import independent as ind
 from tests.switch.pos import MERCHANT, TERMINAL, TMK
 from tests.switch.test_financial import Till
+from tests.vectorfiles import vector_path
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "emv.json").read_text())
+VECTORS = json.loads(vector_path("emv.json").read_text())
 B = VECTORS["pboc_cvn01_examples"][1]  # issuer-side worked example: IMK, PAN, PSN, tags, ARQC, ARPC
 IMK = bytes.fromhex(B["imk_ac"])
 PAN, PSN, EXPIRY, PIN = B["pan"], B["psn"], "3012", "123456"
@@ -292,3 +293,47 @@ async def test_capk_and_aid_downloads_in_parts_and_records_with_checksums() -> N
     assert done[39] == "00" and till.pos.last_header is not None and till.pos.last_header.processing_requirement == 0
     again = await till.ask(till.pos.signin(), mac=False)
     assert till.pos.last_header is not None and till.pos.last_header.processing_requirement == 0 and again[39] == "00"
+
+
+def test_a_version_3_store_gains_the_chip_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v3.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE cards (pan_ref TEXT PRIMARY KEY, pan_masked TEXT NOT NULL, expiry TEXT NOT NULL, "
+        "service_code TEXT NOT NULL, pin_lmk TEXT NOT NULL, pin_lmk_nopan TEXT NOT NULL, balance INTEGER NOT NULL, "
+        "card_limit INTEGER NOT NULL, status TEXT NOT NULL, pin_failures INTEGER NOT NULL)")
+    db.execute("INSERT INTO cards VALUES ('ref', '622202*********0123', '3012', '101', 'A', 'B', 5, 0, 'active', 0)")
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    card = store.get_card("ref")
+    assert card is not None and not card.chip and card.atc == -1 and card.balance == 5
+    store.close()
+
+
+def test_config_capk_and_aid_entries_replace_or_join_the_shipped_ones() -> None:
+    from switch.config import parse_config
+
+    published = VECTORS["capk"][0]
+    text = {
+        "capk": [{"rid": published["rid"], "index": "99", "expiry": "20991231", "exponent": published["exponent"],
+                  "modulus": published["modulus"], "checksum": "00" * 20}],
+    }
+    with pytest.raises(Exception, match=r"capk\[0\]\.checksum"):
+        parse_config(text, "t.toml")
+    key = dict(text["capk"][0])
+    import hashlib
+
+    key["checksum"] = hashlib.sha1(bytes.fromhex(published["rid"] + "99" + published["modulus"]
+                                                 + published["exponent"])).hexdigest().upper()
+    aid = {"aid": "A000000333010101", "contactless_cvm_limit": 10000}
+    config = parse_config({"capk": [key], "aid": [aid], "blacklist": [{"pan": "622202"}]}, "t.toml")
+    svc = build_services(replace(config, db=":memory:"), SqliteStore(":memory:"),
+                         InProcTransport(Dispatcher(reraise_bugs=True)))
+    assert [k.name for k in svc.ic.capks][-1] == "A000000333/99" and len(svc.ic.capks) == 5
+    debit = svc.ic.aid(bytes.fromhex("A000000333010101"))
+    assert debit is not None and debit.amount("DF21") == 10000 and debit.value("DF11") is None  # replaced whole
+    assert len(svc.ic.aids) == 3 and svc.ic.blacklist == ("622202",)

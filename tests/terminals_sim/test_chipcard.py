@@ -7,7 +7,6 @@ record; issuer scripts and their 0620 advice; the IC downloads and their checksu
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,9 @@ from terminals_sim.terminal import TerminalProtocolError, VirtualTerminal
 from tests.switch import independent as ind
 from tests.terminals_sim.test_financial import CODEC, reply, signed_in
 from tests.terminals_sim.test_terminal import request_of
+from tests.vectorfiles import vector_path
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "emv.json").read_text())
+VECTORS = json.loads(vector_path("emv.json").read_text())
 B = VECTORS["pboc_cvn01_examples"][1]
 IMK = bytes.fromhex(B["imk_ac"])
 SALE_ORDER = VECTORS["field55"]["sale_0200_order"]
