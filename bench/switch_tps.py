@@ -66,7 +66,7 @@ def purchases(path: Path, pik: bytes, mak: bytes, first_stan: int, n: int) -> Pa
                 22: "021",
                 25: "00",
                 26: "12",
-                35: f"{PAN}D30122010000",
+                35: f"{PAN}D30121010000",
                 41: TERMINAL,
                 42: MERCHANT,
                 49: "156",

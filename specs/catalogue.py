@@ -67,6 +67,9 @@ class MessageKind:
     echo: tuple[str, ...]  # "11", "60.3": what the answer must give back unchanged
     from_original: tuple[int, ...]  # fields a request repeats from the one it refers to
     key_layouts: Mapping[str, KeyLayout]  # by network code (key mode); empty: no keys
+    entry_modes: tuple[str, ...] = ()  # the first two digits of 22 it routes on; () any
+    icc: str | None = None  # the ICC tag list (the catalogue's ``icc_lists``) its field 55 carries
+    arqc: bool = False  # the host verifies the card's ARQC and answers with tag 91
 
     @property
     def network_code(self) -> str | None:
@@ -78,6 +81,33 @@ class MessageKind:
             return self.key_layouts[mode]
         except KeyError:
             raise KeyLayoutError(f"{self.name} has no field 62 layout for key mode {mode}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class IccList:
+    """The data objects a kind's field 55 carries, in the order a terminal sends them."""
+
+    name: str
+    tags: tuple[str, ...]
+    optional: frozenset[str]
+
+    @property
+    def mandatory(self) -> tuple[str, ...]:
+        return tuple(tag for tag in self.tags if tag not in self.optional)
+
+
+@dataclass(frozen=True, slots=True)
+class IccRules:
+    """What a chip card changes on the wire: where its data goes and how a terminal says how
+    it read the card (docs/chip.md)."""
+
+    field: int  # 55
+    read_capability_field: str  # 60.4: 5 contact IC, 6 contact and contactless
+    condition_field: str  # 60.5: 0 normal, 2 fallback (the chip could not be read)
+    fallback_value: str  # "2"
+    swiped_entry_mode: str  # 22 of a magnetic stripe read: "02"
+    chip_service_codes: tuple[str, ...]  # first digits of a chip card's service code: 2, 6
+    lists: Mapping[str, IccList]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +132,7 @@ class Catalogue:
     kinds: Mapping[str, MessageKind]
     unmatched: Mapping[str, str]  # MTI -> 39 when no entry serves its codes
     dialect: Dialect  # the first of ``dialects``, which every check was made against
+    icc: IccRules | None = None  # chip card rules; None: the dialect has no chip kinds
     # Kinds by MTI, the most specific first, and the answer MTI of each request MTI.
     routes: Mapping[str, tuple[MessageKind, ...]] = field(default_factory=dict, repr=False)
     answers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -126,7 +157,10 @@ class Catalogue:
         parts = message.subfields(60) if "." in self.network_code_field or self.type_code_field else {}
         type_code = parts.get(self.type_code_field) if self.type_code_field else None
         network = parts.get(self.network_code_field) if "." in self.network_code_field else message.get(70)
+        entry = (message.get(22) or "")[:2]
         for kind in candidates:
+            if kind.entry_modes and entry not in kind.entry_modes:
+                continue
             if kind.processing_code is not None and kind.processing_code != pcode:
                 continue
             if kind.type_code is not None and kind.type_code != type_code:
@@ -159,11 +193,14 @@ class Catalogue:
         batch: str = "000000",
         code: str | None = None,
         original: Skeleton | None = None,
+        subfields: Mapping[str, str] | None = None,
     ) -> Skeleton:
         """MTI, 3 and 60 (subfields joined) or 70 of a request of kind ``name``.
 
         ``code`` chooses among a kind's network codes (a sign-in's key mode); ``original`` is
-        the skeleton of the request this one refers to, whose ``from_original`` fields it repeats.
+        the skeleton of the request this one refers to, whose ``from_original`` fields it repeats;
+        ``subfields`` adds subfields the kind leaves to the terminal (60.4 and 60.5 of a chip
+        request: how the card was read).
         """
         kind = self.kind(name)
         network = code if code is not None else kind.network_code
@@ -172,20 +209,20 @@ class Catalogue:
         fields: dict[int, str] = {}
         if kind.processing_code is not None:
             fields[3] = kind.processing_code
-        subfields: dict[str, str] = {}
+        parts: dict[str, str] = dict(subfields or {})
         type_code = kind.type_code or self.default_type_code
         if self.type_code_field is not None and type_code is not None:
-            subfields[self.type_code_field] = type_code
+            parts[self.type_code_field] = type_code
         if self.batch_field is not None:
-            subfields[self.batch_field] = batch
+            parts[self.batch_field] = batch
         code_value = network or self.default_network_code
         if code_value is not None:
             if "." in self.network_code_field:
-                subfields[self.network_code_field] = code_value
+                parts[self.network_code_field] = code_value
             else:
                 fields[int(self.network_code_field)] = code_value
-        for parent in sorted({int(sub.partition(".")[0]) for sub in subfields}):
-            mine = {k: v for k, v in subfields.items() if k.startswith(f"{parent}.")}
+        for parent in sorted({int(sub.partition(".")[0]) for sub in parts}):
+            mine = {k: v for k, v in parts.items() if k.startswith(f"{parent}.")}
             fields[parent] = join_subfields(parent, mine, self.dialect)
         if kind.from_original:
             if original is None:

@@ -13,10 +13,11 @@ from types import MappingProxyType
 from typing import Any
 
 from specs import loader
-from specs.catalogue import Catalogue, CatalogueError, MessageKind, Needs, response_mti
+from specs.catalogue import Catalogue, CatalogueError, IccList, IccRules, MessageKind, Needs, response_mti
 from specs.dialect import Dialect
 from specs.errors import SpecError
 from specs.keylayout import KeyLayout, LayoutSyntaxError, parse_layout
+from specs.tlv import tag_problem
 
 CATALOGUE_SUFFIX = ".messages.toml"
 
@@ -58,11 +59,15 @@ def load(name: str) -> Catalogue:
 
 _TOP_KEYS = frozenset(
     {"dialects", "description", "network_code_field", "type_code_field", "batch_field", "defaults",
-     "unmatched", "kinds"}
+     "unmatched", "icc", "kinds"}
 )
 _KIND_KEYS = frozenset(
     {"title", "mti", "response_mti", "processing_code", "type_code", "network_code", "maced", "needs",
-     "echo", "from_original", "field62"}
+     "echo", "from_original", "field62", "entry_mode", "icc", "arqc"}
+)
+_ICC_KEYS = frozenset(
+    {"field", "read_capability_field", "condition_field", "fallback_value", "swiped_entry_mode",
+     "chip_service_codes", "lists"}
 )
 
 
@@ -105,11 +110,12 @@ def build(data: Mapping[str, Any], *, name: str = "<data>", source: str = "<data
         _mti(mti, source, f"unmatched.{mti}")
         if not isinstance(code, str) or len(code) != 2 or not code.isalnum():
             raise CatalogueError(source, f"unmatched.{mti}", "must be a two-character response code")
+    icc = _icc(data.get("icc"), dialects, source) if "icc" in data else None
     raw_kinds = data.get("kinds")
     if not isinstance(raw_kinds, dict) or not raw_kinds:
         raise CatalogueError(source, "kinds", "a catalogue needs at least one kind")
     kinds = {
-        kind_name: _kind(kind_name, raw, dialects, source, type_field is not None)
+        kind_name: _kind(kind_name, raw, dialects, source, type_field is not None, icc)
         for kind_name, raw in raw_kinds.items()
     }
     catalogue = Catalogue(
@@ -125,6 +131,7 @@ def build(data: Mapping[str, Any], *, name: str = "<data>", source: str = "<data
         kinds=MappingProxyType(kinds),
         unmatched=MappingProxyType(dict(unmatched)),
         dialect=dialects[0],
+        icc=icc,
         routes=_routes(kinds.values()),
         answers=MappingProxyType({k.mti: k.response_mti for k in kinds.values()}),
     )
@@ -132,7 +139,9 @@ def build(data: Mapping[str, Any], *, name: str = "<data>", source: str = "<data
     return catalogue
 
 
-def _kind(name: str, raw: Any, dialects: list[Dialect], source: str, has_type_field: bool) -> MessageKind:
+def _kind(
+    name: str, raw: Any, dialects: list[Dialect], source: str, has_type_field: bool, icc: IccRules | None
+) -> MessageKind:
     where = f"kinds.{name}"
     if not name.isidentifier() or not name.islower():
         raise CatalogueError(source, where, "a kind's name is a lower-case identifier (it is a scenario step)")
@@ -182,6 +191,22 @@ def _kind(name: str, raw: Any, dialects: list[Dialect], source: str, has_type_fi
     title = raw.get("title", "")
     if not isinstance(title, str):
         raise CatalogueError(source, f"{where}.title", "must be a string")
+    modes_raw = raw.get("entry_mode", [])
+    modes_list = [modes_raw] if isinstance(modes_raw, str) else modes_raw
+    if not isinstance(modes_list, list):
+        raise CatalogueError(source, f"{where}.entry_mode", "must be two digits of field 22 or a list of them")
+    entry_modes = tuple(_digits(m, 2, source, f"{where}.entry_mode") for m in modes_list)
+    icc_list = raw.get("icc")
+    if icc_list is not None:
+        if icc is None:
+            raise CatalogueError(source, f"{where}.icc", "this catalogue has no [icc] table")
+        if icc_list not in icc.lists:
+            raise CatalogueError(source, f"{where}.icc", f"{icc_list!r} is not one of [icc.lists] {sorted(icc.lists)}")
+    arqc = raw.get("arqc", False)
+    if not isinstance(arqc, bool):
+        raise CatalogueError(source, f"{where}.arqc", "must be true or false")
+    if arqc and icc_list is None:
+        raise CatalogueError(source, f"{where}.arqc", "an ARQC comes in field 55: name the kind's icc list")
     return MessageKind(
         name=name,
         title=title,
@@ -195,7 +220,67 @@ def _kind(name: str, raw: Any, dialects: list[Dialect], source: str, has_type_fi
         echo=echo,
         from_original=from_original,
         key_layouts=MappingProxyType(layouts),
+        entry_modes=entry_modes,
+        icc=icc_list,
+        arqc=arqc,
     )
+
+
+def _icc(raw: Any, dialects: list[Dialect], source: str) -> IccRules:
+    """The [icc] table: where chip data goes and the tag lists of field 55."""
+    if not isinstance(raw, dict):
+        raise CatalogueError(source, "icc", "must be a table")
+    _no_unknown(raw, _ICC_KEYS, source, "icc")
+    number = raw.get("field")
+    if isinstance(number, bool) or not isinstance(number, int) or not all(number in d.fields for d in dialects):
+        raise CatalogueError(source, "icc.field", "must be the number of a field of every dialect served (55)")
+    subs = {}
+    for key in ("read_capability_field", "condition_field"):
+        item = _text(raw, key, source, f"icc.{key}")
+        if "." not in item or not all(_defined(d, item) for d in dialects):
+            raise CatalogueError(source, f"icc.{key}", f"{item} is not a subfield of every dialect served")
+        subs[key] = item
+    fallback = _text(raw, "fallback_value", source, "icc.fallback_value")
+    swiped = _digits(raw.get("swiped_entry_mode"), 2, source, "icc.swiped_entry_mode")
+    codes = raw.get("chip_service_codes", [])
+    if not isinstance(codes, list) or not all(isinstance(c, str) and len(c) == 1 and c.isdigit() for c in codes):
+        raise CatalogueError(source, "icc.chip_service_codes", "must be a list of single digits")
+    lists_raw = raw.get("lists")
+    if not isinstance(lists_raw, dict) or not lists_raw:
+        raise CatalogueError(source, "icc.lists", "must be a table of named tag lists")
+    lists: dict[str, IccList] = {}
+    for list_name, entry in lists_raw.items():
+        where = f"icc.lists.{list_name}"
+        if not isinstance(entry, dict):
+            raise CatalogueError(source, where, "must be a table with tags and optional")
+        _no_unknown(entry, frozenset({"tags", "optional"}), source, where)
+        tags = _tags(entry.get("tags"), source, f"{where}.tags")
+        optional = _tags(entry.get("optional", []), source, f"{where}.optional")
+        if len(set(tags)) != len(tags):
+            raise CatalogueError(source, f"{where}.tags", "a tag is listed twice")
+        stray = sorted(set(optional) - set(tags))
+        if stray:
+            raise CatalogueError(source, f"{where}.optional", f"{stray} are not in the list's tags")
+        lists[list_name] = IccList(list_name, tuple(tags), frozenset(optional))
+    return IccRules(
+        field=number,
+        read_capability_field=subs["read_capability_field"],
+        condition_field=subs["condition_field"],
+        fallback_value=fallback,
+        swiped_entry_mode=swiped,
+        chip_service_codes=tuple(codes),
+        lists=MappingProxyType(lists),
+    )
+
+
+def _tags(value: Any, source: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise CatalogueError(source, where, 'must be a list of tags such as ["9F26", "95"]')
+    for tag in value:
+        problem = tag_problem(tag)
+        if problem is not None:
+            raise CatalogueError(source, where, f"{tag!r}: {problem}")
+    return value
 
 
 def _layout(mode: str, raw: Any, source: str, where: str) -> KeyLayout:
@@ -214,13 +299,15 @@ def _check_routes(catalogue: Catalogue) -> None:
     answers: dict[str, tuple[str, str]] = {}
     for kind in catalogue.kinds.values():
         codes = kind.network_codes or (None,)
+        modes = kind.entry_modes or (None,)
         for code in codes:
-            key = (kind.mti, kind.processing_code, kind.type_code, code)
-            if key in seen:
-                raise CatalogueError(
-                    catalogue.source, f"kinds.{kind.name}", f"routes exactly like kinds.{seen[key]}"
-                )
-            seen[key] = kind.name
+            for mode in modes:
+                key = (kind.mti, kind.processing_code, kind.type_code, code, mode)
+                if key in seen:
+                    raise CatalogueError(
+                        catalogue.source, f"kinds.{kind.name}", f"routes exactly like kinds.{seen[key]}"
+                    )
+                seen[key] = kind.name
         previous = answers.setdefault(kind.mti, (kind.response_mti, kind.name))
         if previous[0] != kind.response_mti:
             raise CatalogueError(
@@ -237,7 +324,8 @@ def _routes(kinds: Iterable[MessageKind]) -> Mapping[str, tuple[MessageKind, ...
         by_mti.setdefault(kind.mti, []).append(kind)
 
     def specificity(kind: MessageKind) -> int:
-        return sum(x is not None for x in (kind.processing_code, kind.type_code)) + bool(kind.network_codes)
+        declared = sum(x is not None for x in (kind.processing_code, kind.type_code))
+        return declared + bool(kind.network_codes) + bool(kind.entry_modes)
 
     return MappingProxyType({mti: tuple(sorted(ks, key=specificity, reverse=True)) for mti, ks in by_mti.items()})
 

@@ -82,13 +82,18 @@ def render_messages(catalogue: Catalogue) -> str:
     """The message table of a catalogue: every request kind, as ``specs show NAME --messages``."""
     code_head = catalogue.network_code_field
     type_head = catalogue.type_code_field
-    rows = [["kind", "MTI", "answer", "3", *([type_head] if type_head else []), code_head, "MAC", "needs",
-             "echoed"]]
+    icc = catalogue.icc
+    chip_heads = ["22", str(icc.field)] if icc is not None else []
+    rows = [["kind", "MTI", "answer", "3", *([type_head] if type_head else []), code_head, *chip_heads, "MAC",
+             "needs", "echoed"]]
     for kind in catalogue.kinds.values():
         row = [kind.name, kind.mti, kind.response_mti, _cell(kind, kind.processing_code, "3", None)]
         if type_head:
             row.append(_cell(kind, kind.type_code, type_head, catalogue.default_type_code))
         row.append(_cell(kind, "/".join(kind.network_codes), code_head, catalogue.default_network_code))
+        if icc is not None:
+            row.append("/".join(f"{mode}x" for mode in kind.entry_modes) or "-")
+            row.append(f"{kind.icc}{' +ARQC' if kind.arqc else ''}" if kind.icc else "-")
         row += ["yes" if kind.maced else "no", kind.needs.value, " ".join(kind.echo)]
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -112,6 +117,16 @@ def render_messages(catalogue: Catalogue) -> str:
         "",
     ]
     lines += [f"{kind.name:<{widths[0]}}  {kind.title}" for kind in catalogue.kinds.values() if kind.title]
+    if icc is not None:
+        lines += ["", f"## Field {icc.field} (ICC data) tag lists", ""]
+        lines.append(f"22 = 05x/07x: the chip was read; {icc.condition_field} = {icc.fallback_value}: fallback "
+                     f"to the stripe; {icc.read_capability_field}: the terminal's read capability.")
+        lines.append("A kind's 55 carries its list in this order; (tag): may be left out; +ARQC: the host")
+        lines.append("verifies the card's ARQC and answers 91 = ARPC || ARC.")
+        lines.append("")
+        for tags in icc.lists.values():
+            shown = " ".join(f"({t})" if t in tags.optional else t for t in tags.tags)
+            lines.append(f"{tags.name:<{widths[0]}}  {shown}")
     for kind in catalogue.kinds.values():
         if kind.key_layouts:
             lines += ["", f"## Field 62 of the {kind.name} answer", ""]

@@ -27,6 +27,10 @@ class TestCard:
     balance_cents: int
     limit_cents: int  # per transaction
     status: CardStatus = CardStatus.ACTIVE
+    # A chip card: both sides derive its IMK-AC from the fleet's seed
+    # (hsm_sim.testkeys.derive_imk_ac); psn is its PAN sequence number.
+    chip: bool = False
+    psn: str = ""
 
     # pytest collects classes named Test*; this one is data, not a test.
     __test__ = False
@@ -42,6 +46,8 @@ class TestCard:
             raise ValueError(f"test card {self.masked_pan}: PIN must be 4 to 12 digits")
         if self.balance_cents < 0 or self.limit_cents < 0:
             raise ValueError(f"test card {self.masked_pan}: balance and limit must be >= 0")
+        if self.chip and not (len(self.psn) == 2 and self.psn.isdigit()):
+            raise ValueError(f"test card {self.masked_pan}: a chip card's PSN is 2 digits")
 
     @property
     def masked_pan(self) -> str:
@@ -110,6 +116,30 @@ SIXTEEN_DIGIT_CARD = TestCard(
     limit_cents=5_000_000,
 )
 
+# Chip cards (docs/chip.md): PBOC CVN 01, contact and contactless. Service code 220: an IC card
+# (a 2xx card swiped without the fallback indicator is answered 45).
+CHIP_CARD = TestCard(
+    pan="6222021234567890206",
+    expiry="3012",
+    service_code="220",
+    pin="123456",
+    balance_cents=100_000_000,
+    limit_cents=5_000_000,
+    chip=True,
+    psn="01",
+)
+# A second chip card: 16 digits, no PAN sequence number on the card (PSN 00), service code 620.
+CHIP_CARD_16 = TestCard(
+    pan="6212340000000027",
+    expiry="3012",
+    service_code="620",
+    pin="654321",
+    balance_cents=100_000_000,
+    limit_cents=5_000_000,
+    chip=True,
+    psn="00",
+)
+
 DEFAULT_TEST_CARDS: tuple[TestCard, ...] = (
     GOOD_CARD,
     LOW_BALANCE_CARD,
@@ -117,6 +147,8 @@ DEFAULT_TEST_CARDS: tuple[TestCard, ...] = (
     BLOCKED_CARD,
     SHORT_PIN_CARD,
     SIXTEEN_DIGIT_CARD,
+    CHIP_CARD,
+    CHIP_CARD_16,
 )
 
 

@@ -6,13 +6,15 @@ import time
 from dataclasses import dataclass
 
 from hsm_sim.client import Diagnostics, HsmClient
+from hsm_sim.testkeys import DEFAULT_SEED, derive_imk_ac
 from hsm_sim.transports.interface import HsmTransport
 from hsm_sim.transports.observed import ObservedTransport
 from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
 from specs.observer import NULL_OBSERVER, Observer
+from switch import icparams
 from switch.capture import Capture
-from switch.cards import add_card
+from switch.cards import ChipKey, add_card
 from switch.config import ConfigError, SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
@@ -50,6 +52,7 @@ def build_services(
         keys=KeyService(HsmClient(_observed(transport or transport_from_url(config.hsm), observer))),
         config=config,
         observer=observer,
+        ic=icparams.merged(config.capks, config.aids, config.blacklist),
     )
 
 
@@ -122,6 +125,9 @@ async def apply_declarations(services: Services) -> None:
     for op in services.config.operators:
         await set_operator(services, TerminalId(op.merchant, op.terminal), op.operator_id, op.password)
     for card in services.config.cards:
+        chip = None
+        if card.chip:
+            chip = ChipKey(card.imk_ac or derive_imk_ac(DEFAULT_SEED, card.pan), card.psn)
         await add_card(
             services,
             card.pan,
@@ -131,6 +137,7 @@ async def apply_declarations(services: Services) -> None:
             card.limit,
             card.service_code,
             CardStatus(card.status),
+            chip=chip,
         )
 
 

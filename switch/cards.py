@@ -13,7 +13,7 @@ from specs.masking import mask_pan
 from specs.message import Message
 from specs.response import ResponseCode
 from specs.track2 import parse_track2
-from switch.config import card_problem
+from switch.config import card_problem, chip_problem
 from switch.context import Services
 from switch.records import AuditEvent, AuditRecord, Card, CardStatus
 from switch.store import StoreError
@@ -21,6 +21,7 @@ from switch.store import StoreError
 # Fixed, public salt: the fingerprint keeps PANs out of the store and its dumps; it is not
 # meant to resist brute force over the (small) space of test PANs.
 _SALT = b"switchsim-pan-ref-v1"
+KEY_TYPE_IMK_AC = "109"  # the issuer master key for application cryptograms, LMK pair 28-29 variant 1
 
 
 def pan_ref(pan: str) -> str:
@@ -32,6 +33,18 @@ def account12(pan: str) -> str:
     return pan[-13:-1].rjust(12, "0")
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class ChipKey:
+    """A chip card's issuer key for cryptograms (IMK-AC) in clear, and its PAN sequence number:
+    what `switchsim card add --chip` is given. The key goes straight to the HSM."""
+
+    imk_ac: bytes
+    psn: str = "01"
+
+    def __repr__(self) -> str:
+        return f"ChipKey(psn={self.psn})"
+
+
 async def add_card(
     services: Services,
     pan: str,
@@ -41,10 +54,19 @@ async def add_card(
     limit: int = 0,
     service_code: str = "201",
     status: CardStatus = CardStatus.ACTIVE,
+    *,
+    chip: ChipKey | None = None,
 ) -> Card:
+    """Register (or replace) a test card; the PIN and a chip card's IMK-AC go straight to the
+    HSM, and only their LMK-encrypted forms are kept."""
     problem = card_problem(pan, expiry, pin, balance, limit, service_code, status.value)
+    if problem is None and chip is not None:
+        problem = chip_problem(True, chip.imk_ac, chip.psn)
     if problem is not None:
         raise ValueError(f"card {problem[0]} {problem[1]}")
+    imk_ac_lmk = ""
+    if chip is not None:
+        imk_ac_lmk, _kcv = await services.keys.import_clear_key(KEY_TYPE_IMK_AC, chip.imk_ac)
     card = Card(
         pan_ref=pan_ref(pan),
         pan_masked=mask_pan(pan),
@@ -55,6 +77,8 @@ async def add_card(
         balance=balance,
         limit=limit,
         status=status,
+        imk_ac_lmk=imk_ac_lmk,
+        psn=chip.psn if chip is not None else "",
     )
     services.store.put_card(card)
     return card

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from specs.icrecords import AidParameters, CaPublicKey
+from switch.icparams import AID_KEYS, BLACKLIST_KEYS, CAPK_KEYS, IcParamError, parse_aid, parse_blacklist, parse_capk
+
 
 class ConfigError(Exception):
     def __init__(self, source: str, where: str, problem: str) -> None:
@@ -47,6 +50,11 @@ class DeclaredCard:
     limit: int = 0
     service_code: str = "201"
     status: str = "active"
+    # A chip card: its IMK-AC in clear (None: derived from the fleet's seed, as the shared test
+    # cards' are) and its PAN sequence number.
+    chip: bool = False
+    imk_ac: bytes | None = field(default=None, repr=False)
+    psn: str = "01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,13 @@ class SwitchConfig:
     key_lifetime: float = 86400.0
     max_operator_failures: int = 3  # also the wrong-PIN count that locks a test card's PIN
     unknown_reversal: str = "00"  # answer to a reversal whose original is unknown (00 or 25)
+    # [chip] (docs/chip.md)
+    arqc_failure_code: str = "59"  # 39 of a chip request whose ARQC does not verify (59 or A7)
+    announce_downloads: bool = False  # header requirement 4/5/7 while a terminal's IC data is stale
+    download_part_entries: int = 0  # list entries per 0830 part; 0: as many as field 62 holds
+    capks: tuple[CaPublicKey, ...] = ()  # [[capk]]: replace or add to the shipped CA keys
+    aids: tuple[AidParameters, ...] = ()  # [[aid]]: replace or add to the shipped AIDs
+    blacklist: tuple[str, ...] = field(default=(), repr=False)  # [[blacklist]] PANs or prefixes
     parameters: Mapping[str, str] = field(default_factory=dict)
     terminals: tuple[DeclaredTerminal, ...] = ()
     operators: tuple[DeclaredOperator, ...] = ()
@@ -105,10 +120,20 @@ _CHECKS_KEYS: dict[str, _Kind] = {
     "strict": bool,
     "currency": str,
 }
+_CHIP_KEYS: dict[str, _Kind] = {
+    "arqc_failure_code": str,
+    "announce_downloads": bool,
+    "download_part_entries": int,
+}
 _TERMINAL_KEYS = frozenset({"merchant", "terminal", "tmk"})
 _OPERATOR_KEYS = frozenset({"merchant", "terminal", "id", "password"})
-_CARD_KEYS = frozenset({"pan", "expiry", "pin", "balance", "limit", "service_code", "status"})
-_TABLES = frozenset({"server", "session", "checks", "parameters", "terminals", "operators", "cards", "rules"})
+_CARD_KEYS = frozenset(
+    {"pan", "expiry", "pin", "balance", "limit", "service_code", "status", "chip", "imk_ac", "psn"}
+)
+_TABLES = frozenset(
+    {"server", "session", "checks", "chip", "parameters", "terminals", "operators", "cards", "capk", "aid",
+     "blacklist", "rules"}
+)
 # [checks] keys and the SwitchConfig fields they set
 _CHECKS_FIELDS = {"strict": "strict_checks", "currency": "currency"}
 
@@ -119,9 +144,13 @@ ACCEPTED_KEYS: Mapping[str, frozenset[str]] = {
     "server": frozenset(_SERVER_KEYS),
     "session": frozenset(_SESSION_KEYS),
     "checks": frozenset(_CHECKS_KEYS),
+    "chip": frozenset(_CHIP_KEYS),
     "terminals": _TERMINAL_KEYS,
     "operators": _OPERATOR_KEYS,
     "cards": _CARD_KEYS,
+    "capk": CAPK_KEYS,
+    "aid": AID_KEYS,
+    "blacklist": BLACKLIST_KEYS,
 }
 
 # Settings that must be above zero, and the ones that are counts of at least one.
@@ -149,7 +178,9 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
         known = ", ".join(sorted(_TABLES))
         raise ConfigError(source, "top level", f"unknown tables {sorted(unknown)} (known: {known})")
     values: dict[str, Any] = {}
-    for table, allowed in (("server", _SERVER_KEYS), ("session", _SESSION_KEYS), ("checks", _CHECKS_KEYS)):
+    for table, allowed in (
+        ("server", _SERVER_KEYS), ("session", _SESSION_KEYS), ("checks", _CHECKS_KEYS), ("chip", _CHIP_KEYS)
+    ):
         section = _table(source, table, data.get(table, {}))
         for key, value in section.items():
             where = f"{table}.{key}"
@@ -168,6 +199,14 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
     terminals = tuple(_terminal(source, i, raw) for i, raw in enumerate(_array(source, "terminals", data)))
     operators = tuple(_operator(source, i, raw) for i, raw in enumerate(_array(source, "operators", data)))
     cards = tuple(_card(source, i, raw) for i, raw in enumerate(_array(source, "cards", data)))
+    try:
+        capks = tuple(parse_capk(raw, f"capk[{i}]") for i, raw in enumerate(_array(source, "capk", data)))
+        aids = tuple(parse_aid(raw, f"aid[{i}]") for i, raw in enumerate(_array(source, "aid", data)))
+        blacklist = tuple(
+            parse_blacklist(raw, f"blacklist[{i}]") for i, raw in enumerate(_array(source, "blacklist", data))
+        )
+    except IcParamError as exc:
+        raise ConfigError(source, exc.where, exc.problem) from None
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         raise ConfigError(source, "rules", "must be an array of tables ([[rules]])")
@@ -177,6 +216,9 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> SwitchCon
         terminals=terminals,
         operators=operators,
         cards=cards,
+        capks=capks,
+        aids=aids,
+        blacklist=blacklist,
         rules=tuple(rules),
         source=source,
     )
@@ -197,6 +239,10 @@ def _check_setting(source: str, where: str, key: str, value: Any) -> None:
         raise ConfigError(source, where, f"must be a 3-digit ISO 4217 code (field 49), got {value!r}")
     if key == "unknown_reversal" and value not in ("00", "25"):
         raise ConfigError(source, where, f"must be '00' or '25', got {value!r}")
+    if key == "arqc_failure_code" and value not in ("59", "A7"):
+        raise ConfigError(source, where, f"must be '59' or 'A7', got {value!r}")
+    if key == "download_part_entries" and value < 0:
+        raise ConfigError(source, where, f"must be 0 (as many as fit) or more, got {value}")
 
 
 def _table(source: str, name: str, value: object) -> Mapping[str, Any]:
@@ -277,7 +323,31 @@ def _digits(value: object, low: int, high: int) -> bool:
     return isinstance(value, str) and value.isascii() and value.isdigit() and low <= len(value) <= high
 
 
+def chip_problem(chip: object, imk_ac: object, psn: object) -> tuple[str, str] | None:
+    """The first thing wrong with a card's chip profile, as (key, problem), or None: one set of
+    rules for `[[cards]]` and for `switchsim card add --chip`."""
+    if not isinstance(chip, bool):
+        return "chip", "must be true or false"
+    if imk_ac is not None and not chip:
+        return "imk_ac", "goes with chip = true"
+    if imk_ac is not None and (not isinstance(imk_ac, bytes) or len(imk_ac) != 16):
+        return "imk_ac", "must be 32 hex digits (a double-length key)"
+    if not _digits(psn, 2, 2):
+        return "psn", "must be 2 digits (the PAN sequence number, 00 when the card has none)"
+    return None
+
+
 def _card(source: str, index: int, raw: Mapping[str, Any]) -> DeclaredCard:
+    imk_raw = raw.get("imk_ac")
+    imk: object = imk_raw
+    if isinstance(imk_raw, str):
+        try:
+            imk = bytes.fromhex(imk_raw)
+        except ValueError:
+            imk = imk_raw
+    problem = chip_problem(raw.get("chip", False), imk, raw.get("psn", "01"))
+    if problem is not None:
+        raise ConfigError(source, f"cards[{index}].{problem[0]}", problem[1])
     card = DeclaredCard(
         pan=raw.get("pan"),  # type: ignore[arg-type]  # checked just below
         expiry=raw.get("expiry"),  # type: ignore[arg-type]
@@ -286,6 +356,9 @@ def _card(source: str, index: int, raw: Mapping[str, Any]) -> DeclaredCard:
         limit=raw.get("limit", 0),
         service_code=raw.get("service_code", "201"),
         status=raw.get("status", "active"),
+        chip=raw.get("chip", False),
+        imk_ac=imk if isinstance(imk, bytes) else None,
+        psn=raw.get("psn", "01"),
     )
     problem = card_problem(card.pan, card.expiry, card.pin, card.balance, card.limit, card.service_code, card.status)
     if problem is not None:

@@ -11,6 +11,7 @@ from specs.framing import Frame
 from specs.message import Message
 from specs.observer import NULL_OBSERVER, Observer
 from switch.config import SwitchConfig
+from switch.icparams import IcParameters
 from switch.keyservice import KeyService
 from switch.records import AuditEvent, AuditRecord, SessionKeys, TerminalId
 from switch.ruleset import RuleSet
@@ -24,6 +25,7 @@ class Services:
     store: Store
     keys: KeyService
     config: SwitchConfig
+    ic: IcParameters  # what the IC downloads hand out (switch/icparams.py)
     clock: Callable[[], float] = time.time
     # Sessions by terminal, written through to the store: a sign-in outlives its connection.
     sessions: dict[TerminalId, SessionKeys | None] = field(default_factory=dict)
@@ -79,6 +81,7 @@ class Result:
     sign_in_again: bool = False
     keys: NewKeys | None = None  # an approved terminal sign-in's new working keys
     warnings: tuple[str, ...] = ()  # field checks that failed without refusing (switch/fieldchecks.py)
+    requirement: int = 0  # the answer header's processing requirement (3 when sign_in_again)
 
 
 def audit(services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = "") -> None:

@@ -27,6 +27,7 @@ from specs.message import Message
 from specs.observer import NULL_OBSERVER
 from specs.response import ResponseCode
 from switch import macdiag, malformed
+from switch.chip import with_script
 from switch.context import Exchange, Result, Services, audit
 from switch.journalwire import request_wire, views
 from switch.records import JournalEntry, SessionKeys, TerminalId
@@ -112,11 +113,14 @@ class SwitchEngine:
                 result = Result(rule.action.code or ResponseCode.SYSTEM_MALFUNCTION, reason=f"rule: {rule.name}")
             else:
                 result, session = await self._dispatch(ex)
+            if rule is not None and rule.action.kind is ActionKind.SCRIPT:
+                result = with_script(result, rule.action.script)
         except (HsmError, HsmTransportError) as exc:  # the client sorts every HSM failure into these
             _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
             result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
         response = await self._respond(ex, result, session)
-        wire = self._frame(frame, response, result.sign_in_again)  # checked before it is journalled
+        requirement = 3 if result.sign_in_again else result.requirement
+        wire = self._frame(frame, response, requirement)  # checked before it is journalled
         self._journal("out", ex, response, "", result, wire)
         self._log_exchange(ex, response, result, started)
         self._observe(message, str(result.code), started, result.reason)
@@ -220,13 +224,14 @@ class SwitchEngine:
         wanted = (_ECHOED | rule.mandatory) - rule.forbidden if rule is not None else _ECHOED
         return {n: v for n, v in request.items() if n in wanted}
 
-    def _frame(self, request: Frame, response: Message, sign_in_again: bool) -> bytes:
-        """The answer on the wire. The codec checks it against the dialect's rules first: what
-        the switch sends must decode strictly at the terminal (`switchsim decode` too)."""
+    def _frame(self, request: Frame, response: Message, requirement: int) -> bytes:
+        """The answer on the wire, with the header's processing requirement (3: sign in again;
+        4, 5, 7: download IC keys, IC parameters, the blacklist). The codec checks it against the
+        dialect's rules first: what the switch sends must decode strictly at the terminal."""
         fmt = self.codec.dialect.framing
         header = request.header or CupHeader() if fmt.cup_header else None
         if header is not None:
-            header = header.with_requirement(3 if sign_in_again else 0)
+            header = header.with_requirement(requirement)
         tpdu = request.tpdu.reply() if request.tpdu is not None else None
         return encode_frame(fmt, self.codec.encode(response), tpdu=tpdu, header=header)
 
@@ -237,14 +242,14 @@ class SwitchEngine:
         answer_mti = self.catalogue.response_mti(mti)
         try:
             response = self.codec.message(answer_mti, {**self._echo(answer_mti, readable), 39: code})
-            return response, self._frame(frame, response, False)
+            return response, self._frame(frame, response, 0)
         except Exception as exc:
             _log.error("internal_error", stage="refusal", mti=answer_mti, error_type=type(exc).__name__)
             if self.reraise_bugs:
                 raise
         try:
             response = self.codec.message(answer_mti, {39: code})
-            return response, self._frame(frame, response, False)
+            return response, self._frame(frame, response, 0)
         except Exception as exc:  # only a dialect without field 39 gets here: nothing can answer
             _log.error("internal_error", stage="last_resort", mti=answer_mti, error_type=type(exc).__name__)
             return None

@@ -15,7 +15,7 @@ original); never a value that is a secret: no PAN, track, PIN block or key.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from specs.catalogue import MessageKind
@@ -86,15 +86,7 @@ def apply(services: Services, findings: list[Finding]) -> Result | None:
 def with_warnings(result: Result, findings: list[Finding]) -> Result:
     if not findings:
         return result
-    return Result(
-        result.code,
-        result.fields,
-        audit=result.audit,
-        reason=result.reason,
-        operator=result.operator,
-        sign_in_again=result.sign_in_again,
-        warnings=result.warnings + _texts(findings),
-    )
+    return replace(result, warnings=result.warnings + _texts(findings))
 
 
 def _texts(findings: list[Finding]) -> tuple[str, ...]:

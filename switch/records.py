@@ -107,6 +107,9 @@ class AuditEvent(StrEnum):
     OPERATOR_UNLOCKED = "operator_unlocked"
     OPERATOR_ADMIN = "operator_admin"
     CARD_UNLOCKED = "card_unlocked"
+    SCRIPT_RESULT = "script_result"  # a 0620 advice: the issuer scripts' results, with the original
+    IC_UPLOAD = "ic_upload"  # a chip record of the batch upload (TC, or a failed / ARPC-error one)
+    IC_DOWNLOAD = "ic_download"  # a terminal finished a CA key, IC parameter or blacklist download
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,15 @@ class Card:
     limit: int  # per-transaction limit, minor units; 0 = none
     status: CardStatus = CardStatus.ACTIVE
     pin_failures: int = 0
+    # A chip card: its issuer key for cryptograms (IMK-AC, key type 109) under the LMK, its PAN
+    # sequence number, and the highest ATC the switch has accepted (-1 before the first).
+    imk_ac_lmk: str = ""
+    psn: str = ""
+    atc: int = -1
+
+    @property
+    def chip(self) -> bool:
+        return bool(self.imk_ac_lmk)
 
 
 class TxnKind(StrEnum):

@@ -16,7 +16,7 @@ from specs.catalogue import MessageKind, Needs
 from specs.catalogue_loader import catalogue_for
 from specs.message import Message
 from specs.response import ResponseCode
-from switch import authorisation, fieldchecks, financial, netmgmt, operators, signin
+from switch import authorisation, chipadvice, fieldchecks, financial, icdownload, netmgmt, operators, signin
 from switch.context import Exchange, Result, Services
 from switch.financial import Op
 from switch.records import SessionKeys, Terminal
@@ -39,6 +39,15 @@ def _plain(answer: Callable[[Services, Exchange], Result]) -> Handler:
     return handle
 
 
+def _of_kind(answer: Callable[[Services, Exchange, MessageKind], Result]) -> Handler:
+    async def handle(
+        services: Services, ex: Exchange, kind: MessageKind, _t: Terminal, _s: SessionKeys | None
+    ) -> Result:
+        return answer(services, ex, kind)
+
+    return handle
+
+
 def _operator(answer: Callable[[Services, Exchange, SessionKeys], Awaitable[Result]]) -> Handler:
     async def handle(
         services: Services, ex: Exchange, _k: MessageKind, _t: Terminal, session: SessionKeys | None
@@ -51,10 +60,10 @@ def _operator(answer: Callable[[Services, Exchange, SessionKeys], Awaitable[Resu
 
 def _financial(op: Op) -> Handler:
     async def handle(
-        services: Services, ex: Exchange, _k: MessageKind, terminal: Terminal, session: SessionKeys | None
+        services: Services, ex: Exchange, kind: MessageKind, terminal: Terminal, session: SessionKeys | None
     ) -> Result:
         assert session is not None  # the session table serves these only to a signed-in terminal
-        return await financial.handle(op, services, ex, terminal, session)
+        return await financial.handle(op, services, ex, terminal, session, kind)
 
     return handle
 
@@ -73,6 +82,21 @@ ROUTES: Mapping[tuple[str, str], Route] = MappingProxyType(
         ("cup-pos", "operator_signout"): Route(_R.OPERATOR_SIGNOUT, _operator(operators.operator_signout)),
         ("cup-pos", "password_change"): Route(_R.PASSWORD_CHANGE, _operator(operators.password_change)),
         **{("cup-pos", op.value): Route(_R.FINANCIAL, _financial(op)) for op in Op},
+        # chip kinds (docs/chip.md): the same business, with field 55 and the ARQC
+        ("cup-pos", "chip_purchase"): Route(_R.FINANCIAL, _financial(Op.PURCHASE)),
+        ("cup-pos", "contactless_purchase"): Route(_R.FINANCIAL, _financial(Op.PURCHASE)),
+        ("cup-pos", "chip_balance"): Route(_R.FINANCIAL, _financial(Op.BALANCE)),
+        ("cup-pos", "chip_void"): Route(_R.FINANCIAL, _financial(Op.VOID)),
+        ("cup-pos", "chip_refund"): Route(_R.FINANCIAL, _financial(Op.REFUND)),
+        ("cup-pos", "chip_preauth"): Route(_R.FINANCIAL, _financial(Op.PREAUTH)),
+        ("cup-pos", "chip_reversal"): Route(_R.FINANCIAL, _financial(Op.REVERSAL)),
+        ("cup-pos", "script_advice"): Route(_R.FINANCIAL, _of_kind(chipadvice.script_advice)),
+        ("cup-pos", "ic_upload"): Route(_R.FINANCIAL, _of_kind(chipadvice.ic_upload)),
+        ("cup-pos", "ic_upload_end"): Route(_R.FINANCIAL, _of_kind(chipadvice.ic_upload_end)),
+        **{
+            ("cup-pos", name): Route(_R.PARAMETER_DOWNLOAD, _plain(answer))
+            for name, answer in icdownload.ANSWERS.items()
+        },
         ("iso87", "signin"): Route(_R.NETWORK_MANAGEMENT, _plain(netmgmt.echo)),
         ("iso87", "signoff"): Route(_R.NETWORK_MANAGEMENT, _plain(netmgmt.echo)),
         ("iso87", "echo"): Route(_R.NETWORK_MANAGEMENT, _plain(netmgmt.echo)),

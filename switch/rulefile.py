@@ -50,6 +50,9 @@ action, exactly one of:
     delay_ms = N                  handle the request normally, answer N ms late
     drop = true                   never answer (the terminal times out and reverses)
     close = true                  close the connection without answering
+    issuer_script = "72"          handle normally; a chip answer's 55 also carries this issuer
+      script_commands = ["..."]   script template (71 or 72) with these commands (86, hex APDUs)
+      script_id = "00000001"      and this script identifier (9F18, optional) (docs/chip.md)
 delay_ms is 1 to 3,600,000 (an hour), to catch seconds written as milliseconds twice over.
 
 A mistake is a `switch.config.ConfigError` naming file, rule and key:
@@ -58,18 +61,20 @@ A mistake is a `switch.config.ConfigError` naming file, rule and key:
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from specs.tlv import Tlv
 from switch.config import ConfigError
 from switch.rules import Action, ActionKind, Match, Rule, RuleError
 from switch.ruleset import RuleSet
 
 _MATCH_KEYS = frozenset(f.name for f in fields(Match))
-_ACTION_KEYS = ("respond", "delay_ms", "drop", "close")
+_ACTION_KEYS = ("respond", "delay_ms", "drop", "close", "issuer_script", "script_commands", "script_id")
 
 
 def load_rules(path: str | Path) -> RuleSet:
@@ -157,15 +162,47 @@ def _build_action(raw: Mapping[str, Any]) -> Action:
     for flag in ("drop", "close"):
         if flag in raw and raw[flag] is not True:
             raise RuleError(flag, f"must be true (leave {flag} out otherwise)")
-    chosen = [key for key in ("respond", "drop", "close") if key in raw]
+    chosen = [key for key in ("respond", "drop", "close", "issuer_script") if key in raw]
     if len(chosen) > 1:
         raise RuleError(chosen[1], f"cannot be combined with {chosen[0]}: an action does one thing")
     delay = raw.get("delay_ms", 0)
     if "delay_ms" in raw and (not isinstance(delay, int) or isinstance(delay, bool) or delay < 1):
         raise RuleError("delay_ms", f"must be a whole number of milliseconds, 1 or more, got {delay!r}")
+    for key in ("script_commands", "script_id"):
+        if key in raw and chosen[:1] != ["issuer_script"]:
+            raise RuleError(key, "goes with issuer_script")
     if not chosen:
         if "delay_ms" not in raw:
-            raise RuleError("", "needs one of respond, delay_ms, drop, close")
+            raise RuleError("", "needs one of respond, delay_ms, drop, close, issuer_script")
         return Action(ActionKind.DELAY, delay_ms=delay)
+    if chosen[0] == "issuer_script":
+        return Action(ActionKind.SCRIPT, delay_ms=delay, script=_script(raw))
     kind = {"respond": ActionKind.RESPOND, "drop": ActionKind.DROP, "close": ActionKind.CLOSE}[chosen[0]]
     return Action(kind, code=raw.get("respond"), delay_ms=delay)
+
+
+_HEX = re.compile(r"[0-9A-F]+")
+
+
+def _script(raw: Mapping[str, Any]) -> bytes:
+    """The 71/72 template of an issuer_script action: 9F18 (when given), then one 86 a command."""
+    template = raw.get("issuer_script")
+    if template not in ("71", "72"):
+        when = '"71" (before the second GENERATE AC) or "72" (after)'
+        raise RuleError("issuer_script", f"must be {when}, got {template!r}")
+    commands = raw.get("script_commands")
+    if not isinstance(commands, list) or not commands:
+        raise RuleError("script_commands", "must be a non-empty list of commands as hex (APDUs)")
+    children = []
+    ident = raw.get("script_id")
+    if ident is not None:
+        if not (isinstance(ident, str) and len(ident) == 8 and _HEX.fullmatch(ident)):
+            raise RuleError("script_id", "must be 8 hex digits (9F18)")
+        children.append(Tlv("9F18", bytes.fromhex(ident)))
+    for i, command in enumerate(commands):
+        if not (isinstance(command, str) and command and len(command) % 2 == 0 and _HEX.fullmatch(command)):
+            raise RuleError(f"script_commands[{i}]", "must be hex digits, two a byte (an APDU)")
+        if not 5 <= len(command) // 2 <= 261:
+            raise RuleError(f"script_commands[{i}]", "an APDU is 5 to 261 bytes")
+        children.append(Tlv("86", bytes.fromhex(command)))
+    return Tlv.template(template, children).encode()

@@ -34,6 +34,7 @@ class ActionKind(Enum):
     DELAY = "delay"  # handle normally, answer `delay_ms` late
     DROP = "drop"  # never answer
     CLOSE = "close"  # close the connection without answering
+    SCRIPT = "script"  # handle normally, add an issuer script to a chip answer's field 55
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +101,7 @@ class Action:
     kind: ActionKind
     code: str | None = None  # field 39, for RESPOND
     delay_ms: int = 0  # for DELAY, and optionally RESPOND
+    script: bytes = b""  # for SCRIPT: the encoded 71/72 template
 
     def __post_init__(self) -> None:
         if not isinstance(self.delay_ms, int) or isinstance(self.delay_ms, bool):
@@ -112,9 +114,11 @@ class Action:
             return
         if self.code is not None:
             raise RuleError("respond", f"a response code goes only with respond, not {self.kind.value}")
+        if (self.kind is ActionKind.SCRIPT) != bool(self.script):
+            raise RuleError("issuer_script", "an issuer script goes only with issuer_script")
         if self.kind is ActionKind.DELAY and self.delay_ms == 0:
             raise RuleError("delay_ms", "must be 1 or more")
-        if self.kind in (ActionKind.DROP, ActionKind.CLOSE) and self.delay_ms:
+        if self.kind in (ActionKind.DROP, ActionKind.CLOSE, ActionKind.SCRIPT) and self.delay_ms:
             raise RuleError("delay_ms", f"goes with respond or alone, not with {self.kind.value}")
 
 

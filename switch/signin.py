@@ -13,6 +13,7 @@ from specs.catalogue import MessageKind
 from specs.catalogue_loader import catalogue_for
 from specs.message import join_subfields
 from specs.response import ResponseCode
+from switch import icdownload
 from switch.context import Exchange, Result, Services, operator_id_from_63
 from switch.keyservice import KeyKind
 from switch.records import AuditEvent, SessionKeys, Terminal
@@ -53,4 +54,5 @@ async def terminal_signin(
         reason=f"keys {mode}",
         operator=operator_id or "",
         keys=new_keys,
+        requirement=icdownload.requirement(services, ex.tid),
     )

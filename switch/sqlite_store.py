@@ -39,7 +39,7 @@ from switch.records import (
 )
 from switch.store import StoreError
 
-SCHEMA_VERSION = 4  # 3: operator_failures; 4: journal reason, warnings and wire; key_history
+SCHEMA_VERSION = 5  # 3: operator_failures; 4: journal reason, warnings and wire; key_history; 5: chip cards
 
 #: Columns each schema version added to a table of the version before: (table, column, type).
 _ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
@@ -48,6 +48,11 @@ _ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
         ("journal", "warnings", "TEXT NOT NULL DEFAULT ''"),
         ("journal", "wire", "TEXT NOT NULL DEFAULT ''"),
         ("journal", "raw", "TEXT NOT NULL DEFAULT ''"),
+    ),
+    5: (
+        ("cards", "imk_ac_lmk", "TEXT NOT NULL DEFAULT ''"),
+        ("cards", "psn", "TEXT NOT NULL DEFAULT ''"),
+        ("cards", "atc", "INTEGER NOT NULL DEFAULT -1"),
     ),
 }
 _JOURNAL_FLUSH_DELAY = 0.1  # seconds a journal line may wait for its batch
@@ -89,7 +94,11 @@ CREATE TABLE IF NOT EXISTS cards (
     pan_ref TEXT PRIMARY KEY, pan_masked TEXT NOT NULL, expiry TEXT NOT NULL,
     service_code TEXT NOT NULL, pin_lmk TEXT NOT NULL, pin_lmk_nopan TEXT NOT NULL,
     balance INTEGER NOT NULL, card_limit INTEGER NOT NULL, status TEXT NOT NULL,
-    pin_failures INTEGER NOT NULL);
+    pin_failures INTEGER NOT NULL, imk_ac_lmk TEXT NOT NULL DEFAULT '', psn TEXT NOT NULL DEFAULT '',
+    atc INTEGER NOT NULL DEFAULT -1);
+CREATE TABLE IF NOT EXISTS ic_downloads (
+    merchant TEXT NOT NULL, terminal TEXT NOT NULL, what TEXT NOT NULL, version TEXT NOT NULL,
+    PRIMARY KEY (merchant, terminal, what));
 CREATE TABLE IF NOT EXISTS transactions (
     id INTEGER PRIMARY KEY, merchant TEXT NOT NULL, terminal TEXT NOT NULL, batch TEXT NOT NULL,
     stan TEXT NOT NULL, kind TEXT NOT NULL, mti TEXT NOT NULL, processing_code TEXT NOT NULL,
@@ -107,7 +116,8 @@ _TXN_COLUMNS = (
     "response_code, status, rrn, auth_code, date, time, original_id, remaining"
 )
 _CARD_COLUMNS = (
-    "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures"
+    "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures, "
+    "imk_ac_lmk, psn, atc"
 )
 
 
@@ -238,7 +248,7 @@ class SqliteStore:
     def put_card(self, card: Card) -> None:
         c = card
         self._db.execute(
-            f"INSERT OR REPLACE INTO cards ({_CARD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO cards ({_CARD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 c.pan_ref,
                 c.pan_masked,
@@ -250,6 +260,9 @@ class SqliteStore:
                 c.limit,
                 c.status.value,
                 c.pin_failures,
+                c.imk_ac_lmk,
+                c.psn,
+                c.atc,
             ),
         )
 
@@ -262,6 +275,24 @@ class SqliteStore:
 
     def set_card_pin_failures(self, pan_ref: str, failures: int) -> None:
         self._db.execute("UPDATE cards SET pin_failures=? WHERE pan_ref=?", (failures, pan_ref))
+
+    def set_card_atc(self, pan_ref: str, atc: int) -> None:
+        """The highest ATC accepted for a chip card (it only goes up)."""
+        self._db.execute("UPDATE cards SET atc=MAX(atc, ?) WHERE pan_ref=?", (atc, pan_ref))
+
+    # -- IC downloads ------------------------------------------------------------------------
+
+    def get_ic_version(self, tid: TerminalId, what: str) -> str | None:
+        row = self._db.execute(
+            "SELECT version FROM ic_downloads WHERE merchant=? AND terminal=? AND what=?",
+            (tid.merchant, tid.terminal, what),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_ic_version(self, tid: TerminalId, what: str, version: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO ic_downloads VALUES (?,?,?,?)", (tid.merchant, tid.terminal, what, version)
+        )
 
     def commit_financial(
         self,
@@ -596,8 +627,9 @@ def _journal(row: tuple[Any, ...]) -> JournalEntry:
 
 
 def _card(row: tuple[Any, ...]) -> Card:
-    pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, status, failures = row
-    return Card(pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, CardStatus(status), failures)
+    pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, status, failures, imk, psn, atc = row
+    status_ = CardStatus(status)
+    return Card(pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, status_, failures, imk, psn, atc)
 
 
 def _terminal(row: tuple[object, ...]) -> Terminal:

@@ -117,6 +117,14 @@ def des_key(text: str) -> bytes:
     return key
 
 
+def double_key(text: str) -> bytes:
+    """A clear double-length test key (an IMK-AC): 32 hex digits."""
+    key = des_key(text)
+    if len(key) != 16:
+        raise argparse.ArgumentTypeError(f"must be 32 hex digits (a double-length key), got {len(text)}")
+    return key
+
+
 def _int(text: str, what: str) -> int:
     try:
         return int(text)

@@ -17,12 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from specs.catalogue import DEFAULT_DIALECT
-from specs.testcards import DEFAULT_TEST_CARDS, card_by_pan
+from specs.testcards import CHIP_CARD, DEFAULT_TEST_CARDS, card_by_pan
 from switchsim import argtypes
 from switchsim.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from switchsim.fleet_processes import Shard, plan_shards, run_shards, temporary_workdir
 from switchsim.metrics_options import add_metrics_options, start_metrics
 from switchsim.provisioning import provision
+from terminals_sim.chipcard import ChipProfile
 from terminals_sim.conformance import (
     CHECK_NAMES,
     CheckStatus,
@@ -212,6 +213,31 @@ def register(subparsers: Any) -> None:
         metavar="YYMM",
         help="that card's expiry (default: the shared test card's, when --card-pan is one)",
     )
+    conf.add_argument(
+        "--chip-card-pan",
+        default=CHIP_CARD.pan,
+        type=argtypes.digits(12, 19, "a PAN", secret=True),
+        metavar="DIGITS",
+        help=f"chip card for the chip checks (default {CHIP_CARD.masked_pan}, the shared chip test card)",
+    )
+    conf.add_argument(
+        "--chip-card-imk-ac",
+        type=argtypes.double_key,
+        metavar="HEX32",
+        help="its IMK-AC as the host has it (default: derived from the fleet's seed, as the shared chip cards')",
+    )
+    conf.add_argument(
+        "--chip-card-psn", type=argtypes.digits(2, 2, "a PAN sequence number"), metavar="NN",
+        help="its PAN sequence number (default: the shared chip card's, else 01)",
+    )
+    conf.add_argument(
+        "--chip-card-pin", type=argtypes.digits(4, 12, "a PIN", secret=True), metavar="DIGITS",
+        help="its PIN (default: the shared chip card's)",
+    )
+    conf.add_argument(
+        "--chip-card-expiry", type=argtypes.digits(4, 4, "an expiry (YYMM)"), metavar="YYMM",
+        help="its expiry (default: the shared chip card's)",
+    )
     conf.add_argument("--timeout", type=argtypes.positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS")
     conf.add_argument(
         "--only", action="append", choices=CHECK_NAMES, metavar="CHECK", help="run only this check (repeatable)"
@@ -289,6 +315,21 @@ def _writable(path: Path | None, option: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{option} {path}: cannot make its folder ({exc.strerror or exc})") from None
+
+
+def _chip_card(args: argparse.Namespace) -> CardProfile:
+    known = card_by_pan(args.chip_card_pan)
+    pin = args.chip_card_pin or (known.pin if known else None)
+    expiry = args.chip_card_expiry or (known.expiry if known else None)
+    if pin is None or expiry is None:
+        raise UsageError("--chip-card-pan is not a shared test card: give --chip-card-pin and --chip-card-expiry too")
+    psn = args.chip_card_psn or (known.psn if known and known.chip else "01")
+    pan = args.chip_card_pan
+    if args.chip_card_imk_ac is not None:
+        chip = ChipProfile.of_imk(args.chip_card_imk_ac, pan, psn)
+    else:
+        chip = ChipProfile.derived(pan, psn)
+    return CardProfile(pan, expiry, known.service_code if known else "220", pin, chip=chip)
 
 
 def _card(args: argparse.Namespace) -> CardProfile:
@@ -435,7 +476,8 @@ def _provision(args: argparse.Namespace, err: Console) -> None:
     if not args.db:
         raise UsageError("--provision needs --db PATH (the switch store to register terminals in)")
     plan: list[PlannedTerminal] = provision_plan(args.terminals, args.seed, args.merchant_prefix, args.first_terminal)
-    provision(args.db, [(p.merchant, p.terminal, p.tmk) for p in plan])
+    # The seed also derives the shared chip test cards' IMK-AC (hsm_sim.testkeys).
+    provision(args.db, [(p.merchant, p.terminal, p.tmk) for p in plan], seed=args.seed)
     err.print(f"provisioned {len(plan)} terminals in {args.db}", highlight=False, markup=False)
 
 
@@ -455,6 +497,7 @@ def _conformance(args: argparse.Namespace) -> int:
         password=args.password,
         timeout=args.timeout,
         card=_card(args),
+        chip_card=_chip_card(args),
         dialect=args.dialect,
     )
     only = frozenset(args.only) if args.only else None

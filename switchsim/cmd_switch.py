@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hsm_sim.errors import HsmError
+from hsm_sim.testkeys import DEFAULT_SEED, derive_imk_ac
 from hsm_sim.transports.interface import HsmTransport, HsmTransportError
 from hsm_sim.transports.url import transport_from_url
 from specs.codec import codec_for
@@ -34,7 +35,7 @@ from switch.app import (
     serve_switch,
     set_operator,
 )
-from switch.cards import add_card, pin_locked, unlock_card
+from switch.cards import ChipKey, add_card, pin_locked, unlock_card
 from switch.config import SwitchConfig, load_config
 from switch.context import Services
 from switch.records import CardStatus, TerminalId
@@ -138,6 +139,18 @@ def register(sub: Any) -> None:
     cadd.add_argument("--limit", type=argtypes.amount, default=0, help="per-transaction limit in fen; 0 = none")
     cadd.add_argument("--service-code", type=argtypes.digits(3, 3, "a service code"), default="201")
     cadd.add_argument("--blocked", action="store_true")
+    cadd.add_argument(
+        "--chip", action="store_true", help="a chip card: its ARQCs are verified and answered with 91 (docs/chip.md)"
+    )
+    cadd.add_argument(
+        "--imk-ac",
+        type=argtypes.double_key,
+        help="the chip card's IMK-AC in clear, 32 hex digits; it goes straight to the HSM (default: derived from "
+        "the fleet's seed, as the shared chip test cards' are)",
+    )
+    cadd.add_argument(
+        "--psn", type=argtypes.digits(2, 2, "a PAN sequence number"), default="01", help="2 digits (default 01)"
+    )
     cadd.set_defaults(func=_card_add)
     clist = csub.add_parser("list", help="list test cards (PANs masked 6+4)")
     _common(clist)
@@ -318,10 +331,14 @@ def _operator_state(args: argparse.Namespace) -> int:
 def _card_add(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
         status = CardStatus.BLOCKED if args.blocked else CardStatus.ACTIVE
+        if args.imk_ac is not None and not args.chip:
+            raise UsageError("--imk-ac goes with --chip")
+        chip = ChipKey(args.imk_ac or derive_imk_ac(DEFAULT_SEED, args.pan), args.psn) if args.chip else None
         card = await add_card(
-            services, args.pan, args.expiry, args.pin, args.balance, args.limit, args.service_code, status
+            services, args.pan, args.expiry, args.pin, args.balance, args.limit, args.service_code, status, chip=chip
         )
-        print(f"card {card.pan_masked} added: balance {card.balance / 100:.2f}, status {card.status.value}")
+        kind = f", chip (PSN {card.psn}, IMK-AC kept under the LMK only)" if card.chip else ""
+        print(f"card {card.pan_masked} added: balance {card.balance / 100:.2f}, status {card.status.value}{kind}")
         return EXIT_OK
 
     return _run(args, action, create_store=True)
@@ -329,13 +346,14 @@ def _card_add(args: argparse.Namespace) -> int:
 
 def _card_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        table = Table("PAN", "expiry", "balance", "limit", "status", "PIN", "wrong PINs")
+        table = Table("PAN", "expiry", "balance", "limit", "status", "PIN", "wrong PINs", "chip")
         for c in services.store.list_cards():
             limit = f"{c.limit / 100:.2f}" if c.limit else "-"
             pin = "locked" if pin_locked(services, c) else "ok"
-            row = (c.pan_masked, c.expiry, f"{c.balance / 100:.2f}", limit, c.status.value, pin, str(c.pin_failures))
-            table.add_row(*row)
-        Console().print(table)
+            chip = (f"PSN {c.psn}" + (f", ATC {c.atc:04X}" if c.atc >= 0 else "")) if c.chip else "-"
+            balance = f"{c.balance / 100:.2f}"
+            table.add_row(c.pan_masked, c.expiry, balance, limit, c.status.value, pin, str(c.pin_failures), chip)
+        Console(width=140).print(table)
         return EXIT_OK
 
     return _run(args, action)

@@ -7,19 +7,23 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
+from hsm_sim.testkeys import DEFAULT_SEED
 from switch.app import build_services
 from switch.config import SwitchConfig
 from switch.provisioning import provision_into
 
 
-def provision(db_path: str, plan: Sequence[tuple[str, str, bytes]], hsm: str = "inproc") -> int:
+def provision(
+    db_path: str, plan: Sequence[tuple[str, str, bytes]], hsm: str = "inproc", seed: str = DEFAULT_SEED
+) -> int:
     """Register every (merchant, terminal, clear TMK) of ``plan`` and the shared test cards in
-    the store at ``db_path``, through the HSM ``hsm`` names; returns how many terminals."""
+    the store at ``db_path``, through the HSM ``hsm`` names (a chip card's IMK-AC derived from
+    ``seed``, as the fleet derives it); returns how many terminals."""
 
     async def go() -> int:
         services = build_services(replace(SwitchConfig(), db=db_path, hsm=hsm))
         try:
-            return await provision_into(services, plan)
+            return await provision_into(services, plan, seed)
         finally:
             services.store.close()
             await services.keys.hsm.close()

@@ -10,6 +10,12 @@ The financial checks (docs/financial.md) use one test card (``ConformanceTarget.
 default the first of ``testcards.DEFAULT_TEST_CARDS``); a host that answers 14 for it does not
 know the card, and those checks are skipped with that reason. Their purchases are of 1.00 and
 are reversed again, so a run leaves the card's balance as it found it.
+
+The chip checks (docs/chip.md) play ``ConformanceTarget.chip_card`` (by default the shared chip
+test card, its key derived from the fleet's seed): the ARPC in 91 verifies for a good ARQC, a
+tampered ARQC is declined, and the IC downloads complete with every CA key's checksum right. A
+host whose answer to a chip purchase carries no field 55 at all, or that does not serve the
+downloads, does not do chip cards: those checks are skipped with that reason.
 """
 
 from __future__ import annotations
@@ -20,14 +26,16 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-from specs.catalogue import DEFAULT_DIALECT
+from hsm_sim.mac import cup_pos_mac
+from specs.catalogue import DEFAULT_DIALECT, mac_input
 from specs.catalogue_loader import catalogue_for
 from specs.codec import Codec, codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import decode_frame, encode_frame
 from specs.message import Message
 from specs.response import describe as describe_code
-from specs.testcards import DEFAULT_TEST_CARDS
+from specs.testcards import CHIP_CARD, DEFAULT_TEST_CARDS
+from specs.tlv import Tlv, build, parse
 from terminals_sim import junit
 from terminals_sim.connection import ExchangeFailed, exchange_once
 from terminals_sim.financial import CardProfile, ReversalReason, Transaction
@@ -38,6 +46,7 @@ from terminals_sim.workingkeys import KeyCheckError, KeyMode, unwrap_working_key
 DEFAULT_TIMEOUT = 5.0
 SUITE = "switchsim.conformance"
 DEFAULT_CARD = CardProfile.of(DEFAULT_TEST_CARDS[0])
+DEFAULT_CHIP_CARD = CardProfile.of(CHIP_CARD)
 _CHECK_CENTS = 100  # what each check's purchase spends (and reverses)
 
 
@@ -68,6 +77,7 @@ class ConformanceTarget:
     timeout: float = DEFAULT_TIMEOUT
     card: CardProfile = DEFAULT_CARD
     dialect: str = DEFAULT_DIALECT
+    chip_card: CardProfile = DEFAULT_CHIP_CARD
 
     def __post_init__(self) -> None:
         try:
@@ -358,6 +368,73 @@ async def _check_duplicate_stan(run: _Run) -> None:
             await run.reverse(second)  # a host that took the repeat: give the money back too
 
 
+async def _chip_sale(run: _Run, frame: bytes) -> tuple[Outcome, Message | None]:
+    outcome, message = await run.send(run.terminal, frame)
+    card = run.target.chip_card
+    if outcome.response_code == "14":
+        raise _CheckSkipped(f"the host does not know chip test card {card.masked_pan} (39 = 14)")
+    if message is not None and 55 not in message and outcome.response_code is not None:
+        raise _CheckSkipped(f"the host answered a chip purchase without field 55 (39 = {outcome.response_code}): "
+                            "it does not serve chip cards")
+    return outcome, message
+
+
+async def _check_chip_arpc(run: _Run) -> None:
+    await run.ready_to_sell()
+    t = run.terminal
+    outcome, _ = await _chip_sale(run, t.start_transaction(Kind.CHIP_PURCHASE, _CHECK_CENTS, run.target.chip_card))
+    if outcome.response_code == "00" and outcome.failure is not None:
+        raise _CheckFailed(outcome.detail)  # the card refused the ARPC: the terminal owes a reversal
+    _expect_code(outcome, "00")
+    txn = t.last_transaction
+    assert txn is not None
+    await run.reverse(txn)
+
+
+async def _check_chip_tampered_arqc(run: _Run) -> None:
+    await run.ready_to_sell()
+    t = run.terminal
+    codec = run.codec
+    fmt = codec.dialect.framing
+    frame = decode_frame(fmt, t.start_transaction(Kind.CHIP_PURCHASE, _CHECK_CENTS, run.target.chip_card))
+    request = codec.decode(frame.body)
+    objects = [Tlv(o.tag, bytes([o.value[0] ^ 0x01]) + o.value[1:]) if o.tag == "9F26" else o
+               for o in parse(bytes.fromhex(request[55]), field="55")]
+    keys = t.working_keys
+    assert keys is not None
+    tampered = request.replace(f55=build(objects).hex().upper(), f64=None)
+    tampered = tampered.replace(f64=cup_pos_mac(keys.mak, mac_input(codec, tampered)).hex().upper())
+    profile = t.profile
+    wire = encode_frame(fmt, codec.encode(tampered), tpdu=profile.tpdu, header=profile.header)
+    outcome, _ = await _chip_sale(run, wire)
+    if outcome.response_code == "00":
+        txn = t.last_transaction
+        if txn is not None and t.reversal_due is None:
+            await run.reverse(txn)
+        raise _CheckFailed("a chip purchase whose ARQC (9F26) was altered was approved")
+    if outcome.failure is not None and outcome.failure is not Failure.UNEXPECTED_CODE:
+        raise _CheckFailed(_say(outcome))
+
+
+async def _check_ic_download(run: _Run) -> None:
+    await run.ensure_signed_in()
+    t = run.terminal
+    for which in (Kind.CAPK_DOWNLOAD, Kind.AID_DOWNLOAD):
+        t.begin_download(which)
+        while (kind := t.next_download) is not None:
+            outcome, _ = await run.send(t, t.start(kind))
+            if outcome.failure is None and outcome.response_code not in ("00", None) and kind in (
+                    Kind.CAPK_LIST, Kind.AID_LIST):
+                t.abandon_download()
+                raise _CheckSkipped(f"the host does not serve the IC downloads ({kind.value}: 39 = "
+                                    f"{outcome.response_code})")
+            if not outcome.ok:
+                t.abandon_download()
+                raise _CheckFailed(f"{kind.value}: {_say(outcome)}")
+    if not t.ic.capks or not t.ic.aids:
+        raise _CheckFailed(f"the downloads ended with {len(t.ic.capks)} CA keys and {len(t.ic.aids)} AIDs")
+
+
 CHECKS: tuple[tuple[str, str, Callable[[_Run], Awaitable[None]]], ...] = (
     ("signin_001", "sign-in 001: field 62 is 24 bytes, check values verify, 39/11/41/42 right",
      _check_signin_001),
@@ -385,6 +462,11 @@ CHECKS: tuple[tuple[str, str, Callable[[_Run], Awaitable[None]]], ...] = (
     ("reversal_repeated", "a second reversal of the same purchase answered 00 and changed nothing",
      _check_reversal_repeated),
     ("duplicate_stan", "a purchase repeating a STAN of the batch answered 94", _check_duplicate_stan),
+    ("chip_arpc", "a chip purchase (good ARQC) is approved with a 91 whose ARPC the card verifies (then reversed)",
+     _check_chip_arpc),
+    ("chip_tampered_arqc", "a chip purchase whose ARQC was altered is declined", _check_chip_tampered_arqc),
+    ("ic_download", "CA key and IC parameter downloads complete, every CA key checksum (DF03) verifies",
+     _check_ic_download),
 )
 CHECK_NAMES = tuple(name for name, _, _ in CHECKS)
 # The request kinds each check sends: a dialect whose catalogue lacks one skips the check.
@@ -407,6 +489,10 @@ _SENDS: dict[str, tuple[Kind, ...]] = {
     "reversal": (Kind.SIGNIN, Kind.BALANCE, Kind.PURCHASE, Kind.REVERSAL),
     "reversal_repeated": (Kind.SIGNIN, Kind.BALANCE, Kind.PURCHASE, Kind.REVERSAL),
     "duplicate_stan": (Kind.SIGNIN, Kind.PURCHASE, Kind.REVERSAL),
+    "chip_arpc": (Kind.SIGNIN, Kind.CHIP_PURCHASE, Kind.CHIP_REVERSAL),
+    "chip_tampered_arqc": (Kind.SIGNIN, Kind.CHIP_PURCHASE),
+    "ic_download": (Kind.SIGNIN, Kind.CAPK_LIST, Kind.CAPK_RECORD, Kind.CAPK_DONE, Kind.AID_LIST, Kind.AID_RECORD,
+                    Kind.AID_DONE),
 }
 
 

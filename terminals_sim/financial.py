@@ -10,13 +10,17 @@ PINs stay out of every repr.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from types import MappingProxyType
 
 from hsm_sim.ciphers import tdes_ecb_encrypt
 from hsm_sim.pinblock import PinBlockFormat, build_pinblock
+from hsm_sim.testkeys import DEFAULT_SEED
 from specs.testcards import TestCard
+from specs.tlv import Tlv
+from terminals_sim.chipcard import ChipProfile
 from terminals_sim.outcome import Kind
 
 CURRENCY = "156"  # CNY
@@ -47,13 +51,16 @@ class ReversalReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CardProfile:
-    """The card a terminal reads: what it needs for 2, 35, 14 and the PIN block."""
+    """The card a terminal reads: what it needs for 2, 35, 14 and the PIN block; a chip card's
+    chip (docs/chip.md); ``fallback``: its chip cannot be read, so it is swiped with 60.5 = 2."""
 
     pan: str
     expiry: str  # YYMM
     service_code: str = "101"
     pin: str = field(default="", repr=False)
     entry: EntryMode = EntryMode.SWIPED
+    chip: ChipProfile | None = None
+    fallback: bool = False
 
     def __post_init__(self) -> None:
         if not (self.pan.isdigit() and 12 <= len(self.pan) <= 19):
@@ -66,8 +73,10 @@ class CardProfile:
             raise ValueError("card PIN must be 4 to 12 digits")
 
     @classmethod
-    def of(cls, card: TestCard, entry: EntryMode = EntryMode.SWIPED) -> CardProfile:
-        return cls(card.pan, card.expiry, card.service_code, card.pin, entry)
+    def of(cls, card: TestCard, entry: EntryMode = EntryMode.SWIPED, seed: str | None = None) -> CardProfile:
+        """The profile of a shared test card; a chip one's key derived from the fleet's seed."""
+        chip = ChipProfile.derived(card.pan, card.psn, seed or DEFAULT_SEED) if card.chip else None
+        return cls(card.pan, card.expiry, card.service_code, card.pin, entry, chip)
 
     @property
     def masked_pan(self) -> str:
@@ -78,7 +87,8 @@ class CardProfile:
         return f"{self.pan}{separator}{self.expiry}{self.service_code}{_TRACK2_DISCRETIONARY}"
 
     def __repr__(self) -> str:
-        return f"CardProfile({self.masked_pan}, entry={self.entry.value})"
+        chip = ", chip" if self.chip is not None else ""
+        return f"CardProfile({self.masked_pan}, entry={self.entry.value}{chip})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +107,63 @@ SHAPES: dict[Kind, TxnShape] = {
     Kind.PREAUTH: TxnShape(True, None),
     Kind.COMPLETION: TxnShape(False, Kind.PREAUTH),
     Kind.AUTHORISATION: TxnShape(False, None),  # iso87: no PIN key to put a PIN under
+    # chip (docs/chip.md): a void, refund or prerequisite of a chip kind is a chip one too
+    Kind.CHIP_PURCHASE: TxnShape(True, None),
+    Kind.CONTACTLESS_PURCHASE: TxnShape(False, None),  # qPBOC: no PIN up to the CVM limit
+    Kind.CHIP_BALANCE: TxnShape(True, None),
+    Kind.CHIP_VOID: TxnShape(False, Kind.CHIP_PURCHASE),
+    Kind.CHIP_REFUND: TxnShape(False, Kind.CHIP_PURCHASE),
+    Kind.CHIP_PREAUTH: TxnShape(True, None),
 }
 TRANSACTION_KINDS = frozenset(SHAPES)
+# What each kind is as money: a chip purchase is a purchase (its void finds it, settlement
+# counts it), read from the chip.
+FAMILY: Mapping[Kind, Kind] = MappingProxyType(
+    {
+        **{kind: kind for kind in SHAPES},
+        Kind.CHIP_PURCHASE: Kind.PURCHASE,
+        Kind.CONTACTLESS_PURCHASE: Kind.PURCHASE,
+        Kind.CHIP_BALANCE: Kind.BALANCE,
+        Kind.CHIP_VOID: Kind.VOID,
+        Kind.CHIP_REFUND: Kind.REFUND,
+        Kind.CHIP_PREAUTH: Kind.PREAUTH,
+    }
+)
+CHIP_KINDS = frozenset(k for k in SHAPES if FAMILY[k] is not k)
+# Reversals, batch uploads and script advices: what the terminal sends on its own.
+REVERSAL_KINDS = frozenset({Kind.REVERSAL, Kind.CHIP_REVERSAL})
+UPLOAD_KINDS = frozenset({Kind.BATCH_UPLOAD, Kind.IC_UPLOAD, Kind.IC_UPLOAD_END})
 # Everything the contract calls a financial request: a due reversal goes before any of them.
-FINANCIAL_KINDS = TRANSACTION_KINDS | {Kind.REVERSAL, Kind.SETTLEMENT, Kind.BATCH_UPLOAD}
+FINANCIAL_KINDS = TRANSACTION_KINDS | REVERSAL_KINDS | UPLOAD_KINDS | {Kind.SETTLEMENT, Kind.SCRIPT_ADVICE}
 # A balance inquiry or an iso87 authorisation moves no money: when its answer is lost there is
 # nothing to reverse, and the batch does not keep it.
-MOVES_NO_MONEY = frozenset({Kind.BALANCE, Kind.AUTHORISATION})
+MOVES_NO_MONEY = frozenset({Kind.BALANCE, Kind.CHIP_BALANCE, Kind.AUTHORISATION})
 REVERSIBLE_KINDS = TRANSACTION_KINDS - MOVES_NO_MONEY
 _DEBITS = frozenset({Kind.PURCHASE, Kind.COMPLETION})
 _CREDITS = frozenset({Kind.REFUND})
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ChipRecord:
+    """What a chip transaction's later messages repeat: its field 55 objects as sent, and
+    after the host's answer the card's second cryptogram, script results and verdict."""
+
+    objects: Mapping[str, Tlv]  # by tag, as the request's 55 carried them
+    subfields: Mapping[str, str]  # 60.4 and 60.5 of the request
+    entry_mode: str  # field 22 of the request
+    final: Mapping[str, Tlv] = field(default_factory=dict)  # 9F26 / 9F27 of the second AC
+    scripts: bytes = b""  # DF31: the results of the issuer scripts the answer carried
+    arpc_error: bool = False  # the host approved but the ARPC failed: the card declined
+
+    def data(self, tag: str) -> Tlv | None:
+        """A data object as the latest message must carry it: the second AC's, the scripts'
+        results, else the request's."""
+        if tag == "DF31":
+            return Tlv("DF31", self.scripts) if self.scripts else None
+        return self.final.get(tag) or self.objects.get(tag)
+
+    def __repr__(self) -> str:
+        return f"ChipRecord(arpc_error={self.arpc_error}, scripts={len(self.scripts) // 5})"
 
 
 class TxnStatus(StrEnum):
@@ -152,6 +209,7 @@ class Transaction:
     auth_code: str = ""
     date: str = ""  # 13 of the answer, MMDD
     used_cents: int = 0  # refunded (a purchase) or completed (a pre-authorisation)
+    chip: ChipRecord | None = None
 
     @property
     def shape(self) -> TxnShape:
@@ -253,13 +311,15 @@ class Ledger:
     """The terminal's batch: every financial request it made since the last settlement,
     the reversals it owes, and the batch upload under way. Mutable; one owner."""
 
-    __slots__ = ("_due", "_next_seq", "_records", "_uploads")
+    __slots__ = ("_advices", "_due", "_next_seq", "_records", "_uploads")
 
     def __init__(self) -> None:
         self._records: dict[int, Transaction] = {}
         self._next_seq = 1
         self._due: list[tuple[int, ReversalReason]] = []  # oldest first
-        self._uploads: list[int] = []
+        # Batch upload items: (the record, or None for the end of the upload; 60.3).
+        self._uploads: list[tuple[int | None, str]] = []
+        self._advices: list[int] = []  # script result advices owed, oldest first
 
     def __iter__(self) -> Iterator[Transaction]:
         return iter(self._records.values())
@@ -289,12 +349,17 @@ class Ledger:
     def latest_original(self, kind: Kind) -> Transaction | None:
         """The most recent record a new ``kind`` (void, refund, completion) can refer to."""
         want = SHAPES[kind].original
+        assert want is not None
+        family = FAMILY[kind]
+        chip = kind in CHIP_KINDS  # a chip void or refund reads the chip card of a chip original
         for txn in reversed(self._records.values()):
-            if txn.kind is not want or txn.status is not TxnStatus.APPROVED:
+            if FAMILY[txn.kind] is not FAMILY[want] or txn.status is not TxnStatus.APPROVED:
                 continue
-            if kind is Kind.REFUND and txn.left_cents > 0:
+            if (txn.chip is not None) != chip:
+                continue
+            if family is Kind.REFUND and txn.left_cents > 0:
                 return txn
-            if kind in (Kind.VOID, Kind.COMPLETION) and txn.used_cents == 0:
+            if family in (Kind.VOID, Kind.COMPLETION) and txn.used_cents == 0:
                 return txn
         return None
 
@@ -322,11 +387,12 @@ class Ledger:
         if ref is None or ref.seq is None or ref.seq not in self._records:
             return
         original = self._records[ref.seq]
-        if txn.kind is Kind.VOID:
+        family = FAMILY[txn.kind]
+        if family is Kind.VOID:
             status = TxnStatus.VOIDED if sign > 0 else TxnStatus.APPROVED
             if original.status in (TxnStatus.APPROVED, TxnStatus.VOIDED):
                 self.update(original.seq, status=status)
-        elif txn.kind in (Kind.REFUND, Kind.COMPLETION):
+        elif family in (Kind.REFUND, Kind.COMPLETION):
             used = max(0, original.used_cents + sign * txn.amount_cents)
             self.update(original.seq, used_cents=used)
 
@@ -361,26 +427,65 @@ class Ledger:
         """What settlement counts in ``batch``: approved purchases and completions (not voided
         or reversed) and approved refunds (not reversed), in the order they were made."""
         return [t for t in self._records.values() if t.batch == batch
-                and t.status is TxnStatus.APPROVED and t.kind in _DEBITS | _CREDITS]
+                and t.status is TxnStatus.APPROVED and FAMILY[t.kind] in _DEBITS | _CREDITS]
 
     def totals(self, batch: str) -> Totals:
-        debits = [t.amount_cents for t in self.settled(batch) if t.kind in _DEBITS]
-        credits = [t.amount_cents for t in self.settled(batch) if t.kind in _CREDITS]
+        debits = [t.amount_cents for t in self.settled(batch) if FAMILY[t.kind] in _DEBITS]
+        credits = [t.amount_cents for t in self.settled(batch) if FAMILY[t.kind] in _CREDITS]
         return Totals(sum(debits), len(debits), sum(credits), len(credits))
 
     @property
     def next_upload(self) -> Transaction | None:
-        return self._records[self._uploads[0]] if self._uploads else None
+        """The record of the next batch upload item (None for the end item, or none left)."""
+        item = self.next_upload_item
+        return item[0] if item is not None else None
 
-    def start_uploads(self, batch: str) -> None:
-        self._uploads = [t.seq for t in self.settled(batch)]
+    @property
+    def next_upload_item(self) -> tuple[Transaction | None, str] | None:
+        """The next batch upload item: its record (None: the end of the upload) and its 60.3."""
+        if not self._uploads:
+            return None
+        seq, code = self._uploads[0]
+        return (self._records[seq] if seq is not None else None), code
+
+    def start_uploads(self, batch: str, *, balanced: bool = False) -> None:
+        """What the batch upload sends. After a settlement answered 95 (not balanced): every
+        settled transaction (201; a chip one's TC record 205), the chip transactions whose
+        ARPC failed (206), and when there were chip records the end (207). After 00
+        (balanced): only the chip records, 203 and 204, then 202 (docs/chip.md)."""
+        settled = self.settled(batch)
+        failed = [t.seq for t in self._records.values()
+                  if t.batch == batch and t.chip is not None and t.chip.arpc_error]
+        items: list[tuple[int | None, str]] = []
+        for txn in settled:
+            if txn.chip is not None:
+                items.append((txn.seq, "203" if balanced else "205"))
+            elif not balanced:
+                items.append((txn.seq, "201"))
+        items += [(seq, "204" if balanced else "206") for seq in failed]
+        if any(code != "201" for _, code in items):
+            items.append((None, "202" if balanced else "207"))
+        self._uploads = items
 
     def uploaded(self) -> None:
         if self._uploads:
             self._uploads.pop(0)
 
+    # -- script result advices ------------------------------------------------------------
+
+    @property
+    def advice_due(self) -> Transaction | None:
+        return self._records[self._advices[0]] if self._advices else None
+
+    def owe_advice(self, seq: int) -> None:
+        if seq in self._records and seq not in self._advices:
+            self._advices.append(seq)
+
+    def advised(self, seq: int) -> None:
+        self._advices = [s for s in self._advices if s != seq]
+
     def close(self, batch: str) -> None:
-        """The batch is settled: forget its records (a reversal owed stays, with its record)."""
-        owed = {s for s, _ in self._due}
+        """The batch is settled: forget its records (a reversal or advice owed stays, with its record)."""
+        owed = {s for s, _ in self._due} | set(self._advices)
         self._records = {s: t for s, t in self._records.items() if t.batch != batch or s in owed}
         self._uploads = []

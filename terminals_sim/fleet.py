@@ -8,7 +8,10 @@ requests (39 = A0, header processing requirement 3/1/2) are obeyed at once, as r
 
 Selling follows the terminal's rules: a reversal it owes goes out right after the request that
 lost its answer and, until answered, before every later financial request; a batch upload the
-host asked for is finished before the next sale; a full batch is settled first.
+host asked for is finished before the next sale; a full batch is settled first. A chip sale
+whose answer carried issuer scripts is followed by its script result advice (0620); the IC
+downloads (``ic_download`` and the host's processing requirements 4, 5, 7) run their list,
+record and end requests until the download is complete (docs/chip.md).
 
 Every exchange and connection is also told to the fleet's ``Observer`` (specs/observer.py:
 Prometheus metrics, the Locust adapter). A driver reaches the host only through ``transmit``
@@ -23,7 +26,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 
 from specs.catalogue import DEFAULT_DIALECT
@@ -32,8 +35,10 @@ from specs.codec import codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import Frame
 from specs.observer import NULL_OBSERVER, Observer
+from terminals_sim.chipcard import ChipProfile
 from terminals_sim.connection import ExchangeFailed, HostConnection, open_connection
-from terminals_sim.financial import FINANCIAL_KINDS, SHAPES, TRANSACTION_KINDS
+from terminals_sim.financial import CHIP_KINDS, FINANCIAL_KINDS, SHAPES, TRANSACTION_KINDS, CardProfile
+from terminals_sim.icload import COMPOSITE, DOWNLOADS
 from terminals_sim.outcome import Failure, Kind, Outcome
 from terminals_sim.provision import (
     DEFAULT_FIRST_TERMINAL,
@@ -55,9 +60,17 @@ _REFUSED_PAUSE = 0.2
 _NEEDS_OPERATOR = frozenset({Kind.OPERATOR_SIGNOUT, Kind.PASSWORD_CHANGE})
 # What a step the fleet adds on its own is judged against when the scenario does not say:
 # a host may answer a reversal of something it never saw 25 (docs/financial.md, Reversals).
-_DEFAULT_EXPECT = {Kind.REVERSAL: frozenset({"00", "25"})}
+_DEFAULT_EXPECT = {Kind.REVERSAL: frozenset({"00", "25"}), Kind.SCRIPT_ADVICE: frozenset({"00", "25"})}
 _PREREQUISITE_CENTS = 100  # a purchase or pre-auth made so that a void/refund/completion has one
-_OWED = frozenset({Kind.REVERSAL, Kind.BATCH_UPLOAD})
+_OWED = frozenset({Kind.REVERSAL, Kind.BATCH_UPLOAD, Kind.SCRIPT_ADVICE})
+
+
+def _wire_kinds(kind: Kind) -> tuple[Kind, ...]:
+    """The catalogue kinds a scenario step sends: itself, or a download's requests."""
+    if kind in COMPOSITE:
+        parts = [DOWNLOADS[which] for which in COMPOSITE[kind]]
+        return tuple(k for d in parts for k in (d.list, d.record, d.done) if k is not None)
+    return (kind,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,7 @@ class FleetConfig:
         except SpecError as exc:
             raise ValueError(f"dialect {self.dialect!r}: {exc.problem}") from None
         steps = (*self.scenario.setup, *self.scenario.mix, *self.scenario.teardown)
-        missing = sorted({s.kind.value for s in steps if catalogue.get(s.kind.value) is None})
+        missing = sorted({k.value for s in steps for k in _wire_kinds(s.kind) if catalogue.get(k.value) is None})
         if missing:
             raise ValueError(
                 f"scenario {self.scenario.name}: {', '.join(missing)} not in the {catalogue.name} message catalogue"
@@ -195,6 +208,11 @@ class TerminalDriver:
             await self.step(operator, teardown=teardown, depth=depth + 1)
             if not terminal.operator_signed_in:
                 return
+        if kind in COMPOSITE:
+            for which in COMPOSITE[kind]:
+                if not await self.download(which, step, teardown):
+                    break
+            return
         if kind in FINANCIAL_KINDS and kind not in _OWED and not await self.prepare_sale(step, teardown, depth):
             return
         outcome = await self.exchange(kind, step.expect, teardown, step)
@@ -205,20 +223,36 @@ class TerminalDriver:
         if follow is not None and follow is not kind and depth < 2:
             await self.step(Step(follow, expect=auto(follow)), teardown=teardown, depth=depth + 1)
 
+    async def download(self, which: Kind, step: Step, teardown: bool) -> bool:
+        """One IC download, request after request; False when one of them failed."""
+        terminal = self.terminal
+        terminal.begin_download(which)
+        while (kind := terminal.next_download) is not None:
+            outcome = await self.exchange(kind, step.expect, teardown)
+            if not outcome.ok:
+                terminal.abandon_download()
+                return False
+        return True
+
     async def pay_debts(self, teardown: bool, depth: int) -> bool:
-        """Send the reversal owed and finish a batch upload under way; True when nothing is
-        left owing."""
+        """Send the reversal owed, the script result advices owed, and finish a batch upload
+        under way; True when nothing is left owing."""
         terminal = self.terminal
         auto = self.fleet.expect
         if terminal.reversal_due is not None:
             await self.step(Step(Kind.REVERSAL, expect=auto(Kind.REVERSAL)), teardown=teardown, depth=depth + 1)
             if terminal.reversal_due is not None:
                 return False
+        while (advice := terminal.advice_due) is not None:
+            await self.step(Step(Kind.SCRIPT_ADVICE, expect=auto(Kind.SCRIPT_ADVICE)), teardown=teardown,
+                            depth=depth + 1)
+            if terminal.advice_due is advice:
+                return False
         while terminal.uploading:
-            before = terminal.ledger.next_upload
+            before = terminal.ledger.next_upload_item
             await self.step(Step(Kind.BATCH_UPLOAD, expect=auto(Kind.BATCH_UPLOAD)), teardown=teardown,
                             depth=depth + 1)
-            if terminal.uploading and terminal.ledger.next_upload is before:
+            if terminal.uploading and terminal.ledger.next_upload_item == before:
                 return False  # this item got no usable answer: try again before the next sale
         return True
 
@@ -255,12 +289,19 @@ class TerminalDriver:
         if step.amount is not None:
             low, high = step.amount
             amount = low if low == high else self.fleet.rng.randint(low, high)
+        card = self.fleet.own(step.card)
+        if card is None and kind in CHIP_KINDS and not self.has_original(kind):
+            card = self.fleet.own(self.fleet.config.scenario.chip_card)
         pin = None
         if step.wrong_pin:
-            card = step.card or terminal.profile.card
-            if card is not None and card.pin:
-                pin = card.pin[:-1] + str((int(card.pin[-1]) + 1) % 10)
-        return terminal.start_transaction(kind, amount, step.card, with_pin=step.with_pin, pin=pin)
+            read = card or terminal.profile.card
+            if read is not None and read.pin:
+                pin = read.pin[:-1] + str((int(read.pin[-1]) + 1) % 10)
+        return terminal.start_transaction(kind, amount, card, with_pin=step.with_pin, pin=pin)
+
+    def has_original(self, kind: Kind) -> bool:
+        """A void or refund reads the card of its original, which the batch knows."""
+        return SHAPES[kind].original is not None and self.terminal.ledger.latest_original(kind) is not None
 
     async def exchange(self, kind: Kind, expect: frozenset[str], teardown: bool, step: Step | None = None) -> Outcome:
         fleet = self.fleet
@@ -360,6 +401,7 @@ class Fleet:
         self.issued = 0
         self.on_tick = on_tick
         self.stats = RunStats(time.monotonic())
+        self._cards: dict[str, CardProfile] = {}  # the run's cards by PAN, keyed to its seed
         # The codes each kind is judged against: what the scenario says for that step.
         expect: dict[Kind, frozenset[str]] = {}
         for step in (*config.scenario.setup, *config.scenario.mix, *config.scenario.teardown):
@@ -376,6 +418,17 @@ class Fleet:
         self.issued += 1
         if limit is not None and self.issued >= limit:
             self.stopping = True
+
+    def own(self, card: CardProfile | None) -> CardProfile | None:
+        """``card`` as this run plays it: a shared chip test card's key derived from the run's
+        seed (the switch derives the same), one card object (one ATC) per PAN."""
+        if card is None or card.chip is None or not card.chip.seeded or self.config.seed == DEFAULT_SEED:
+            return card
+        found = self._cards.get(card.pan)
+        if found is None:
+            chip = ChipProfile.derived(card.pan, card.chip.psn, self.config.seed)
+            found = self._cards[card.pan] = replace(card, chip=chip)
+        return found
 
     def expect(self, kind: Kind) -> frozenset[str]:
         """What a step the fleet adds on its own (prerequisite, follow-up) is judged against:
@@ -397,7 +450,7 @@ class Fleet:
             key_mode=cfg.scenario.key_mode,
             operator=cfg.scenario.operator or cfg.operator,
             password=cfg.scenario.password or cfg.password,
-            card=cfg.scenario.card,
+            card=self.own(cfg.scenario.card),
             first_stan=self.rng.randint(1, 900_000),
             accept_mirror=cfg.accept_mirror,
             dialect=cfg.dialect,

@@ -31,6 +31,30 @@ class Kind(StrEnum):
     REVERSAL = "reversal"
     SETTLEMENT = "settlement"
     BATCH_UPLOAD = "batch_upload"
+    # chip cards (docs/chip.md)
+    CHIP_PURCHASE = "chip_purchase"
+    CONTACTLESS_PURCHASE = "contactless_purchase"
+    CHIP_BALANCE = "chip_balance"
+    CHIP_VOID = "chip_void"
+    CHIP_REFUND = "chip_refund"
+    CHIP_PREAUTH = "chip_preauth"
+    CHIP_REVERSAL = "chip_reversal"
+    SCRIPT_ADVICE = "script_advice"
+    IC_UPLOAD = "ic_upload"
+    IC_UPLOAD_END = "ic_upload_end"
+    CAPK_LIST = "capk_list"
+    CAPK_RECORD = "capk_record"
+    CAPK_DONE = "capk_done"
+    AID_LIST = "aid_list"
+    AID_RECORD = "aid_record"
+    AID_DONE = "aid_done"
+    BLACKLIST = "blacklist"
+    BLACKLIST_DONE = "blacklist_done"
+    # Scenario steps made of several exchanges (no catalogue kind of their own).
+    IC_DOWNLOAD = "ic_download"  # CA keys, then IC parameters
+    CAPK_DOWNLOAD = "capk_download"
+    AID_DOWNLOAD = "aid_download"
+    BLACKLIST_DOWNLOAD = "blacklist_download"
 
 
 class Failure(StrEnum):
@@ -39,7 +63,7 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"
     REFUSED = "refused"  # connection refused (or could not be opened)
     RESET = "reset"  # connection reset or closed before the answer came
-    BAD_CHECK_VALUE = "bad_check_value"  # a working key did not match its check value
+    BAD_CHECK_VALUE = "bad_check_value"  # a working key (or a downloaded CA key) did not match its check value
     BAD_MAC = "bad_mac"  # the answer's field 64 is wrong or missing
     UNEXPECTED_CODE = "unexpected_code"  # field 39 outside what the scenario expects
     PROTOCOL = "protocol"  # undecodable answer, wrong MTI, 11/41/42/60.3 not echoed, ...
@@ -52,6 +76,9 @@ class FollowUp(StrEnum):
     SIGNIN = "signin"  # 39 = A0/99, or processing requirement 3
     PARAM_DOWNLOAD = "param_download"  # processing requirement 1
     STATUS_UPLOAD = "status_upload"  # processing requirement 2
+    CAPK_DOWNLOAD = "capk_download"  # processing requirement 4
+    AID_DOWNLOAD = "aid_download"  # processing requirement 5
+    BLACKLIST_DOWNLOAD = "blacklist_download"  # processing requirement 7
 
     @property
     def kind(self) -> Kind | None:

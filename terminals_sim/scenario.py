@@ -21,7 +21,10 @@ A scenario file (TOML)::
 
 Steps: signin, operator_signin, operator_signout, password_change, echo, signoff,
 param_download, status_upload, and the financial ones (docs/financial.md): purchase, balance,
-void, refund, preauth, completion, settlement. Financial steps take::
+void, refund, preauth, completion, settlement; with a chip card (docs/chip.md): chip_purchase,
+contactless_purchase, chip_balance, chip_void, chip_refund, chip_preauth, and the downloads
+ic_download (CA keys, then IC parameters), capk_download, aid_download, blacklist_download.
+Financial steps take::
 
     amount = "88.00"                  # yuan, or a range ["1.00", "500.00"] picked at random;
                                       # needed by purchase and preauth; refund and completion
@@ -40,10 +43,14 @@ sends them itself. Top-level keys for selling::
     password = "123456"               # may void and refund); default: the fleet's
     card = "6222021234567890123"      # the card steps use when they name none
                                       # (default: the first of testcards.DEFAULT_TEST_CARDS)
+    chip_card = "6222021234567890206" # the card chip steps use when they name none
+                                      # (default: testcards.CHIP_CARD)
     [[cards]]                         # more cards: pan, expiry (YYMM), pin,
-    pan = "6200000000000000004"       # service_code (default "101"),
-    expiry = "3012"                   # entry = "swiped" (default) or "manual"
-    pin = "4321"
+    pan = "6200000000000000004"       # service_code (default "101", "220" for a chip card),
+    expiry = "3012"                   # entry = "swiped" (default), "manual" or "fallback"
+    pin = "4321"                      # (swiped with 60.5 = 2: the chip could not be read);
+    chip = true                       # a chip card, its IMK-AC imk_ac = "32 hex digits"
+    psn = "01"                        # (default: derived from the fleet's seed), psn
 
 Every problem is a `ScenarioError` naming the file, the step and what is wrong.
 """
@@ -57,8 +64,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from specs.testcards import DEFAULT_TEST_CARDS
+from specs.testcards import CHIP_CARD, DEFAULT_TEST_CARDS
+from terminals_sim.chipcard import ChipProfile
 from terminals_sim.financial import (
+    CHIP_KINDS,
+    FAMILY,
     REVERSIBLE_KINDS,
     SHAPES,
     TRANSACTION_KINDS,
@@ -71,17 +81,27 @@ from terminals_sim.workingkeys import KeyMode
 
 _TOP_KEYS = frozenset(
     {"name", "description", "connection", "key_mode", "think_ms", "setup", "mix", "teardown",
-     "operator", "password", "card", "cards"}
+     "operator", "password", "card", "chip_card", "cards"}
 )
 _STEP_KEYS = frozenset({"step", "weight", "expect", "amount", "card", "with_pin", "wrong_pin", "force_reversal"})
-_CARD_KEYS = frozenset({"pan", "expiry", "pin", "service_code", "entry"})
+_CARD_KEYS = frozenset({"pan", "expiry", "pin", "service_code", "entry", "chip", "imk_ac", "psn"})
 _SECTIONS = ("setup", "mix", "teardown")
 _NOT_STEPS = {
     Kind.REVERSAL: "the terminal reverses on its own: mark a step force_reversal = true",
+    Kind.CHIP_REVERSAL: "the terminal reverses on its own: mark a step force_reversal = true",
     Kind.BATCH_UPLOAD: "the terminal uploads its batch on its own after a settlement answered 95",
+    Kind.IC_UPLOAD: "the terminal uploads its chip records on its own after a settlement",
+    Kind.IC_UPLOAD_END: "the terminal uploads its chip records on its own after a settlement",
+    Kind.SCRIPT_ADVICE: "the terminal sends it on its own after issuer scripts",
+    **{
+        part: "a part of a download: use ic_download, capk_download, aid_download or blacklist_download"
+        for part in (Kind.CAPK_LIST, Kind.CAPK_RECORD, Kind.CAPK_DONE, Kind.AID_LIST, Kind.AID_RECORD,
+                     Kind.AID_DONE, Kind.BLACKLIST, Kind.BLACKLIST_DONE)
+    },
 }
-_ENTRY = {"swiped": EntryMode.SWIPED, "manual": EntryMode.MANUAL}
+_ENTRY = {"swiped": EntryMode.SWIPED, "manual": EntryMode.MANUAL, "fallback": EntryMode.SWIPED}
 DEFAULT_CARD = CardProfile.of(DEFAULT_TEST_CARDS[0])
+DEFAULT_CHIP_CARD = CardProfile.of(CHIP_CARD)
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -123,6 +143,7 @@ class Scenario:
     operator: str | None = None  # None: the fleet's
     password: str | None = field(default=None, repr=False)
     card: CardProfile = DEFAULT_CARD
+    chip_card: CardProfile = DEFAULT_CHIP_CARD  # what chip steps read when they name no card
 
 
 def builtin_names() -> list[str]:
@@ -160,6 +181,9 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         raise ScenarioError(source, "name", "must be a non-empty string")
     cards = _cards(source, data.get("cards", []))
     card = _card_ref(source, "card", data.get("card"), cards) or DEFAULT_CARD
+    chip_card = _card_ref(source, "chip_card", data.get("chip_card"), cards) or DEFAULT_CHIP_CARD
+    if chip_card.chip is None:
+        raise ScenarioError(source, "chip_card", "not a chip card (chip = true)")
     operator = data.get("operator")
     if operator is not None and not (isinstance(operator, str) and operator.isdigit() and 1 <= len(operator) <= 3):
         raise ScenarioError(source, "operator", "must be 1 to 3 digits, as a string")
@@ -181,6 +205,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         operator=operator,
         password=password,
         card=card,
+        chip_card=chip_card,
     )
 
 
@@ -221,6 +246,8 @@ def _step(source: str, where: str, entry: Any, cards: dict[str, CardProfile]) ->
             raise ScenarioError(source, where, f"expect: {code!r} is not a two-character response code")
     amount = _amount(source, where, kind, entry.get("amount"))
     card = _card_ref(source, f"{where}: card", entry.get("card"), cards)
+    if kind in CHIP_KINDS and card is not None and card.chip is None:
+        raise ScenarioError(source, f"{where}: card", f"{kind.value} needs a chip card (chip = true)")
     with_pin = entry.get("with_pin")
     if with_pin is not None and not isinstance(with_pin, bool):
         raise ScenarioError(source, where, "with_pin must be true or false")
@@ -243,10 +270,10 @@ def _flag(source: str, where: str, entry: dict[str, Any], key: str) -> bool:
 
 def _amount(source: str, where: str, kind: Kind, raw: Any) -> tuple[int, int] | None:
     if raw is None:
-        if kind in (Kind.PURCHASE, Kind.PREAUTH, Kind.AUTHORISATION):
+        if FAMILY.get(kind) in (Kind.PURCHASE, Kind.PREAUTH, Kind.AUTHORISATION):
             raise ScenarioError(source, where, 'needs an amount, e.g. amount = "88.00"')
         return None
-    if kind in (Kind.BALANCE, Kind.VOID):
+    if FAMILY.get(kind) in (Kind.BALANCE, Kind.VOID):
         raise ScenarioError(source, where, "takes no amount (a void carries its original's)")
     texts = raw if isinstance(raw, list) else [raw]
     if not (1 <= len(texts) <= 2 and all(isinstance(t, str) for t in texts)):
@@ -279,13 +306,40 @@ def _cards(source: str, raw: Any) -> dict[str, CardProfile]:
         entry_mode = _ENTRY.get(entry.get("entry", "swiped"))
         if entry_mode is None:
             raise ScenarioError(source, where, f"entry must be one of {', '.join(_ENTRY)}")
+        chip_flag = entry.get("chip", False)
+        if not isinstance(chip_flag, bool):
+            raise ScenarioError(source, where, "chip must be true or false")
         try:
+            chip = _chip(entry, chip_flag)
             card = CardProfile(pan=entry["pan"], expiry=entry["expiry"], pin=entry["pin"],
-                               service_code=str(entry.get("service_code", "101")), entry=entry_mode)
+                               service_code=str(entry.get("service_code", "220" if chip else "101")),
+                               entry=entry_mode, chip=chip, fallback=entry.get("entry") == "fallback")
         except ValueError as exc:
             raise ScenarioError(source, where, str(exc)) from None
         known[card.pan] = card
     return known
+
+
+def _chip(entry: dict[str, Any], chip: bool) -> ChipProfile | None:
+    """A [[cards]] entry's chip: its IMK-AC given, or derived from the fleet's seed."""
+    imk, psn = entry.get("imk_ac"), entry.get("psn", "01")
+    if not chip:
+        if imk is not None or "psn" in entry:
+            raise ValueError("imk_ac and psn go with chip = true")
+        return None
+    if not isinstance(psn, str):
+        raise ValueError("psn must be 2 digits, as a string")
+    if not (entry["pan"].isdigit() and len(psn) == 2 and psn.isdigit()):
+        raise ValueError("a chip card needs a PAN of digits and a psn of 2 digits")
+    if imk is None:
+        return ChipProfile.derived(entry["pan"], psn)
+    try:
+        key = bytes.fromhex(imk) if isinstance(imk, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != 16:
+        raise ValueError("imk_ac must be 32 hex digits")
+    return ChipProfile.of_imk(key, entry["pan"], psn)
 
 
 def _card_ref(source: str, where: str, pan: Any, cards: dict[str, CardProfile]) -> CardProfile | None:

@@ -22,6 +22,16 @@ class Transition:
     declined: State
 
 
+class TerminalProtocolError(Exception):
+    """The caller asked for something the terminal's state does not allow (our fault)."""
+
+    def __init__(self, state: State, event: str, reason: str) -> None:
+        self.state = state
+        self.event = event
+        self.reason = reason
+        super().__init__(f"{event} in state {state.value}: {reason}")
+
+
 _OUT, _IN, _OP = State.SIGNED_OUT, State.SIGNED_IN, State.OPERATOR_IN
 # (state, request) -> where 39 = 00 and any other 39 lead. A declined sign-in drops the keys
 # (the host no longer honours them); everything else declined leaves the terminal where it was.
@@ -43,8 +53,13 @@ TRANSITIONS: dict[tuple[State, Kind], Transition] = {
     (_IN, Kind.STATUS_UPLOAD): Transition(_IN, _IN),
     (_OP, Kind.STATUS_UPLOAD): Transition(_OP, _OP),
 }
-# Financial requests need working keys and leave the terminal where it was, whatever 39 says.
-TRANSITIONS.update({(state, kind): Transition(state, state) for state in (_IN, _OP) for kind in FINANCIAL_KINDS})
+# Financial requests and the IC downloads need working keys and leave the terminal where it
+# was, whatever 39 says.
+_DOWNLOADS = (Kind.CAPK_LIST, Kind.CAPK_RECORD, Kind.CAPK_DONE, Kind.AID_LIST, Kind.AID_RECORD, Kind.AID_DONE,
+              Kind.BLACKLIST, Kind.BLACKLIST_DONE)
+TRANSITIONS.update(
+    {(state, kind): Transition(state, state) for state in (_IN, _OP) for kind in (*FINANCIAL_KINDS, *_DOWNLOADS)}
+)
 
 # Answers that close a reversal or a batch-upload item: done, or the host holds nothing for it.
 ANSWERED = frozenset({"00", "25"})

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hsm_sim.dispatcher import Dispatcher
+from hsm_sim.testkeys import DEFAULT_SEED, derive_imk_ac
 from hsm_sim.transports.inproc import InProcTransport
 from specs.framing import decode_frame
 from specs.testcards import DEFAULT_TEST_CARDS, GOOD_CARD
 from switch.app import build_services, register_terminal
-from switch.cards import add_card
+from switch.cards import ChipKey, add_card
 from switch.config import SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
@@ -72,9 +73,12 @@ class Pair:
         terminal = terminal or self.terminal
         return await self.send(terminal.start(kind), terminal)
 
-    async def transaction(self, kind: Kind, amount_cents: int, terminal: VirtualTerminal | None = None) -> Outcome:
+    async def transaction(
+        self, kind: Kind, amount_cents: int | None, terminal: VirtualTerminal | None = None,
+        card: CardProfile | None = None,
+    ) -> Outcome:
         terminal = terminal or self.terminal
-        return await self.send(terminal.start_transaction(kind, amount_cents), terminal)
+        return await self.send(terminal.start_transaction(kind, amount_cents, card), terminal)
 
     async def lose(self, frame: bytes, terminal: VirtualTerminal | None = None) -> Outcome:
         """The switch decides the request, but its answer never reaches the terminal."""
@@ -99,10 +103,12 @@ async def open_pair(
     dialect: str = "cup-pos",
     key_mode: KeyMode = KeyMode.DOUBLE,
     parameters: dict[str, str] | None = None,
+    rules: tuple[dict[str, object], ...] = (),
 ) -> AsyncIterator[Pair]:
-    """A switch that knows the published test terminal and the shared test cards, and that
-    terminal signed off, with the supervisor as its operator and the good card in its reader."""
-    config = SwitchConfig(db=str(db), dialect=dialect, parameters=parameters or {})
+    """A switch that knows the published test terminal and the shared test cards (a chip one's
+    IMK-AC derived from the fleet's seed, as `fleet --provision` registers it), and that terminal
+    signed off, with the supervisor as its operator and the good card in its reader."""
+    config = SwitchConfig(db=str(db), dialect=dialect, parameters=parameters or {}, rules=rules)
     store = SqliteStore(str(db))
     try:
         services = build_services(config, store, InProcTransport(Dispatcher(reraise_bugs=True)))
@@ -117,6 +123,7 @@ async def open_pair(
                 card.limit_cents,
                 card.service_code,
                 CardStatus(card.status.value),
+                chip=ChipKey(derive_imk_ac(DEFAULT_SEED, card.pan), card.psn) if card.chip else None,
             )
         profile = TerminalProfile(
             MERCHANT,

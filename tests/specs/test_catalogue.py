@@ -45,6 +45,32 @@ CUP_ROUTES = [
     ("0400", "030000", "10", "000", "reversal"),
     ("0500", None, "00", "201", "settlement"),
     ("0320", "000000", "00", "201", "batch_upload"),
+    ("0320", None, "00", "203", "ic_upload"),
+    ("0320", None, "00", "206", "ic_upload"),
+    ("0320", None, "00", "202", "ic_upload_end"),
+    ("0820", None, "00", "372", "capk_list"),
+    ("0800", None, "00", "370", "capk_record"),
+    ("0800", None, "00", "371", "capk_done"),
+    ("0820", None, "00", "382", "aid_list"),
+    ("0800", None, "00", "380", "aid_record"),
+    ("0800", None, "00", "381", "aid_done"),
+    ("0800", None, "00", "390", "blacklist"),
+    ("0800", None, "00", "391", "blacklist_done"),
+]
+# Chip kinds route on 22 too (emv.json cup_ic_messages: 05x contact, 07x contactless; a
+# swiped 02x, even with the fallback indicator, is the magnetic kind).
+CHIP_ROUTES = [
+    ("0200", "000000", "22", "051", "chip_purchase"),
+    ("0200", "000000", "22", "052", "chip_purchase"),
+    ("0200", "000000", "22", "072", "contactless_purchase"),
+    ("0200", "000000", "22", "021", "purchase"),
+    ("0200", "310000", "01", "051", "chip_balance"),
+    ("0200", "310000", "01", "071", "chip_balance"),
+    ("0200", "200000", "23", "052", "chip_void"),
+    ("0220", "200000", "25", "052", "chip_refund"),
+    ("0100", "030000", "10", "051", "chip_preauth"),
+    ("0400", "000000", "22", "051", "chip_reversal"),
+    ("0400", "000000", "22", "022", "reversal"),
 ]
 
 
@@ -66,8 +92,42 @@ def test_cup_pos_routes_as_the_contract_says(mti: str, pcode: str | None, type_c
     assert kind is not None and kind.name == name
 
 
+@pytest.mark.parametrize(("mti", "pcode", "type_code", "entry", "name"), CHIP_ROUTES)
+def test_chip_kinds_route_on_the_entry_mode(mti: str, pcode: str, type_code: str, entry: str, name: str) -> None:
+    message = cup_message(mti, pcode, type_code, "000")
+    kind = CUP.lookup(message.replace(f22=entry))
+    assert kind is not None and kind.name == name
+
+
+def test_chip_kinds_name_their_field_55_list_in_the_published_order() -> None:
+    icc = CUP.icc
+    assert icc is not None and icc.field == 55
+    # emv.json field55: sale_0200_order + sale_0200_optional_tail, reversal_0400, script_advice_0620_951
+    sale = ["9F26", "9F27", "9F10", "9F37", "9F36", "95", "9A", "9C", "9F02", "5F2A", "82", "9F1A", "9F03", "9F33",
+            "9F34", "9F35", "9F1E", "84", "9F09", "9F41", "9F63", "DF32", "DF33", "DF34", "DF31"]
+    assert list(icc.lists["sale"].tags) == sale
+    assert list(icc.lists["reversal"].tags) == ["95", "9F1E", "9F10", "9F36", "DF31"]
+    assert list(icc.lists["script_advice"].tags) == ["9F33", "95", "9F37", "9F1E", "9F10", "9F26", "9F36", "82",
+                                                     "DF31", "9F1A", "9A"]
+    assert {k.name for k in CUP.kinds.values() if k.arqc} == {
+        "chip_purchase", "contactless_purchase", "chip_balance", "chip_void", "chip_refund", "chip_preauth"}
+    assert CUP.kind("chip_reversal").icc == "reversal" and not CUP.kind("chip_reversal").arqc
+    # the ARQC input (emv.json conventions.pboc_arqc_input) is all mandatory
+    for tag in ("9F02", "9F03", "9F1A", "95", "5F2A", "9A", "9C", "9F37", "82", "9F36", "9F10", "9F26"):
+        assert tag in icc.lists["sale"].mandatory
+
+
+def test_chip_request_skeletons_carry_how_the_card_was_read() -> None:
+    sale = CUP.request("chip_purchase", batch="000007", subfields={"60.4": "6", "60.5": "0"})
+    assert dict(sale.fields) == {3: "000000", 60: "2200000700060"}
+    assert dict(CUP.request("script_advice", batch="000007", original=sale).fields) == {
+        3: "000000", 60: "00000007951"}
+    assert dict(CUP.request("ic_upload", batch="000007", code="203", subfields={"60.4": "6", "60.5": "0"}).fields) == {
+        60: "0000000720360"}
+
+
 def test_unserved_requests_find_no_kind_and_get_the_catalogue_code() -> None:
-    assert CUP.lookup(cup_message("0800", None, "00", "370")) is None
+    assert CUP.lookup(cup_message("0800", None, "00", "399")) is None
     assert CUP.lookup(cup_message("0200", "000000", "99", "000")) is None
     assert CUP.lookup(cup_message("0500", None, "00", "000")) is None
     assert CUP.unmatched_code("0200") == "12" and CUP.unmatched_code("0800") == "40"
@@ -93,7 +153,9 @@ def test_what_each_kind_needs_and_whether_it_is_maced() -> None:
     assert needs["purchase"] is needs["param_download"] is Needs.SIGNED_IN
     maced = {name for name, kind in CUP.kinds.items() if kind.maced}
     assert maced == {"operator_signin", "operator_signout", "password_change", "purchase", "balance", "void",
-                     "refund", "preauth", "completion", "reversal", "settlement", "batch_upload"}
+                     "refund", "preauth", "completion", "reversal", "settlement", "batch_upload", "chip_purchase",
+                     "contactless_purchase", "chip_balance", "chip_void", "chip_refund", "chip_preauth",
+                     "chip_reversal", "script_advice", "ic_upload", "ic_upload_end"}
 
 
 def test_request_skeletons_join_field_60_from_its_subfields() -> None:
@@ -121,7 +183,7 @@ def test_request_builder_refuses_what_the_kind_does_not_have() -> None:
 
 def test_response_mti_rule_and_data() -> None:
     pairs = {"0800": "0810", "0820": "0830", "0200": "0210", "0220": "0230", "0100": "0110", "0400": "0410",
-             "0500": "0510", "0320": "0330"}
+             "0500": "0510", "0320": "0330", "0620": "0630"}
     assert {k.mti: k.response_mti for k in CUP.kinds.values()} == pairs
     assert catalogue.response_mti("0420") == "0430"
     assert catalogue.response_mti("0290") == "0290"  # no function digit above 9
@@ -216,6 +278,12 @@ GOOD: dict[str, Any] = {
 }
 
 
+ICC: dict[str, Any] = {
+    "field": 55, "read_capability_field": "60.4", "condition_field": "60.5", "fallback_value": "2",
+    "swiped_entry_mode": "02", "chip_service_codes": ["2", "6"], "lists": {"sale": {"tags": ["9F26", "95"]}},
+}
+
+
 def with_kind(**kind: Any) -> dict[str, Any]:
     return {**GOOD, "kinds": {"echo": {"mti": "0820", "network_code": "301"}, "extra": kind}}
 
@@ -245,6 +313,15 @@ def with_kind(**kind: Any) -> dict[str, Any]:
          "must end with a length"),
         (with_kind(mti="0800", network_code="001", field62={"001": ["KEK 16"]}), "kinds.extra.field62.001[0]",
          "is not 'KEY n'"),
+        (with_kind(mti="0200", entry_mode="5"), "kinds.extra.entry_mode", "2 digits"),
+        (with_kind(mti="0200", icc="sale"), "kinds.extra.icc", "no [icc] table"),
+        (with_kind(mti="0200", arqc=True), "kinds.extra.arqc", "name the kind's icc list"),
+        ({**GOOD, "icc": {**ICC, "lists": {"sale": {"tags": ["9F2"]}}}}, "icc.lists.sale.tags", "'9F2'"),
+        ({**GOOD, "icc": {**ICC, "lists": {"sale": {"tags": ["95"], "optional": ["9A"]}}}}, "icc.lists.sale.optional",
+         "['9A'] are not in the list's tags"),
+        ({**GOOD, "icc": {**ICC, "condition_field": "60.9"}}, "icc.condition_field", "60.9 is not a subfield"),
+        ({**GOOD, "icc": ICC, "kinds": {"a": {"mti": "0200", "icc": "none"}}}, "kinds.a.icc",
+         "'none' is not one of [icc.lists] ['sale']"),
     ],
 )
 def test_loader_errors_name_file_entry_and_key(data: dict[str, Any], where: str, problem: str) -> None:

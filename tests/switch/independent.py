@@ -83,3 +83,72 @@ def iso1_pin_block(pin: str, pik: bytes) -> bytes:
 def no_pan_pin_block(pin: str, pik: bytes) -> bytes:
     """ISO 9564 format 0 with the account field all zeros (53.1 = 1)."""
     return ecb_encrypt(pik, bytes.fromhex(f"0{len(pin)}{pin}".ljust(16, "F")))
+
+
+# -- EMV / PBOC cryptograms, from ../shared/vectors/emv.json "conventions" -----------------------
+
+
+def _des(key8: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
+    cipher = Cipher(TripleDES(key8 * 3), modes.ECB())
+    worker = cipher.decryptor() if decrypt else cipher.encryptor()
+    return worker.update(block) + worker.finalize()
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def card_key_option_a(imk: bytes, pan: str, psn: str) -> bytes:
+    """Y = rightmost 16 digits of PAN||PSN (left-padded with 0); UDK = 3DES(Y) || 3DES(Y xor FF..)."""
+    y = bytes.fromhex((pan + psn).rjust(16, "0")[-16:])
+    return ecb_encrypt(imk, y) + ecb_encrypt(imk, _xor(y, b"\xff" * 8))
+
+
+def pboc_session_key(card_key: bytes, atc: bytes) -> bytes:
+    """SK = 3DES_UDK(000000000000 || ATC) || 3DES_UDK(000000000000 || ATC xor FFFF)."""
+    return ecb_encrypt(card_key, bytes(6) + atc) + ecb_encrypt(card_key, bytes(6) + _xor(atc, b"\xff\xff"))
+
+
+def mac_algorithm3(key: bytes, data: bytes) -> bytes:
+    """ISO 9797-1 MAC algorithm 3, padding method 2: 80 then zeros to a multiple of 8."""
+    padded = data + b"\x80" + bytes(-(len(data) + 1) % 8)
+    left, right = key[:8], key[8:16]
+    block = bytes(8)
+    for i in range(0, len(padded), 8):
+        block = _des(left, _xor(block, padded[i : i + 8]))
+    return _des(left, _des(right, block, decrypt=True))
+
+
+def arpc_method1(key: bytes, arqc: bytes, arc: bytes) -> bytes:
+    """ARPC = 3DES_K(ARQC xor (ARC || 000000000000))."""
+    return ecb_encrypt(key, _xor(arqc, arc + bytes(6)))
+
+
+PBOC_ARQC_TAGS = ("9F02", "9F03", "9F1A", "95", "5F2A", "9A", "9C", "9F37", "82", "9F36")
+
+
+def pboc_arqc_input(values: dict[str, bytes]) -> bytes:
+    """9F02 9F03 9F1A 95 5F2A 9A 9C 9F37 82 9F36, then the CVR: IAD bytes 4..7."""
+    return b"".join(values[tag] for tag in PBOC_ARQC_TAGS) + values["9F10"][3:7]
+
+
+def tlv(tag: str, value: bytes) -> bytes:
+    """One BER-TLV object with a one-byte length (every field 55 object here is short)."""
+    assert len(value) < 0x80
+    return bytes.fromhex(tag) + bytes([len(value)]) + value
+
+
+def tlv_objects(data: bytes) -> list[tuple[str, bytes]]:
+    """Top-level BER-TLV objects of field 55 (tags of one or two bytes, lengths up to 81 xx)."""
+    out, pos = [], 0
+    while pos < len(data):
+        start = pos
+        pos += 2 if data[pos] & 0x1F == 0x1F else 1
+        tag = data[start:pos].hex().upper()
+        length = data[pos]
+        pos += 1
+        if length == 0x81:
+            length, pos = data[pos], pos + 1
+        out.append((tag, data[pos : pos + length]))
+        pos += length
+    return out

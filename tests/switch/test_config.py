@@ -96,6 +96,21 @@ def test_config_declares_terminals_operators_and_limits(tmp_path: Path) -> None:
             "cards[0].service_code",
         ),
         ("[[cards]]\npan = '6222021234567890123'\nexpiry = '3012'\npin = '1234'\nbalence = 5", "cards[0].balence"),
+        ("[[cards]]\npan = '6228000100001'\nexpiry = '3012'\npin = '1234'\nchip = true\nimk_ac = '12'",
+         "cards[0].imk_ac"),
+        ("[[cards]]\npan = '6228000100001'\nexpiry = '3012'\npin = '1234'\nimk_ac = '" + "1" * 32 + "'",
+         "cards[0].imk_ac"),
+        ("[[cards]]\npan = '6228000100001'\nexpiry = '3012'\npin = '1234'\nchip = true\npsn = '1'", "cards[0].psn"),
+        ("[chip]\narqc_failure_code = '51'", "chip.arqc_failure_code"),
+        ("[chip]\nannounce_downloads = 1", "chip.announce_downloads"),
+        ("[chip]\ndownload_part_entries = -1", "chip.download_part_entries"),
+        ("[[capk]]\nrid = 'A000000333'\nindex = '03'\nexponent = '03'\nmodulus = 'B0'\nchecksum = '" + "0" * 40
+         + "'", "capk[0].checksum"),
+        ("[[capk]]\nrid = 'A0000003'\nindex = '03'\nexponent = '03'\nmodulus = 'B0'\nchecksum = '00'", "capk[0]"),
+        ("[[aid]]\naid = 'A000000333010101'\nfloor_limit = 'lots'", "aid[0].floor_limit"),
+        ("[[aid]]\naid = 'A0'", "aid[0].aid"),
+        ("[[aid]]\naid = 'A000000333010101'\ncolour = '01'", "aid[0].colour"),
+        ("[[blacklist]]\npan = '62220x'", "blacklist[0].pan"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path: Path, text: str, where: str) -> None:

@@ -96,7 +96,7 @@ async def test_kill_9_loses_no_approved_transaction(tmp_path: Path) -> None:
                 f25="00",
                 f26="12",
                 f49="156",
-                f35=f"{PAN}D30122010000",
+                f35=f"{PAN}D30121010000",
                 f52=block,
                 f53="2600000000000000",
             )

@@ -169,7 +169,7 @@ async def test_echo_parameters_status_and_signoff(services: Services) -> None:
 
 async def test_unsupported_network_code_answers_40(services: Services) -> None:
     engine, pos = SwitchEngine(services), Pos()
-    assert (await ask(engine, pos, pos.message("0800", "370")))[39] == "40"
+    assert (await ask(engine, pos, pos.message("0800", "399")))[39] == "40"
 
 
 async def test_malformed_field_answers_30_with_echo(services: Services) -> None:

@@ -56,8 +56,9 @@ class Till:
         self.pos.take_keys(await self.ask(self.pos.signin(), mac=False))
         assert (await self.ask(self.pos.operator_signin(operator, password)))[39] == "00"
 
-    def card(self, pan: str = PAN, pin: str | None = PIN, expiry: str = EXPIRY) -> dict[str, str]:
-        fields = {"f35": f"{pan}D{expiry}2010000", "f22": "021" if pin else "022", "f25": "00", "f49": "156"}
+    def card(self, pan: str = PAN, pin: str | None = PIN, expiry: str = EXPIRY, service: str = "101") -> dict[str, str]:
+        # service code 101: a magnetic stripe card (a 2xx card swiped is answered 45, docs/chip.md)
+        fields = {"f35": f"{pan}D{expiry}{service}0000", "f22": "021" if pin else "022", "f25": "00", "f49": "156"}
         if pin:
             fields |= {
                 "f52": independent.card_pin_block(pin, pan, self.pos.pik).hex().upper(),

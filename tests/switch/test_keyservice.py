@@ -83,7 +83,7 @@ def purchase(pos: Pos) -> Message:
         "000",
         f3="000000",
         f4=f"{500:012d}",
-        f35=f"{PAN}D{EXPIRY}2010000",
+        f35=f"{PAN}D{EXPIRY}1010000",  # 101: a stripe card (a 2xx swiped is 45, docs/chip.md)
         f22="021",
         f25="00",
         f49="156",

@@ -243,7 +243,7 @@ def _bases(pos: Pos, *, maced: bool = False) -> list[bytes]:
         bodies.append(pos.frame(pos.operator_signin("001", "0000"), mac=True).body)
         purchase = pos.message(
             "0200", "000", f3="000000", f4="000000000100", f22="021", f25="00", f49="156",
-            f35="6222021234567890123D30122010000",
+            f35="6222021234567890123D30121010000",
         )
         bodies.append(pos.frame(purchase.replace(f60="22" + purchase[60][2:]), mac=True).body)
     bodies += [broken(mti, "000301", v) for mti in ("0200", "0800", "0820") for v in SHORT_60]

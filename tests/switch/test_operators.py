@@ -18,7 +18,7 @@ from switch.config import SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
 from switch.records import AuditEvent, OperatorFailures, TerminalId
-from switch.sqlite_store import SqliteStore
+from switch.sqlite_store import SCHEMA_VERSION, SqliteStore
 from switch.store import StoreError
 from switchsim.cli import main
 from tests.switch.pos import MERCHANT, TERMINAL, TMK, Pos
@@ -216,4 +216,4 @@ def test_a_store_from_before_the_failure_counts_gains_their_table(tmp_path: Path
     assert store.get_operator_failures(TID, "42") == OperatorFailures(TID, "42", 2, False)
     assert store.delete_operator_failures(TID, "42") and not store.delete_operator_failures(TID, "42")
     store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 4
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -35,7 +35,7 @@ def test_classify_routes_on_mti_and_60_3() -> None:
     assert found is not None and found[1].request is Request.OPERATOR_SIGNIN
     found = classify(codec.message("0820", {**base, 60: "00000001301"}))
     assert found is not None and found[0].name == "echo" and found[1].request is Request.ECHO
-    assert classify(codec.message("0800", {**base, 60: "00000001370"})) is None
+    assert classify(codec.message("0800", {**base, 60: "00000001399"})) is None
 
 
 def test_iso87_kinds_follow_the_echo_rule_no_session() -> None:

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from switch.records import JournalEntry, SessionKeys, TerminalId
-from switch.sqlite_store import SqliteStore
+from switch.sqlite_store import SCHEMA_VERSION, SqliteStore
 
 TID = TerminalId("848100058126002", "00000764")
 # The journal table exactly as schema 3 made it.
@@ -50,7 +50,7 @@ def test_a_schema_3_journal_gains_reason_warnings_and_wire(tmp_path: Path) -> No
     new = store.list_journal(TID.terminal)[-1]
     assert (new.reason, new.warnings, new.wire) == ("why", ("batch: 60.2",), "00**")
     store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 4
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_the_store_keeps_the_current_and_previous_working_keys(tmp_path: Path) -> None:

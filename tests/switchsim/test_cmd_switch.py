@@ -64,3 +64,19 @@ def test_card_add_and_list_mask_the_pan(tmp_path: Path, capsys: pytest.CaptureFi
     assert status(["card", "add", "--db", db, "--pan", "1", "--expiry", "3012", "--pin", "1234"]) == 2
     for path in tmp_path.iterdir():
         assert pan.encode() not in path.read_bytes()
+
+
+def test_card_add_chip_keeps_the_imk_ac_under_the_lmk_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.db"
+    imk = "F0C34A8124CEE0A91A0B034AA97D6EAC"  # emv.json pboc example B's IMK-AC
+    argv = ["card", "add", "--db", str(db), "--pan", "6228000100001", "--expiry", "3012", "--pin", "123456"]
+    assert main([*argv, "--chip", "--imk-ac", imk, "--psn", "01", "--service-code", "220"]) == 0
+    assert "chip (PSN 01, IMK-AC kept under the LMK only)" in capsys.readouterr().out
+    assert main(["card", "list", "--db", str(db)]) == 0
+    assert "PSN 01" in capsys.readouterr().out
+    for path in tmp_path.iterdir():
+        assert imk.encode() not in path.read_bytes().upper()
+        assert bytes.fromhex(imk) not in path.read_bytes()
+    assert status([*argv, "--imk-ac", imk]) == 2  # --imk-ac goes with --chip
+    assert status([*argv, "--chip", "--imk-ac", "1234"]) == 2
+    assert status([*argv, "--chip", "--psn", "1"]) == 2

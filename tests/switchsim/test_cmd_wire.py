@@ -131,10 +131,13 @@ def _first_rows(text: str) -> dict[str, list[str]]:
 def test_specs_show_messages_prints_the_catalogue_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["specs", "show", "cup-pos", "--messages"]) == 0
     rows = _first_rows(capsys.readouterr().out)
-    # kind, MTI, answer, 3, 60.1, 60.3, MAC, needs: as docs/financial.md and the README say
-    assert rows["signin"][:8] == ["signin", "0800", "0810", "-", "(00)", "001/003/004", "no", "nothing"]
-    assert rows["purchase"][:8] == ["purchase", "0200", "0210", "000000", "22", "(000)", "yes", "signed_in"]
-    assert rows["refund"][:8] == ["refund", "0220", "0230", "200000", "25", "(000)", "yes", "supervisor"]
+    # kind, MTI, answer, 3, 60.1, 60.3, 22, 55, MAC, needs: as docs/financial.md, docs/chip.md and the README say
+    assert rows["signin"][:10] == ["signin", "0800", "0810", "-", "(00)", "001/003/004", "-", "-", "no", "nothing"]
+    assert rows["purchase"][:10] == ["purchase", "0200", "0210", "000000", "22", "(000)", "-", "-", "yes",
+                                     "signed_in"]
+    assert rows["refund"][:10] == ["refund", "0220", "0230", "200000", "25", "(000)", "-", "-", "yes", "supervisor"]
+    assert rows["chip_purchase"][:10] == ["chip_purchase", "0200", "0210", "000000", "22", "(000)", "05x",
+                                          "sale", "+ARQC", "yes"]
     assert rows["reversal"][:5] == ["reversal", "0400", "0410", "orig.", "orig."]
     assert rows["003"][:3] == ["003", "40", "bytes:"]
     assert main(["specs", "show", "iso87-binary", "--messages"]) == 0

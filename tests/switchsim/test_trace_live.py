@@ -41,7 +41,7 @@ def _day(port: int) -> tuple[bytes, Pos]:
         assert pos.read(_ask(conn, pos.wire(pos.operator_signin("01", "0000"), mac=True)))[39] == "00"
         block = independent.card_pin_block(PIN, PAN, pos.pik).hex().upper()
         fields = {"f3": "000000", "f4": "000000000100", "f22": "021", "f25": "00", "f49": "156"}
-        fields |= {"f35": f"{PAN}D30122010000", "f52": block, "f53": "2600000000000000"}
+        fields |= {"f35": f"{PAN}D30121010000", "f52": block, "f53": "2600000000000000"}
         message = pos.message("0200", "000", **fields)
         message = message.replace(f60="22" + message[60][2:])
         sent = pos.wire(message, mac=True)

@@ -35,7 +35,7 @@ OPERATOR_0000 = bytes.fromhex("040000FFFFFFFFFF")
 SUPERVISOR_123456 = bytes.fromhex("06123456FFFFFFFF")
 # The answer to each request MTI, written out (ISO 8583: the function digit one higher).
 ANSWER_MTI = {"0100": "0110", "0200": "0210", "0220": "0230", "0320": "0330", "0400": "0410",
-              "0500": "0510", "0800": "0810", "0820": "0830"}
+              "0500": "0510", "0620": "0630", "0800": "0810", "0820": "0830"}
 _FINANCIAL = frozenset({"0100", "0200", "0220", "0320", "0400", "0500"})
 
 

@@ -80,7 +80,7 @@ def cup_mac(mak: bytes, data: bytes) -> str:
 
 
 def signed_in(mode: KeyMode = KeyMode.DOUBLE, **kw: object) -> VirtualTerminal:
-    t = VirtualTerminal(profile(key_mode=mode, card=CARD, **kw))
+    t = VirtualTerminal(profile(key_mode=mode, **{"card": CARD, **kw}))
     req = request_of(t.start_signin())
     body = CODEC.encode(CODEC.message("0810", {11: req[11], 41: req[41], 42: req[42], 39: "00",
                                                 60: "00000123" + mode.value, 62: F62[mode]}))
@@ -434,7 +434,7 @@ def test_cards_and_transactions_keep_pan_and_pin_out_of_reprs() -> None:
 
 
 def test_shared_test_cards_are_the_ones_both_sides_agree_on() -> None:
-    assert DEFAULT_TEST_CARDS[0] is GOOD_CARD and len(DEFAULT_TEST_CARDS) == 6
+    assert DEFAULT_TEST_CARDS[0] is GOOD_CARD and len(DEFAULT_TEST_CARDS) == 8
     assert (GOOD_CARD.pan, GOOD_CARD.expiry, GOOD_CARD.pin) == ("6222021234567890123", "3012", "123456")
     assert (GOOD_CARD.balance_cents, GOOD_CARD.limit_cents) == (100_000_000, 5_000_000)  # 1,000,000.00 / 50,000.00
     assert LOW_BALANCE_CARD.balance_cents == 1_000
@@ -442,7 +442,10 @@ def test_shared_test_cards_are_the_ones_both_sides_agree_on() -> None:
     assert BLOCKED_CARD.status is CardStatus.BLOCKED
     assert SHORT_PIN_CARD.pin == "1234"
     assert (SIXTEEN_DIGIT_CARD.pan, SIXTEEN_DIGIT_CARD.pin) == ("6212340000000001", "111111")
-    assert len({c.pan for c in DEFAULT_TEST_CARDS}) == 6
+    assert len({c.pan for c in DEFAULT_TEST_CARDS}) == 8
+    # the chip cards (docs/chip.md): IC service codes, PSN 01 and 00
+    chips = [(c.service_code, c.psn) for c in DEFAULT_TEST_CARDS if c.chip]
+    assert chips == [("220", "01"), ("620", "00")]
     assert card_by_pan(SHORT_PIN_CARD.pan) is SHORT_PIN_CARD and card_by_pan("6200000000000000004") is None
     with pytest.raises(ValueError, match="expiry must be YYMM") as info:
         TestCard("6200000000000000004", "3013", "101", "1234", 0, 0)

@@ -61,6 +61,28 @@ async def test_retail_day_against_the_switch_settles_balanced(tmp_path: Path) ->
     assert Kind.BATCH_UPLOAD not in stats.by_kind  # the switch's journal agreed with both batches
 
 
+async def test_the_whole_chip_day_completes_against_the_switch(tmp_path: Path) -> None:
+    # retail-day's setup to its end (no mix: the run ends when both terminals have settled), so
+    # every chip step runs however loaded the machine is.
+    running = await _switch(tmp_path)
+    scenario = replace(load_scenario("retail-day"), think_ms=(0.0, 0.0), mix=())
+    try:
+        result = await run_fleet(FleetConfig("127.0.0.1", running.port, 2, scenario, duration=60, random_seed=4))
+    finally:
+        await running.close()
+    stats = result.stats
+    assert dict(stats.problems) == {} and result.expectations_held
+    # every ARPC verified by the card, the downloads complete, the chip sale set aside reversed
+    # with its chip data, and after the balanced settlement each terminal uploaded its TC
+    # records (66.00, its 6.00 refund, 9.90) and ended the upload
+    for kind in (Kind.CHIP_REFUND, Kind.CHIP_VOID, Kind.CHIP_BALANCE, Kind.CHIP_REVERSAL, Kind.CAPK_DONE,
+                 Kind.AID_DONE, Kind.IC_UPLOAD_END):
+        assert stats.by_kind[kind].ok == 2, kind
+    assert stats.by_kind[Kind.CHIP_PURCHASE].ok == 2 * 3 and stats.by_kind[Kind.CONTACTLESS_PURCHASE].ok == 2
+    assert stats.by_kind[Kind.CAPK_RECORD].ok == 2 * 4 and stats.by_kind[Kind.AID_RECORD].ok == 2 * 3
+    assert stats.by_kind[Kind.IC_UPLOAD].ok == 2 * 3 and Kind.BATCH_UPLOAD not in stats.by_kind
+
+
 async def test_an_answer_the_switch_sends_too_late_is_reversed_and_the_money_comes_back(tmp_path: Path) -> None:
     # The switch sleeps before it handles a delayed request and drops the work when the
     # connection goes, so the purchase goes out on a raw connection that stays open (unread)

@@ -8,9 +8,10 @@ from dataclasses import replace
 import pytest
 
 from specs.testcards import GOOD_CARD, SIXTEEN_DIGIT_CARD
+from terminals_sim.financial import CHIP_KINDS
 from terminals_sim.fleet import FleetConfig, run_fleet
 from terminals_sim.outcome import Kind
-from terminals_sim.scenario import ScenarioError, load_scenario, parse_scenario
+from terminals_sim.scenario import ScenarioError, Step, load_scenario, parse_scenario
 from tests.terminals_sim.fakehost import provisioned_host, serve_fake_host
 
 
@@ -30,13 +31,35 @@ def test_retail_day_is_built_in_and_sells_as_the_issue_asks() -> None:
     kinds = [s.kind for s in scenario.setup]
     assert kinds[:2] == [Kind.SIGNIN, Kind.OPERATOR_SIGNIN]
     assert {Kind.PURCHASE, Kind.BALANCE, Kind.VOID, Kind.REFUND, Kind.PREAUTH, Kind.COMPLETION} <= set(kinds)
-    assert [s.force_reversal for s in scenario.setup].count(True) == 1
+    assert [s.force_reversal for s in scenario.setup].count(True) == 2  # a magnetic and a chip purchase
+    chip = {Kind.IC_DOWNLOAD, Kind.CHIP_PURCHASE, Kind.CONTACTLESS_PURCHASE, Kind.CHIP_REFUND, Kind.CHIP_VOID}
+    assert chip <= set(kinds)
+    assert {s.kind for s in scenario.mix} == {Kind.PURCHASE, Kind.CHIP_PURCHASE, Kind.CONTACTLESS_PURCHASE,
+                                             Kind.BALANCE}
     assert [s.kind for s in scenario.teardown] == [Kind.SETTLEMENT, Kind.SIGNOFF]
     assert (scenario.operator, scenario.password) == ("00", "123456")
     assert scenario.setup[2].amount == (8800, 8800)
     assert scenario.setup[3].card is not None and scenario.setup[3].card.pan == SIXTEEN_DIGIT_CARD.pan
     assert scenario.card.pan == GOOD_CARD.pan
     assert scenario.mix[0].amount == (100, 50000)
+
+
+def test_chip_steps_and_chip_cards_parse() -> None:
+    scenario = parse_scenario(
+        'chip_card = "6200000000000000004"\n'
+        '[[cards]]\npan = "6200000000000000004"\nexpiry = "2912"\npin = "4321"\nchip = true\npsn = "02"\n'
+        'imk_ac = "F0C34A8124CEE0A91A0B034AA97D6EAC"\n'
+        '[[cards]]\npan = "6200000000000000012"\nexpiry = "2912"\npin = "4321"\nservice_code = "201"\n'
+        'entry = "fallback"\n'
+        '[[setup]]\nstep = "ic_download"\n[[setup]]\nstep = "contactless_purchase"\namount = "9.90"\n'
+        '[[setup]]\nstep = "chip_void"\n[[setup]]\nstep = "purchase"\namount = "1.00"\n'
+        'card = "6200000000000000012"\n', "t")
+    assert [s.kind for s in scenario.setup] == [Kind.IC_DOWNLOAD, Kind.CONTACTLESS_PURCHASE, Kind.CHIP_VOID,
+                                                Kind.PURCHASE]
+    chip = scenario.chip_card.chip
+    assert chip is not None and chip.psn == "02" and scenario.chip_card.service_code == "220"
+    fallback = scenario.setup[3].card
+    assert fallback is not None and fallback.fallback and fallback.chip is None
 
 
 def test_financial_step_options_parse() -> None:
@@ -65,6 +88,16 @@ def test_financial_step_options_parse() -> None:
     ('[[setup]]\nstep = "balance"\ncard = "4111111111111111"\n', "not the PAN of a test card"),
     ('operator = 0\n[[setup]]\nstep = "signin"\n', "operator"),
     ('[[cards]]\npan = "12"\nexpiry = "3012"\npin = "1234"\n[[setup]]\nstep = "signin"\n', "12 to 19 digits"),
+    ('[[setup]]\nstep = "chip_purchase"\n', "needs an amount"),
+    ('[[setup]]\nstep = "chip_void"\namount = "1.00"\n', "takes no amount"),
+    ('[[setup]]\nstep = "chip_purchase"\namount = "1.00"\ncard = "6222021234567890123"\n', "needs a chip card"),
+    ('[[setup]]\nstep = "capk_list"\n', "a part of a download"),
+    ('[[setup]]\nstep = "script_advice"\n', "on its own after issuer scripts"),
+    ('chip_card = "6222021234567890123"\n[[setup]]\nstep = "signin"\n', "not a chip card"),
+    ('[[cards]]\npan = "6200000000000000004"\nexpiry = "3012"\npin = "1234"\nchip = true\nimk_ac = "12"\n'
+     '[[setup]]\nstep = "signin"\n', "imk_ac must be 32 hex digits"),
+    ('[[cards]]\npan = "6200000000000000004"\nexpiry = "3012"\npin = "1234"\npsn = "01"\n'
+     '[[setup]]\nstep = "signin"\n', "go with chip = true"),
 ])
 def test_bad_financial_steps_are_named(text: str, problem: str) -> None:
     with pytest.raises(ScenarioError) as info:
@@ -79,7 +112,10 @@ def test_bad_financial_steps_are_named(text: str, problem: str) -> None:
 async def test_retail_day_against_the_fake_host_settles_balanced() -> None:
     host = provisioned_host(2)
     server, port = await serve_fake_host(host)
-    scenario = replace(load_scenario("retail-day"), think_ms=(0.0, 0.0))
+    # The fake host answers the magnetic contract only: the day without its chip steps (the
+    # chip day runs against the switch in test_financial_e2e.py).
+    day = load_scenario("retail-day")
+    scenario = replace(day, think_ms=(0.0, 0.0), setup=_magnetic(day.setup), mix=_magnetic(day.mix))
     try:
         result = await run_fleet(FleetConfig("127.0.0.1", port, 2, scenario, duration=0.3, random_seed=1))
     finally:
@@ -94,6 +130,10 @@ async def test_retail_day_against_the_fake_host_settles_balanced() -> None:
     reversed_ = [e for e in host.bank.journal if e.reversed]
     assert [(e.kind, e.amount) for e in reversed_] == [("purchase", 4500)] * 2
     assert set(host.bank.batches.values()) == {"000124"}  # both batches closed
+
+
+def _magnetic(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    return tuple(s for s in steps if s.kind not in CHIP_KINDS and s.kind is not Kind.IC_DOWNLOAD)
 
 
 async def test_a_lost_answer_is_reversed_and_the_balance_restored() -> None:

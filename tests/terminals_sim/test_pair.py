@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from specs import catalogue_loader
-from specs.testcards import GOOD_CARD
+from specs.testcards import CHIP_CARD, GOOD_CARD
 from switch.cards import pan_ref
 from switch.records import TerminalId
+from terminals_sim.financial import CardProfile
 from terminals_sim.outcome import Kind
 from terminals_sim.terminal import VirtualTerminal
 from terminals_sim.transitions import State
@@ -52,7 +53,10 @@ def operator_of(pair: Pair) -> str | None:
 
 @pytest.mark.parametrize("mode", list(KeyMode))
 async def test_a_pos_day_drives_every_kind_of_the_cup_pos_catalogue(tmp_path: Path, mode: KeyMode) -> None:
-    async with open_pair(tmp_path / "switch.db", key_mode=mode, parameters={"11": "PAIR MERCHANT"}) as pair:
+    script: dict[str, object] = {"name": "a script for 7.77", "match": {"mti": "0200", "amount_eq": 777},
+              "action": {"issuer_script": "72", "script_commands": ["8424000000"]}}
+    async with open_pair(tmp_path / "switch.db", key_mode=mode, parameters={"11": "PAIR MERCHANT"},
+                         rules=(script,)) as pair:
         t = pair.terminal
         await ok(pair, Kind.ECHO)  # before any sign-in: the echo needs nothing
         await ok(pair, Kind.SIGNIN)  # the terminal checked every check value of field 62
@@ -96,6 +100,30 @@ async def test_a_pos_day_drives_every_kind_of_the_cup_pos_catalogue(tmp_path: Pa
         assert (settlement.response_code, settlement.failure) == ("95", None) and t.uploading
         await ok(pair, Kind.BATCH_UPLOAD)
         assert not t.uploading and t.batch == "000003"
+
+        # Batch 000003, the chip (docs/chip.md): the IC downloads, chip and contactless sales whose
+        # ARPC the card checks, a script and its advice, a chip reversal, the chip upload.
+        for which in (Kind.CAPK_DOWNLOAD, Kind.AID_DOWNLOAD, Kind.BLACKLIST_DOWNLOAD):
+            t.begin_download(which)
+            while (kind := t.next_download) is not None:
+                await ok(pair, kind)
+        assert len(t.ic.capks) == 4 and len(t.ic.aids) == 3 and t.ic.blacklist == ()
+        await ok(pair, Kind.OPERATOR_SIGNIN)  # the supervisor, for the chip void and refund
+        chip = CardProfile.of(CHIP_CARD)
+        for kind, amount in ((Kind.CHIP_PURCHASE, 1_500), (Kind.CONTACTLESS_PURCHASE, 990), (Kind.CHIP_PREAUTH, 800),
+                             (Kind.CHIP_BALANCE, None)):
+            assert (await pair.transaction(kind, amount, card=chip)).ok, kind
+        await ok(pair, Kind.CHIP_VOID)  # of the contactless purchase, the latest chip one
+        await ok_amount(pair, Kind.CHIP_REFUND, 500)  # part of the 15.00
+        await pair.lose(t.start_transaction(Kind.CHIP_PURCHASE, 600, chip))
+        await ok(pair, Kind.REVERSAL)  # a chip reversal: 55 = 95 9F1E 9F10 9F36
+        assert (await pair.transaction(Kind.CHIP_PURCHASE, 777, card=chip)).ok
+        assert t.advice_due is not None
+        await ok(pair, Kind.SCRIPT_ADVICE)
+        await ok(pair, Kind.SETTLEMENT)
+        while t.uploading:  # the TC records (15.00, its 5.00 refund, 7.77), then the end
+            await ok(pair, Kind.BATCH_UPLOAD)
+        assert t.batch == "000004"
 
         await ok(pair, Kind.OPERATOR_SIGNIN)
         await ok(pair, Kind.OPERATOR_SIGNOUT)

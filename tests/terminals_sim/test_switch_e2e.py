@@ -24,8 +24,9 @@ FLEET = 4
 async def _switch(tmp_path: Path, **config: object) -> RunningSwitch:
     declared = [DeclaredTerminal(MERCHANT, TERMINAL, TMK)]
     declared += [DeclaredTerminal(p.merchant, p.terminal, p.tmk) for p in provision_plan(FLEET)]
+    # the shared test cards, a chip one's IMK-AC derived from the fleet's seed (imk_ac left out)
     cards = tuple(DeclaredCard(c.pan, c.expiry, c.pin, c.balance_cents, c.limit_cents, c.service_code,
-                               c.status.value) for c in DEFAULT_TEST_CARDS)
+                               c.status.value, chip=c.chip, psn=c.psn or "01") for c in DEFAULT_TEST_CARDS)
     args: dict[str, object] = {"port": 0, "db": str(tmp_path / "switch.db"), "hsm": "inproc",
                                "terminals": tuple(declared), "cards": cards}
     args.update(config)
