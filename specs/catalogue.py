@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from specs.codec import Codec
+from specs.codec import Codec, FieldSlot
 from specs.dialect import Dialect
 from specs.errors import SpecError
 from specs.keylayout import KeyLayout, KeyLayoutError
@@ -246,11 +246,28 @@ def response_mti(mti: str) -> str:
     return mti[:2] + str(int(mti[2]) | 1) + mti[3]
 
 
-def mac_input(codec: Codec, message: Message) -> bytes:
-    """The bytes a POS MAC (field 64) covers, for building and for checking alike: the message
-    encoded with field 64 present and zero, less those last 8 bytes; that is every byte from
-    the MTI up to field 64 (docs/cup-pos.md, "The MAC"). Field 64 must be the last field."""
+def mac_input(codec: Codec, message: Message, received: bytes | None = None) -> bytes:
+    """The bytes a POS MAC (field 64) covers, for building and for checking alike: every byte
+    from the MTI up to field 64 (docs/cup-pos.md, "The MAC"). Field 64 must be the last field.
+
+    ``received``: the body ``message`` was decoded from. A request's MAC is checked over those
+    bytes as they arrived (the body before field 64's offset), as a host must: a re-encoded copy
+    costs an encode and would differ from what the terminal MACed wherever the codec normalises
+    (lower-case hex). Without it, the message is encoded with field 64 present and zero, less
+    those last 8 bytes."""
     if any(n > _MAC_FIELD for n in message.fields):
         raise ValueError("the POS MAC is field 64, so no field may follow it")
+    at = message.offsets.get(str(_MAC_FIELD)) if received is not None else None
+    if received is not None and at is not None:
+        return received[:at]
     body = codec.encode(codec.amend(message, {_MAC_FIELD: _MAC_PLACEHOLDER}), validate=False)
     return body[:-_MAC_BYTES]
+
+
+def mac_slot(codec: Codec, message: Message) -> FieldSlot:
+    """``message`` with a zero field 64, encoded (and checked against the dialect's rules) once:
+    the slot's ``head`` is the MAC input (`mac_input`), and ``fill`` puts the MAC in its place,
+    so an answer is encoded once whether it carries a MAC or not."""
+    if any(n > _MAC_FIELD for n in message.fields):
+        raise ValueError("the POS MAC is field 64, so no field may follow it")
+    return codec.slot(codec.amend(message, {_MAC_FIELD: _MAC_PLACEHOLDER}), _MAC_FIELD)

@@ -94,6 +94,9 @@ class SwitchConfig:
     # `serve --keep-raw` only (no file key): the journal and a capture keep frames unmasked
     keep_raw: bool = False
     capture: str | None = None  # `serve --capture FILE.pcap` only: every frame in and out, as pcap
+    # `serve --log-exchanges off` only: no info line per answered exchange (load runs); declines,
+    # refusals and errors are still logged
+    log_exchanges: bool = True
 
 
 _Kind = type | tuple[type, ...]

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from hsm_sim.errors import HsmError
 from hsm_sim.transports.interface import HsmTransportError
-from specs.catalogue import MessageKind, mac_input
+from specs.catalogue import MessageKind, mac_input, mac_slot
 from specs.catalogue_loader import catalogue_for
 from specs.errors import CodecError
 from specs.framing import CupHeader, Frame, encode_frame
@@ -58,6 +58,7 @@ class SwitchEngine:
         self.keep_raw = services.config.keep_raw  # `serve --keep-raw`: the journal keeps frames unmasked
         self.observer = services.observer
         self._observed = self.observer is not NULL_OBSERVER  # the kind is looked up only for a listener
+        self._log_approvals = services.config.log_exchanges  # `serve --log-exchanges off`
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -118,9 +119,9 @@ class SwitchEngine:
         except (HsmError, HsmTransportError) as exc:  # the client sorts every HSM failure into these
             _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
             result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
-        response = await self._respond(ex, result, session)
+        response, body = await self._respond(ex, result, session)
         requirement = 3 if result.sign_in_again else result.requirement
-        wire = self._frame(frame, response, requirement)  # checked before it is journalled
+        wire = self._frame(frame, body, requirement)
         self._journal("out", ex, response, "", result, wire)
         self._log_exchange(ex, response, result, started)
         self._observe(message, str(result.code), started, result.reason)
@@ -157,7 +158,7 @@ class SwitchEngine:
                 audit(services, ex, audit_event(request), step.code.value, step.reason)
             return Result(step.code, reason=step.reason, sign_in_again=decision.sign_in_again), decision.live
         live = decision.live
-        if kind.maced and live is not None and not await self._mac_ok(ex.message, live):
+        if kind.maced and live is not None and not await self._mac_ok(ex, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
             audit(services, ex, audit_event(request), str(result.code), _refused_what(kind, request, result))
             why = await macdiag.explain(services, ex.frame, ex.message, kind, live)
@@ -189,20 +190,19 @@ class SwitchEngine:
 
     # -- MAC -----------------------------------------------------------------------------------
 
-    async def _mac_ok(self, message: Message, session: SessionKeys) -> bool:
-        mac_hex = message.get(64)
+    async def _mac_ok(self, ex: Exchange, session: SessionKeys) -> bool:
+        mac_hex = ex.message.get(64)
         if mac_hex is None:
             return False
-        data = mac_input(self.codec, message)
+        data = mac_input(self.codec, ex.message, ex.frame.body)  # the bytes as they arrived
         return await self.services.keys.verify_mac(session.mak_lmk, data, bytes.fromhex(mac_hex))
-
-    async def _with_mac(self, message: Message, session: SessionKeys) -> Message:
-        mac = await self.services.keys.generate_mac(session.mak_lmk, mac_input(self.codec, message))
-        return self.codec.amend(message, {64: mac.hex().upper()})
 
     # -- responses -----------------------------------------------------------------------------
 
-    async def _respond(self, ex: Exchange, result: Result, session: SessionKeys | None) -> Message:
+    async def _respond(self, ex: Exchange, result: Result, session: SessionKeys | None) -> tuple[Message, bytes]:
+        """The answer and its body, encoded once and checked against the dialect's rules (what
+        the switch sends must decode strictly at the terminal); a MAC is patched into the
+        encoded bytes (specs/catalogue.py, `mac_slot`)."""
         request = ex.message
         fields = self._echo(self.catalogue.response_mti(request.mti), request.fields)
         now = time.localtime(self.services.clock())
@@ -214,8 +214,10 @@ class SwitchEngine:
         response = self.codec.message(self.catalogue.response_mti(request.mti), fields)
         wants_mac = 64 in request and result.code != ResponseCode.MAC_ERROR
         if wants_mac and session is not None and session.expires_at > self.services.clock():
-            response = await self._with_mac(response, session)
-        return response
+            slot = mac_slot(self.codec, response)
+            mac = (await self.services.keys.generate_mac(session.mak_lmk, slot.head)).hex().upper()
+            return self.codec.amend(response, {64: mac}), slot.fill(mac)
+        return response, self.codec.encode(response)
 
     def _echo(self, answer_mti: str, request: Mapping[int, str]) -> dict[int, str]:
         """The request's fields an answer repeats: the usual echo set, and what the answer's rule
@@ -224,16 +226,15 @@ class SwitchEngine:
         wanted = (_ECHOED | rule.mandatory) - rule.forbidden if rule is not None else _ECHOED
         return {n: v for n, v in request.items() if n in wanted}
 
-    def _frame(self, request: Frame, response: Message, requirement: int) -> bytes:
-        """The answer on the wire, with the header's processing requirement (3: sign in again;
-        4, 5, 7: download IC keys, IC parameters, the blacklist). The codec checks it against the
-        dialect's rules first: what the switch sends must decode strictly at the terminal."""
+    def _frame(self, request: Frame, body: bytes, requirement: int) -> bytes:
+        """The answer's body on the wire, with the header's processing requirement (3: sign in
+        again; 4, 5, 7: download IC keys, IC parameters, the blacklist)."""
         fmt = self.codec.dialect.framing
         header = request.header or CupHeader() if fmt.cup_header else None
         if header is not None:
             header = header.with_requirement(requirement)
         tpdu = request.tpdu.reply() if request.tpdu is not None else None
-        return encode_frame(fmt, self.codec.encode(response), tpdu=tpdu, header=header)
+        return encode_frame(fmt, body, tpdu=tpdu, header=header)
 
     def _refusal(self, frame: Frame, mti: str, readable: Mapping[int, str], code: str) -> tuple[Message, bytes] | None:
         """A refusal (39 = ``code``) echoing what could be read of the request. Never raises: if
@@ -242,14 +243,14 @@ class SwitchEngine:
         answer_mti = self.catalogue.response_mti(mti)
         try:
             response = self.codec.message(answer_mti, {**self._echo(answer_mti, readable), 39: code})
-            return response, self._frame(frame, response, 0)
+            return response, self._frame(frame, self.codec.encode(response), 0)
         except Exception as exc:
             _log.error("internal_error", stage="refusal", mti=answer_mti, error_type=type(exc).__name__)
             if self.reraise_bugs:
                 raise
         try:
             response = self.codec.message(answer_mti, {39: code})
-            return response, self._frame(frame, response, 0)
+            return response, self._frame(frame, self.codec.encode(response), 0)
         except Exception as exc:  # only a dialect without field 39 gets here: nothing can answer
             _log.error("internal_error", stage="last_resort", mti=answer_mti, error_type=type(exc).__name__)
             return None
@@ -352,6 +353,10 @@ class SwitchEngine:
                                         time.perf_counter() - started, "", reason)
 
     def _log_exchange(self, ex: Exchange, response: Message, result: Result, started: float) -> None:
+        """One line per exchange; with `--log-exchanges off`, only those not approved (a decline,
+        a refusal: what a load run must still see), the same line as with it on."""
+        if not self._log_approvals and result.code == ResponseCode.APPROVED:
+            return
         _log.info(
             "exchange",
             terminal=str(ex.tid),

@@ -74,7 +74,7 @@ def cbc_algorithm(mak_lmk: str) -> MacAlgorithm:
 
 def inputs(codec: Codec, frame: Frame, message: Message) -> list[tuple[tuple[Mistake, ...], bytes]]:
     """The MAC inputs worth trying: the right one first, then the usual wrong ones."""
-    right = mac_input(codec, message)
+    right = mac_input(codec, message, frame.body)  # as the engine checks it
     prefix = (frame.tpdu.to_bytes() if frame.tpdu is not None else b"") + (
         frame.header.to_bytes() if frame.header is not None else b""
     )

@@ -77,6 +77,18 @@ def register(sub: Any) -> None:
         default=None,
         help="test labs only: the journal and --capture keep frames unmasked (PAN, tracks, PIN blocks, keys)",
     )
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="the least severe log line written (default info)",
+    )
+    serve.add_argument(
+        "--log-exchanges",
+        choices=("on", "off"),
+        help="one log line per approved exchange (default on; off for load runs: declines, refusals "
+        "and errors are still logged)",
+    )
     add_metrics_options(serve)
     serve.set_defaults(func=_serve)
 
@@ -188,6 +200,8 @@ def _config(args: argparse.Namespace) -> SwitchConfig:
         for k in ("db", "hsm", "host", "port", "dialect", "rules_file", "strict_checks", "keep_raw", "capture")
         if getattr(args, k, None) is not None
     }
+    if getattr(args, "log_exchanges", None) is not None:
+        overrides["log_exchanges"] = args.log_exchanges == "on"
     return replace(config, **overrides)
 
 
@@ -407,7 +421,7 @@ def _serve(args: argparse.Namespace) -> int:
     codec_for(config.dialect)
     transport = transport_from_url(config.hsm)
     store = SqliteStore(config.db)
-    logs.configure("info")
+    logs.configure(args.log_level)
     if config.keep_raw:
         print(KEEP_RAW_WARNING, file=sys.stderr, flush=True)
     metrics = start_metrics(args, "switch")

@@ -3,6 +3,7 @@ the line that says what it runs with, what it refuses before it starts, and its 
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -164,3 +165,38 @@ def test_serve_bad_configuration_exits_2_in_one_line(
     result = run(["serve", *argv], tmp_path)
     assert result.returncode == 2, result.stderr
     assert expected in one_error_line(result, "serve")
+
+
+LOG_RULES = """
+[[rules]]
+name = "approve amounts ending in 00"
+match = { mti = "0200", amount_last_digits = "00" }
+action = { respond = "00" }
+
+[[rules]]
+name = "decline amounts ending in 51"
+match = { mti = "0200", amount_last_digits = "51" }
+action = { respond = "51" }
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "logged"),
+    [
+        ([], ["00", "51"]),  # the default: a line per exchange
+        (["--log-exchanges", "off"], ["51"]),  # load runs: declines are still logged
+        (["--log-exchanges", "on", "--log-level", "warning"], []),  # an exchange line is info
+    ],
+)
+def test_log_exchanges_and_log_level_choose_the_exchange_lines(
+    tmp_path: Path, options: list[str], logged: list[str]
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(LOG_RULES)
+    argv = ["--db", str(tmp_path / "s.db"), "--port", "0", "--rules", str(rules), *options]
+    with Serving(argv, tmp_path) as serving:
+        assert purchase_answer(serving.port, "000000001200") == "00"
+        assert purchase_answer(serving.port, "000000001251") == "51"
+    assert serving.result is not None
+    lines = [json.loads(line) for line in serving.result.stderr.splitlines() if line.startswith("{")]
+    assert [line["response_code"] for line in lines if line["event"] == "exchange"] == logged
