@@ -47,6 +47,11 @@ def plan(message: Message, wire: bytes, body_start: int, failed_at: int | None =
     decodes to ``message`` (with its offsets). ``failed_at``: the body offset where decoding
     stopped, for a partial message (see the module's doc)."""
     dialect = message.dialect
+    defined = dialect.fields
+    if failed_at is None and all(
+        n not in defined or defined[n].sensitivity is Sensitivity.NONE for n in message.fields
+    ):
+        return ()  # most messages (network management, most answers): nothing to hide, no work
     body_length = len(wire) - body_start
     parts = sorted(message.offsets.items(), key=lambda kv: kv[1])
     stops = [offset for _, offset in parts[1:]] + [body_length if failed_at is None else failed_at]

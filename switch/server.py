@@ -32,6 +32,11 @@ from switch.journalwire import request_wire
 _log = get_logger("switch.server")
 
 
+# Queued answers are written at once beyond this many bytes, so the write buffer overshoots the
+# transport's high-water mark by at most this and one answer.
+_COALESCE_BYTES = 4096
+
+
 class _WriteFlow:
     """Write flow control of one transport, kept apart from request handling (as aiohttp's
     base_protocol does): the transport says when its buffer crosses the high-water mark and
@@ -81,6 +86,8 @@ class _Connection(asyncio.Protocol):
         "_idle",
         "_last_activity",
         "_loop",
+        "_out",
+        "_out_size",
         "_reading",
         "_remote",
         "_server",
@@ -96,6 +103,10 @@ class _Connection(asyncio.Protocol):
         self._decoder = FrameDecoder(server.engine.codec.dialect.framing)
         self._backlog: deque[Frame] = deque()
         self._flow = _WriteFlow()
+        # Answers not yet written: the answers decided in one turn of the loop leave in one
+        # write (one send call for a pipelined burst, not one each); see `_send`.
+        self._out: list[bytes] = []
+        self._out_size = 0
         self._remote = "?"
         self._worker: asyncio.Task[None] | None = None
         self._reading = True
@@ -193,7 +204,7 @@ class _Connection(asyncio.Protocol):
                 if transport.is_closing():
                     return
                 if answer.wire is not None:
-                    transport.write(answer.wire)  # may call pause_writing
+                    self._send(answer.wire)
                     if capture is not None:
                         capture.frame(self, False, answer.wire)
                     self._last_activity = self._loop.time()
@@ -207,7 +218,27 @@ class _Connection(asyncio.Protocol):
         finally:
             self._worker = None
         if self._closing:
-            transport.close()
+            self._close()
+
+    def _send(self, wire: bytes) -> None:
+        """Queue an answer; the queue is written at the end of this turn of the loop, before the
+        loop waits for anything, so coalescing delays no answer past the work already in hand."""
+        if not self._out:
+            self._loop.call_soon(self._flush)
+        self._out.append(wire)
+        self._out_size += len(wire)
+        if self._out_size >= _COALESCE_BYTES:  # enough for one write: backpressure sees it now
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._out and not self._transport.is_closing():
+            self._transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])  # may pause_writing
+        self._out.clear()
+        self._out_size = 0
+
+    def _close(self) -> None:
+        self._flush()
+        self._transport.close()
 
     def _update_reading(self) -> None:
         """Read only while there is room for what the peer sends."""
@@ -243,7 +274,7 @@ class _Connection(asyncio.Protocol):
             if self._backlog:
                 self._worker = self._loop.create_task(self._answer_backlog())
             else:
-                self._transport.close()
+                self._close()
 
     # -- timers --------------------------------------------------------------------------------
 
