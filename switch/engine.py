@@ -204,14 +204,21 @@ class SwitchEngine:
         the switch sends must decode strictly at the terminal); a MAC is patched into the
         encoded bytes (specs/catalogue.py, `mac_slot`)."""
         request = ex.message
-        fields = self._echo(self.catalogue.response_mti(request.mti), request.fields)
+        answer_mti = self.catalogue.response_mti(request.mti)
+        # The echoed values passed the strict decode of the request: only the new ones are
+        # normalised and checked again.
+        echoed = Message.build(
+            self.codec.dialect, answer_mti, self._echo(answer_mti, request.fields), checked=request.checked
+        )
         now = time.localtime(self.services.clock())
-        fields[12] = time.strftime("%H%M%S", now)
-        fields[13] = time.strftime("%m%d", now)
-        fields[37] = self.services.next_rrn()
-        fields[39] = str(result.code)
-        fields.update(result.fields)
-        response = self.codec.message(self.catalogue.response_mti(request.mti), fields)
+        fields = {
+            12: time.strftime("%H%M%S", now),
+            13: time.strftime("%m%d", now),
+            37: self.services.next_rrn(),
+            39: str(result.code),
+            **result.fields,
+        }
+        response = self.codec.amend(echoed, fields)
         wants_mac = 64 in request and result.code != ResponseCode.MAC_ERROR
         if wants_mac and session is not None and session.expires_at > self.services.clock():
             slot = mac_slot(self.codec, response)
@@ -349,8 +356,9 @@ class SwitchEngine:
         """The exchange for the observer: its catalogue kind, field 39 ("" unanswered), seconds."""
         if self._observed:
             kind = self.catalogue.lookup(message)
-            self.observer.exchange_done(kind.name if kind is not None else _UNMATCHED, code,
-                                        time.perf_counter() - started, "", reason)
+            self.observer.exchange_done(
+                kind.name if kind is not None else _UNMATCHED, code, time.perf_counter() - started, "", reason
+            )
 
     def _log_exchange(self, ex: Exchange, response: Message, result: Result, started: float) -> None:
         """One line per exchange; with `--log-exchanges off`, only those not approved (a decline,
