@@ -12,6 +12,9 @@ Rules every implementation keeps:
   entries with a counted warning, never blocks the caller.
 - Counters that several processes move (card PIN tries, operator failures) change by atomic
   increments in the store, never read-modify-write in the caller.
+- The schema is versioned: `schema_version` says where a store is and where this switchsim
+  is, `upgrade` moves it there. `serve` refuses a store that is behind (switch/storeurl.py);
+  an embedded SQLite store is upgraded when it is opened.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ class Store(Protocol):
     # several workers): callers must not cache what the store holds (sessions)
     @property
     def shared(self) -> bool: ...
+    # (the schema version the store is at, 0 when empty; the version this switchsim writes)
+    async def schema_version(self) -> tuple[int, int]: ...
+    # run the migrations the store is behind by (`switchsim db upgrade`): (version before, after)
+    async def upgrade(self) -> tuple[int, int]: ...
 
     # terminals
     async def put_terminal(self, terminal: Terminal) -> None: ...
