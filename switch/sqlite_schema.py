@@ -20,7 +20,8 @@ import sqlite3
 
 from switch.store import StoreError
 
-SCHEMA_VERSION = 6  # 3: operator_failures; 4: journal reason, warnings, wire; key_history; 5: chip cards; 6: unique STAN
+# 3: operator_failures; 4: journal reason, warnings, wire; key_history; 5: chip cards; 6: unique STAN
+SCHEMA_VERSION = 6
 
 #: Columns each schema version added to a table of the version before: (table, column, type).
 _ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {

@@ -334,7 +334,9 @@ class SqliteStore:
             if balance is not None:
                 db.execute("UPDATE cards SET balance = balance + ? WHERE pan_ref=?", (balance[1], balance[0]))
             for txn_id, status, remaining in updates:
-                db.execute("UPDATE transactions SET status=?, remaining=? WHERE id=?", (status.value, remaining, txn_id))
+                db.execute(
+                    "UPDATE transactions SET status=?, remaining=? WHERE id=?", (status.value, remaining, txn_id)
+                )
             return new_id
 
         new_id: int | None = await self._writer.submit(job)
