@@ -352,9 +352,13 @@ class SqliteStore:
         return self._one_txn("id=?", (txn_id,))
 
     async def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
-        """The first request with this STAN in the batch (reversals are not transactions)."""
+        """The first request with this STAN in the batch (reversals are not transactions): the
+        row the unique index holds with stan_repeat 0 (a later repeat kept from before schema 6
+        is numbered 1, 2, ...). Looked up by the whole index: ordered by id, SQLite would walk
+        every transaction of the terminal instead."""
         return self._one_txn(
-            "merchant=? AND terminal=? AND batch=? AND stan=?", (tid.merchant, tid.terminal, batch, stan)
+            "merchant=? AND terminal=? AND batch=? AND stan=? AND stan_repeat=0",
+            (tid.merchant, tid.terminal, batch, stan),
         )
 
     async def last_transaction(self, tid: TerminalId) -> Transaction | None:
