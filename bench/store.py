@@ -5,9 +5,10 @@ usage: python bench/store.py [--seconds 2] [--writers 64]
 Reads: `writers` tasks keep committing purchases (commit_financial with a balance change) while
 one task reads a card (the read every purchase makes), a) on the event loop against the store's
 read connection (what switch/sqlite_store.py does), b) the same query in a thread
-(asyncio.to_thread); and, as the baseline, on the loop with nobody writing. Printed: microseconds per read (median, p99, max) and reads per second; the
-max on the loop is the evidence that a WAL reader never waits for the writer's transactions
-(the writer thread commits all the while).
+(asyncio.to_thread); and, as the baseline, on the loop with nobody writing. Printed:
+microseconds per read (median, p99, max) and reads per second. A WAL reader does not wait for
+the writer's transactions, so reads on the loop under load stay near the baseline; on a shared
+machine the max of every line is the scheduler's, not SQLite's.
 
 Group commit: `writers` concurrent callers each awaiting one commit at a time, for `seconds`:
 commits per second and transactions per second (the writer thread's COMMITs); the ratio of

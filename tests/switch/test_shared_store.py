@@ -21,8 +21,8 @@ from switch.config import SwitchConfig
 from switch.context import Services
 from switch.records import TerminalId
 from switch.sqlite_store import SqliteStore
-from tests.switch.test_financial import EXPIRY, PAN, PIN, Till
 from tests.switch.pos import MERCHANT, TERMINAL, TMK
+from tests.switch.test_financial import EXPIRY, PAN, PIN, Till
 
 TID = TerminalId(MERCHANT, TERMINAL)
 

@@ -14,12 +14,18 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from hsm_sim.dispatcher import Dispatcher
+from hsm_sim.transports.inproc import InProcTransport
 from specs.observer import NullObserver
+from switch.app import build_services, register_terminal
+from switch.config import SwitchConfig
+from switch.engine import SwitchEngine
 from switch.records import Card, JournalEntry, Transaction, TxnKind, TxnStatus
 from switch.sqlite_store import SqliteStore
 from switch.store import DuplicateTransaction
+from tests.switch.pos import MERCHANT, TERMINAL, TMK, Pos
 
-MERCHANT, TERMINAL, REF = "848100058126002", "00000764", "f" * 32
+REF = "f" * 32
 
 
 def purchase(stan: str, amount: int = 100) -> Transaction:
@@ -200,4 +206,23 @@ async def test_list_journal_sees_what_this_store_queued(tmp_path: Path, batch: i
     store = SqliteStore(tmp_path / "s.db", journal_batch=batch, journal_delay=60)
     store.add_journal(entry("000009"))
     assert [e.stan for e in await store.list_journal(TERMINAL)] == ["000009"]
+    await store.close()
+
+
+async def test_answers_all_leave_while_the_full_journal_queue_drops_their_entries(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db", journal_queue=3, journal_delay=60)
+    services = build_services(SwitchConfig(db=str(tmp_path / "s.db")), store, InProcTransport(Dispatcher()))
+    await register_terminal(services, MERCHANT, TERMINAL, TMK)
+    engine, pos = SwitchEngine(services), Pos()
+    codes = []
+    for _ in range(10):
+        answer = await engine.handle(pos.frame(pos.signin()), "test")
+        assert answer.wire is not None
+        codes.append(pos.read(answer.wire)[39])
+    assert codes == ["00"] * 10
+    # 10 exchanges journal 20 entries (in and out); the queue took 3 and nothing wrote it
+    assert store.journal_dropped == 17
+    assert [(e.direction, e.stan) for e in await store.list_journal(TERMINAL, 20)] == [
+        ("in", "000001"), ("out", "000001"), ("in", "000002")
+    ]
     await store.close()
