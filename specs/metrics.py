@@ -106,7 +106,9 @@ class SwitchMetrics(RoleMetrics):
     """The acquiring switch: exchanges by kind and code, latency by kind, connections, terminals
     signed in, its HSM commands, store commits, rules fired, framing and format errors."""
 
-    __slots__ = ("_commit", "_exchanges", "_hsm_failures", "_hsm_latency", "_latency", "_rules", "_signed_in")
+    __slots__ = (
+        "_commit", "_exchanges", "_hsm_failures", "_hsm_latency", "_journal_dropped", "_latency", "_rules", "_signed_in"
+    )
 
     def __init__(self, registry: CollectorRegistry | None = None, refusals: RefusalLog | None = None) -> None:
         super().__init__("switch", registry, refusals)
@@ -122,6 +124,8 @@ class SwitchMetrics(RoleMetrics):
                                        "all: transport), by command and error code", ["command", "error"])
         self._commit = t.histogram(f"{p}_store_commit_seconds", "Store commits of financial transactions", (),
                                    LATENCY_BUCKETS)
+        self._journal_dropped = t.counter(f"{p}_journal_dropped", "Journal entries dropped because the store's "
+                                          "journal queue was full (their answers were sent)", ())
         self._rules = t.counter(f"{p}_rules_fired", "Requests a response rule decided, by rule and action",
                                 ["rule", "action"])
         self._families_done()
@@ -139,6 +143,9 @@ class SwitchMetrics(RoleMetrics):
 
     def store_commit(self, seconds: float) -> None:
         self._commit.observe((), seconds)
+
+    def journal_dropped(self, count: int) -> None:
+        self._journal_dropped.add((), count)
 
     def rule_fired(self, rule: str, action: str) -> None:
         self._rules.add((rule, action))
@@ -197,7 +204,7 @@ class FleetMetrics(RoleMetrics):
 FAMILIES: dict[str, tuple[str, ...]] = {
     "switch": tuple(f"switchsim_switch_{n}" for n in (
         "exchanges", "exchange_seconds", "terminals_signed_in", "hsm_command_seconds", "hsm_failures",
-        "store_commit_seconds", "rules_fired", "connections_open", "connections_accepted",
+        "store_commit_seconds", "journal_dropped", "rules_fired", "connections_open", "connections_accepted",
         "connections_closed", "connections_refused", "wire_errors")),
     "hsm": tuple(f"switchsim_hsm_{n}" for n in (
         "commands", "command_seconds", "connections_open", "connections_accepted", "connections_closed",

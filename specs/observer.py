@@ -1,9 +1,10 @@
 """Observation: the one small interface the switch, the HSM and the fleet report what they do to.
 
 The engine, the servers and the fleet call an ``Observer`` at the few moments worth counting (an
-exchange done, a connection opened or closed, an HSM command timed, a store commit timed, a rule
-fired, a framing or format error); whoever listens (Prometheus metrics in specs/metrics.py, a
-Locust adapter, a test) implements the methods it cares about by subclassing ``NullObserver``.
+exchange done, a connection opened or closed, an HSM command timed, a store commit timed, journal
+entries dropped, a rule fired, a framing or format error); whoever listens (Prometheus metrics in
+specs/metrics.py, a Locust adapter, a test) implements the methods it cares about by subclassing
+``NullObserver``.
 The hot path holds one observer and never asks who is behind it; ``Observers`` fans out to
 several.
 
@@ -46,6 +47,9 @@ class Observer(Protocol):
     def store_commit(self, seconds: float) -> None:
         """One transaction committed to the store."""
 
+    def journal_dropped(self, count: int) -> None:
+        """Journal entries the store dropped because its queue was full (the answers were sent)."""
+
     def rule_fired(self, rule: str, action: str) -> None:
         """A response rule decided a request (``rule`` is its name from the rules file)."""
 
@@ -78,6 +82,9 @@ class NullObserver:
         pass
 
     def store_commit(self, seconds: float) -> None:
+        pass
+
+    def journal_dropped(self, count: int) -> None:
         pass
 
     def rule_fired(self, rule: str, action: str) -> None:
@@ -125,6 +132,10 @@ class Observers(NullObserver):
     def store_commit(self, seconds: float) -> None:
         for o in self._all:
             o.store_commit(seconds)
+
+    def journal_dropped(self, count: int) -> None:
+        for o in self._all:
+            o.journal_dropped(count)
 
     def rule_fired(self, rule: str, action: str) -> None:
         for o in self._all:

@@ -34,15 +34,16 @@ from switch.ruleset import RuleSet
 from switch.server import SwitchServer
 from switch.sqlite_store import SqliteStore
 from switch.store import Store
+from switch.storeurl import open_store, parse_store_url, require_current
 
 
 def build_services(
     config: SwitchConfig,
-    store: Store | None = None,
+    store: Store,
     transport: HsmTransport | None = None,
     observer: Observer = NULL_OBSERVER,
 ) -> Services:
-    store = store if store is not None else SqliteStore(config.db)
+    """The services of a switch over ``store`` (open one with switch.storeurl.open_store)."""
     if isinstance(store, SqliteStore):
         store.observer = observer
     return Services(
@@ -91,7 +92,7 @@ async def register_terminal(services: Services, merchant: str, terminal: str, tm
     its LMK-encrypted form is kept. Re-registration ends any session and resets operators."""
     tid = TerminalId(merchant, terminal)
     tmk_lmk, kcv = await services.keys.import_clear_key("002", tmk)
-    previous = services.store.get_terminal(tid)
+    previous = await services.store.get_terminal(tid)
     record = Terminal(
         id=tid,
         tmk_lmk=tmk_lmk,
@@ -100,11 +101,11 @@ async def register_terminal(services: Services, merchant: str, terminal: str, tm
         batch=previous.batch if previous else "000001",
         key_generation=previous.key_generation + 1 if previous else 0,
     )
-    services.store.put_terminal(record)
-    services.end_session(tid)
+    await services.store.put_terminal(record)
+    await services.end_session(tid)
     for operator_id, password in DEFAULT_OPERATORS:
         await set_operator(services, tid, operator_id, password)
-    services.store.add_audit(
+    await services.store.add_audit(
         AuditRecord(time.time(), AuditEvent.TERMINAL_REGISTERED, merchant, terminal, "", "cli", "ok", f"kcv {kcv}")
     )
     return record
@@ -113,8 +114,8 @@ async def register_terminal(services: Services, merchant: str, terminal: str, tm
 async def set_operator(services: Services, tid: TerminalId, operator_id: str, password: str) -> Operator:
     pin_lmk = await services.keys.encrypt_password(password)
     operator = Operator(tid, operator_id, Role.for_operator(operator_id), pin_lmk)
-    services.store.put_operator(operator)
-    services.store.delete_operator_failures(tid, operator_id)  # counted while the id was unknown
+    await services.store.put_operator(operator)
+    await services.store.delete_operator_failures(tid, operator_id)  # counted while the id was unknown
     return operator
 
 
@@ -153,7 +154,7 @@ class RunningSwitch:
         if self.server.capture is not None:
             self.server.capture.close()
         await self.transport.close()
-        self.services.store.close()
+        await self.services.store.close()
 
 
 async def serve_switch(
@@ -162,9 +163,14 @@ async def serve_switch(
     transport: HsmTransport | None = None,
     observer: Observer = NULL_OBSERVER,
 ) -> RunningSwitch:
-    """Start a switch on ``config.host:config.port`` (0 picks a free port); ``observer`` hears
-    every exchange, connection, HSM command, store commit, rule fired and unreadable frame."""
+    """Start a switch on ``config.host:config.port`` (0 picks a free port) over ``store`` (by
+    default the one ``config.db`` names); ``observer`` hears every exchange, connection, HSM
+    command, store commit, rule fired and unreadable frame. A store whose schema is not this
+    switchsim's is refused (`switchsim db upgrade` moves it)."""
     hsm = transport if transport is not None else transport_from_url(config.hsm)
+    if store is None:
+        store = await open_store(config.db)
+    await require_current(store, parse_store_url(config.db).shown)
     services = build_services(config, store, hsm, observer)
     await apply_declarations(services)
     server = SwitchServer(

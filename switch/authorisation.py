@@ -33,7 +33,7 @@ async def authorise(
         return Result(data, reason="card data (2/35/14) missing or inconsistent")
     if 52 in message:
         return Result(RC.INCORRECT_PIN, reason="a PIN block cannot be verified: iso87 exchanges no PIN key")
-    card = services.store.get_card(pan_ref(data.pan))
+    card = await services.store.get_card(pan_ref(data.pan))
     today = time.strftime("%y%m", time.localtime(services.clock()))
     refused = check_card(card, data, today)
     if refused is not None or card is None:

@@ -80,7 +80,7 @@ async def add_card(
         imk_ac_lmk=imk_ac_lmk,
         psn=chip.psn if chip is not None else "",
     )
-    services.store.put_card(card)
+    await services.store.put_card(card)
     return card
 
 
@@ -130,12 +130,12 @@ def pin_locked(services: Services, card: Card) -> bool:
     return card.pin_failures >= services.config.max_operator_failures
 
 
-def unlock_card(services: Services, pan: str) -> Card:
+async def unlock_card(services: Services, pan: str) -> Card:
     """Clear a test card's wrong-PIN count (`switchsim card unlock`); audited."""
-    card = services.store.get_card(pan_ref(pan))
+    card = await services.store.get_card(pan_ref(pan))
     if card is None:
         raise StoreError(f"no card {mask_pan(pan)}")
-    services.store.set_card_pin_failures(card.pan_ref, 0)
+    await services.store.set_card_pin_failures(card.pan_ref, 0)
     reason = f"card {card.pan_masked}: {card.pin_failures} wrong PINs cleared"
-    services.store.add_audit(AuditRecord(time.time(), AuditEvent.CARD_UNLOCKED, "", "", "", "cli", "ok", reason))
+    await services.store.add_audit(AuditRecord(time.time(), AuditEvent.CARD_UNLOCKED, "", "", "", "cli", "ok", reason))
     return card

@@ -137,7 +137,7 @@ async def check_arqc(
         atc_problem = f"ATC {atc_value:04X} is not above the card's last {card.atc:04X}"
         _log.warning("atc_not_increasing", card=card.pan_masked, atc=f"{atc_value:04X}", last=f"{card.atc:04X}")
     if result.verified and not (atc_problem and services.config.strict_checks):
-        services.store.set_card_atc(card.pan_ref, atc_value)
+        await services.store.set_card_atc(card.pan_ref, atc_value)
     return ChipCheck(card, pan, scheme, psn, atc, un, arqc, result.verified, result.arpc, atc_problem, described)
 
 

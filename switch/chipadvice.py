@@ -32,13 +32,13 @@ def _date(services: Services) -> str:
     return time.strftime("%m%d", time.localtime(services.clock()))
 
 
-def script_advice(services: Services, ex: Exchange, kind: MessageKind) -> Result:
+async def script_advice(services: Services, ex: Exchange, kind: MessageKind) -> Result:
     """A 0620: the results (DF31) of the issuer scripts a 0210 carried, for the original 61 names."""
     objects = read_icc(ex.message, kind)
     if isinstance(objects, Result):
         return objects
     batch, stan = ex.message.sub("61.1"), ex.message.sub("61.2")
-    original = services.store.find_transaction(ex.tid, batch, stan) if batch and stan else None
+    original = await services.store.find_transaction(ex.tid, batch, stan) if batch and stan else None
     results = "; ".join(script_results(objects)) or "no script results in DF31"
     if original is None:
         reason = f"script results for an unknown original (61 batch {batch} STAN {stan}): {results}"
@@ -50,7 +50,7 @@ def script_advice(services: Services, ex: Exchange, kind: MessageKind) -> Result
     return Result(ResponseCode.APPROVED, {15: _date(services)}, audit=AuditEvent.SCRIPT_RESULT, reason=reason)
 
 
-def ic_upload(services: Services, ex: Exchange, kind: MessageKind) -> Result:
+async def ic_upload(services: Services, ex: Exchange, kind: MessageKind) -> Result:
     """A 0320 IC record: matched by batch (60.2) and STAN (11) to the transaction it records."""
     objects = read_icc(ex.message, kind)
     if isinstance(objects, Result):
@@ -62,7 +62,7 @@ def ic_upload(services: Services, ex: Exchange, kind: MessageKind) -> Result:
     cid = objects["9F27"].value[0] if "9F27" in objects else None
     made = _CRYPTOGRAMS[cid & 0xC0] if cid is not None else "no 9F27"
     what = _UPLOADS.get(code, code)
-    original = services.store.find_transaction(ex.tid, batch, stan)
+    original = await services.store.find_transaction(ex.tid, batch, stan)
     if original is None or original.amount != amount:
         reason = f"{what} for no transaction of batch {batch} with STAN {stan} and amount {amount}"
         return Result(ResponseCode.ORIGINAL_NOT_FOUND, audit=AuditEvent.IC_UPLOAD, reason=reason)
@@ -73,7 +73,7 @@ def ic_upload(services: Services, ex: Exchange, kind: MessageKind) -> Result:
     return Result(ResponseCode.APPROVED, {15: _date(services)}, audit=AuditEvent.IC_UPLOAD, reason=reason)
 
 
-def ic_upload_end(services: Services, ex: Exchange, _kind: MessageKind) -> Result:
+async def ic_upload_end(services: Services, ex: Exchange, _kind: MessageKind) -> Result:
     code = ex.message.sub("60.3") or ""
     reason = f"batch upload ended ({_ENDS.get(code, code)})"
     return Result(ResponseCode.APPROVED, {15: _date(services)}, audit=AuditEvent.IC_UPLOAD, reason=reason)

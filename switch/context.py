@@ -28,6 +28,7 @@ class Services:
     ic: IcParameters  # what the IC downloads hand out (switch/icparams.py)
     clock: Callable[[], float] = time.time
     # Sessions by terminal, written through to the store: a sign-in outlives its connection.
+    # Only read back when the store is not shared (see `session`).
     sessions: dict[TerminalId, SessionKeys | None] = field(default_factory=dict)
     rules: RuleSet | None = None
     observer: Observer = NULL_OBSERVER  # hears sign-ins come and go (terminals signed in)
@@ -38,24 +39,33 @@ class Services:
         self._rrn = (self._rrn + 1) % 1_000_000
         return time.strftime("%y%j", time.localtime(self.clock()))[:5] + f"{self._rrn:06d}" + "0"
 
-    def session(self, tid: TerminalId) -> SessionKeys | None:
-        if tid not in self.sessions:
-            found = self.sessions[tid] = self.store.get_session(tid)
-            if found is not None:
-                self.observer.signed_in(1)  # a session kept from before this process
-        return self.sessions[tid]
+    async def session(self, tid: TerminalId) -> SessionKeys | None:
+        """The terminal's session. A store shared with other processes is asked every time
+        (another worker may have signed the terminal in with new keys); else it is asked once
+        and the answer kept, since every change goes through this process."""
+        if not self.store.shared and tid in self.sessions:
+            return self.sessions[tid]
+        found = await self.store.get_session(tid)
+        self._note(tid, found)
+        return found
 
-    def save_session(self, session: SessionKeys) -> None:
-        if self.sessions.get(session.terminal) is None:
+    async def save_session(self, session: SessionKeys) -> None:
+        self._note(session.terminal, session)
+        await self.store.put_session(session)
+
+    async def end_session(self, tid: TerminalId) -> None:
+        self._note(tid, None)
+        await self.store.delete_session(tid)
+
+    def _note(self, tid: TerminalId, session: SessionKeys | None) -> None:
+        """Keep what this process knows of the terminal's session; the observer hears a
+        terminal signed in (a session found from before this process, or made) or signed off."""
+        before = self.sessions.get(tid)
+        if before is None and session is not None:
             self.observer.signed_in(1)
-        self.sessions[session.terminal] = session
-        self.store.put_session(session)
-
-    def end_session(self, tid: TerminalId) -> None:
-        if self.sessions.get(tid) is not None:
+        elif before is not None and session is None:
             self.observer.signed_in(-1)
-        self.sessions[tid] = None
-        self.store.delete_session(tid)
+        self.sessions[tid] = session
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +94,10 @@ class Result:
     requirement: int = 0  # the answer header's processing requirement (3 when sign_in_again)
 
 
-def audit(services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = "") -> None:
-    services.store.add_audit(
+async def audit(
+    services: Services, ex: Exchange, event: AuditEvent, result: str, reason: str, operator: str = ""
+) -> None:
+    await services.store.add_audit(
         AuditRecord(
             time=services.clock(),
             event=event,

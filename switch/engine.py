@@ -110,7 +110,7 @@ class SwitchEngine:
                 return Answer(None, close=True)
         try:
             if rule is not None and rule.action.kind is ActionKind.RESPOND:
-                session = self.services.session(tid)
+                session = await self.services.session(tid)
                 result = Result(rule.action.code or ResponseCode.SYSTEM_MALFUNCTION, reason=f"rule: {rule.name}")
             else:
                 result, session = await self._dispatch(ex)
@@ -145,28 +145,28 @@ class SwitchEngine:
         if request in SESSIONLESS:  # the table answers these without a terminal: look nothing up
             terminal, stored, merchant_known = None, None, True
         else:
-            terminal = services.store.get_terminal(ex.tid)
-            merchant_known = terminal is not None or services.store.merchant_exists(ex.tid.merchant)
-            stored = services.session(ex.tid) if terminal is not None else None
+            terminal = await services.store.get_terminal(ex.tid)
+            merchant_known = terminal is not None or await services.store.merchant_exists(ex.tid.merchant)
+            stored = await services.session(ex.tid) if terminal is not None else None
         decision = decide(request, terminal, stored, services.clock(), merchant_known=merchant_known)
-        self._keep_session(ex.tid, stored, decision.session)
+        await self._keep_session(ex.tid, stored, decision.session)
         step = decision.step
         if isinstance(step, NoSession):
             return Result(step.code, reason=step.reason), None
         if isinstance(step, Refusal):
             if step.audited:
-                audit(services, ex, audit_event(request), step.code.value, step.reason)
+                await audit(services, ex, audit_event(request), step.code.value, step.reason)
             return Result(step.code, reason=step.reason, sign_in_again=decision.sign_in_again), decision.live
         live = decision.live
         if kind.maced and live is not None and not await self._mac_ok(ex, live):
             result = Result(ResponseCode.MAC_ERROR, reason="bad MAC", sign_in_again=True)
-            audit(services, ex, audit_event(request), str(result.code), _refused_what(kind, request, result))
+            await audit(services, ex, audit_event(request), str(result.code), _refused_what(kind, request, result))
             why = await macdiag.explain(services, ex.frame, ex.message, kind, live)
             return Result(result.code, reason=why, sign_in_again=True), None
         assert terminal is not None  # the table serves only registered, enabled terminals
         result = await run(kind, route, services, ex, terminal, live)
         if result.audit is not None:
-            audit(services, ex, result.audit, str(result.code), result.reason, result.operator)
+            await audit(services, ex, result.audit, str(result.code), result.reason, result.operator)
         after = settle(
             decision,
             approved=result.code == ResponseCode.APPROVED,
@@ -174,19 +174,19 @@ class SwitchEngine:
             operator=result.operator,
             lifetime=services.config.key_lifetime,
         )
-        self._keep_session(ex.tid, decision.session, after)
+        await self._keep_session(ex.tid, decision.session, after)
         if decision.sign_in_again:
             result = replace(result, sign_in_again=True)
         return result, after
 
-    def _keep_session(self, tid: TerminalId, before: SessionKeys | None, after: SessionKeys | None) -> None:
+    async def _keep_session(self, tid: TerminalId, before: SessionKeys | None, after: SessionKeys | None) -> None:
         """Store what the session table decided, writing only a change."""
         if after == before:
             return
         if after is None:
-            self.services.end_session(tid)
+            await self.services.end_session(tid)
         else:
-            self.services.save_session(after)
+            await self.services.save_session(after)
 
     # -- MAC -----------------------------------------------------------------------------------
 

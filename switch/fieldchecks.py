@@ -14,7 +14,7 @@ original); never a value that is a secret: no PAN, track, PIN block or key.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -64,14 +64,17 @@ class _Request:
     session: SessionKeys | None
 
 
-def inspect(
+async def inspect(
     services: Services, ex: Exchange, kind: MessageKind, terminal: Terminal, session: SessionKeys | None
 ) -> list[Finding]:
-    """Every finding of every check on a request about to be served."""
+    """Every finding of every check on a request about to be served, in the order of `Check`
+    (the checks that read the store come last)."""
     request = _Request(services, ex.message, kind, terminal, session)
     found: list[Finding] = []
     for check, run in _CHECKS:
         found += [Finding(check, reason) for reason in run(request)]
+    for check, look in _STORE_CHECKS:
+        found += [Finding(check, reason) for reason in await look(request)]
     return found
 
 
@@ -182,11 +185,11 @@ def _entry_mode(r: _Request) -> list[str]:
     return found
 
 
-def _stan(r: _Request) -> list[str]:
+async def _stan(r: _Request) -> list[str]:
     stan = r.message.get(11)
     if r.message.mti not in _FINANCIAL_MTIS or r.kind.name in _REPEATS_STAN or not stan or not stan.isdigit():
         return []
-    last = r.services.store.last_transaction(r.terminal.id)
+    last = await r.services.store.last_transaction(r.terminal.id)
     if last is None or not last.stan.isdigit():
         return []
     new, old = int(stan), int(last.stan)
@@ -195,13 +198,13 @@ def _stan(r: _Request) -> list[str]:
     return [f"STAN {stan} went backwards: the terminal's last transaction had STAN {last.stan} ({last.kind.value})"]
 
 
-def _original(r: _Request) -> list[str]:
+async def _original(r: _Request) -> list[str]:
     if r.kind.name not in _WITH_ORIGINAL:
         return []
     batch, stan = r.message.sub("61.1"), r.message.sub("61.2")
     if not batch or not stan:
         return []
-    original = r.services.store.find_transaction(r.terminal.id, batch, stan)
+    original = await r.services.store.find_transaction(r.terminal.id, batch, stan)
     if original is None:
         return []  # answered 25 with its own reason
     found = []
@@ -222,6 +225,8 @@ _CHECKS: tuple[tuple[Check, Callable[[_Request], list[str]]], ...] = (
     (Check.CURRENCY, _currency),
     (Check.NETWORK_CODE, _network_code),
     (Check.ENTRY_MODE, _entry_mode),
+)
+_STORE_CHECKS: tuple[tuple[Check, Callable[[_Request], Awaitable[list[str]]]], ...] = (
     (Check.STAN, _stan),
     (Check.ORIGINAL, _original),
 )

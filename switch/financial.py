@@ -23,6 +23,7 @@ from switch import chip, pindiag
 from switch.cards import CardData, card_data, check_card, pan_ref
 from switch.context import Exchange, Result, Services
 from switch.records import Card, SessionKeys, Terminal, Transaction, TxnKind, TxnStatus
+from switch.store import DuplicateTransaction
 
 RC = ResponseCode
 
@@ -45,9 +46,18 @@ async def handle(
     op: Op, services: Services, ex: Exchange, terminal: Terminal, session: SessionKeys, kind: MessageKind | None = None
 ) -> Result:
     t = _Txn(services, ex, terminal, session, op)
-    if kind is not None and kind.icc is not None:
-        return await _chip(t, kind)
-    return await _HANDLERS[op](t)
+    try:
+        if kind is not None and kind.icc is not None:
+            return await _chip(t, kind)
+        return await _HANDLERS[op](t)
+    except DuplicateTransaction:
+        # Another request with this STAN was committed first, by this process or another
+        # sharing the store, after the check in _card_checks: the store's unique STAN settles it.
+        return _duplicate(t)
+
+
+def _duplicate(t: _Txn) -> Result:
+    return Result(RC.DUPLICATE_TRANSACTION, reason=f"STAN {t.stan} already used in batch {t.batch}")
 
 
 # What each operation records when a chip request is declined before its business is looked at.
@@ -70,18 +80,18 @@ async def _chip(t: _Txn, kind: MessageKind) -> Result:
     if not kind.arqc:
         return await handler(t)
     data = card_data(t.message)
-    card = t.services.store.get_card(pan_ref(data.pan)) if isinstance(data, CardData) else None
+    card = await t.services.store.get_card(pan_ref(data.pan)) if isinstance(data, CardData) else None
     if card is None or not isinstance(data, CardData):
         return await handler(t)  # no card to check the ARQC with: the card checks decline it
     if not card.chip:
         code = ResponseCode(t.services.config.arqc_failure_code)
-        return t.decline(_RECORDED[t.op], code, data, "ARQC not checked: the card has no chip profile (IMK-AC)")
+        return await t.decline(_RECORDED[t.op], code, data, "ARQC not checked: the card has no chip profile (IMK-AC)")
     check = await chip.check_arqc(t.services, t.message, card, data.pan, objects)
     if isinstance(check, Result):
         return check
     refused = chip.refusal(t.services, check)
     if refused is not None:
-        result = t.decline(_RECORDED[t.op], refused[0], data, refused[1])
+        result = await t.decline(_RECORDED[t.op], refused[0], data, refused[1])
     else:
         result = await handler(t)
     return await chip.with_arpc(t.services, check, result)
@@ -142,10 +152,10 @@ class _Txn:
         out.update({int(k[1:]): v for k, v in fields.items()})
         return Result(ResponseCode(txn.response_code), out, reason=reason or txn.kind.value)
 
-    def decline(self, kind: TxnKind, code: ResponseCode, data: CardData | None, reason: str) -> Result:
+    async def decline(self, kind: TxnKind, code: ResponseCode, data: CardData | None, reason: str) -> Result:
         """A declined request is recorded too: it holds its STAN and can be reversed (a no-op)."""
         txn = self.record(kind, code, data)
-        self.services.store.commit_financial(txn)
+        await self.services.store.commit_financial(txn)
         return self.answer(txn, reason)
 
 
@@ -157,37 +167,37 @@ async def _card_checks(t: _Txn, kind: TxnKind, *, pin_required: bool) -> tuple[C
     data = card_data(t.message)
     if isinstance(data, ResponseCode):
         return Result(data, reason="card data (2/35/14) missing or inconsistent")
-    if t.services.store.find_transaction(t.ex.tid, t.batch, t.stan) is not None:
-        return Result(RC.DUPLICATE_TRANSACTION, reason=f"STAN {t.stan} already used in batch {t.batch}")
-    card = t.services.store.get_card(pan_ref(data.pan))
+    if await t.services.store.find_transaction(t.ex.tid, t.batch, t.stan) is not None:
+        return _duplicate(t)
+    card = await t.services.store.get_card(pan_ref(data.pan))
     refused = check_card(card, data, _TODAY(t.now))
     if refused is not None or card is None:
-        return t.decline(kind, refused or RC.INVALID_CARD, data, "card refused")
+        return await t.decline(kind, refused or RC.INVALID_CARD, data, "card refused")
     swiped = chip.swiped_chip_card(t.message)
     if swiped is not None:
-        return t.decline(kind, RC.USE_CHIP, data, swiped)
+        return await t.decline(kind, RC.USE_CHIP, data, swiped)
     block = t.message.get(52)
     if block is None:
         if pin_required:
-            return t.decline(kind, RC.INCORRECT_PIN, data, "PIN required")
+            return await t.decline(kind, RC.INCORRECT_PIN, data, "PIN required")
         return data, card
     max_tries = t.services.config.max_operator_failures
     if card.pin_failures >= max_tries:
-        return t.decline(kind, RC.PIN_TRIES_EXCEEDED, data, "card PIN tries exceeded")
+        return await t.decline(kind, RC.PIN_TRIES_EXCEEDED, data, "card PIN tries exceeded")
     without_pan = (t.message.sub("53.1") or "2") == "1"
     # A block that is not what 53 announces is a PIN format error (99), not a wrong PIN: it
     # does not count towards the card's PIN tries (switch/pindiag.py).
     good = await pindiag.verify(t.services, t.session, block, data.pan, card, without_pan=without_pan)
     if isinstance(good, pindiag.PinFormatError):
-        return replace(t.decline(kind, RC.PIN_FORMAT_ERROR, data, good.reason), sign_in_again=True)
+        return replace(await t.decline(kind, RC.PIN_FORMAT_ERROR, data, good.reason), sign_in_again=True)
     if good:
         if card.pin_failures:
-            t.services.store.set_card_pin_failures(card.pan_ref, 0)
+            await t.services.store.set_card_pin_failures(card.pan_ref, 0)
         return data, card
-    failures = card.pin_failures + 1
-    t.services.store.set_card_pin_failures(card.pan_ref, failures)
+    # Counted in the store, so that workers sharing it count one card's tries together.
+    failures = await t.services.store.add_card_pin_failure(card.pan_ref)
     code = RC.PIN_TRIES_EXCEEDED if failures >= max_tries else RC.INCORRECT_PIN
-    return t.decline(kind, code, data, f"wrong PIN ({failures})")
+    return await t.decline(kind, code, data, f"wrong PIN ({failures})")
 
 
 async def _debit(t: _Txn, kind: TxnKind) -> Result:
@@ -199,11 +209,11 @@ async def _debit(t: _Txn, kind: TxnKind) -> Result:
         return checked
     data, card = checked
     if card.limit and t.amount > card.limit:
-        return t.decline(kind, RC.EXCEEDS_AMOUNT_LIMIT, data, "over the card's limit")
+        return await t.decline(kind, RC.EXCEEDS_AMOUNT_LIMIT, data, "over the card's limit")
     if card.balance < t.amount:
-        return t.decline(kind, RC.INSUFFICIENT_FUNDS, data, "insufficient funds")
+        return await t.decline(kind, RC.INSUFFICIENT_FUNDS, data, "insufficient funds")
     txn = t.record(kind, RC.APPROVED, data, remaining=t.amount)
-    t.services.store.commit_financial(txn, balance=(card.pan_ref, -t.amount))
+    await t.services.store.commit_financial(txn, balance=(card.pan_ref, -t.amount))
     return t.answer(txn)
 
 
@@ -221,16 +231,16 @@ async def _balance(t: _Txn) -> Result:
         return checked
     data, card = checked
     txn = t.record(TxnKind.BALANCE, RC.APPROVED, data, amount=0)
-    t.services.store.commit_financial(txn)
+    await t.services.store.commit_financial(txn)
     sign = "C" if card.balance >= 0 else "D"
     return t.answer(txn, f54=f"1002156{sign}{abs(card.balance):012d}")
 
 
-def _original_by_61(t: _Txn) -> Transaction | None:
+async def _original_by_61(t: _Txn) -> Transaction | None:
     batch, stan = t.message.sub("61.1"), t.message.sub("61.2")
     if not batch or not stan:
         return None
-    return t.services.store.find_transaction(t.ex.tid, batch, stan)
+    return await t.services.store.find_transaction(t.ex.tid, batch, stan)
 
 
 async def _void(t: _Txn) -> Result:
@@ -238,14 +248,14 @@ async def _void(t: _Txn) -> Result:
     if isinstance(checked, Result):
         return checked
     data, card = checked
-    original = _original_by_61(t)
+    original = await _original_by_61(t)
     if original is None or original.kind is not TxnKind.PURCHASE or original.status is not TxnStatus.APPROVED:
-        return t.decline(TxnKind.VOID, RC.ORIGINAL_NOT_FOUND, data, "no approved purchase at 61")
+        return await t.decline(TxnKind.VOID, RC.ORIGINAL_NOT_FOUND, data, "no approved purchase at 61")
     if original.pan_ref != card.pan_ref or original.amount != t.amount:
-        return t.decline(TxnKind.VOID, RC.INVALID_AMOUNT, data, "card or amount differ from the original")
+        return await t.decline(TxnKind.VOID, RC.INVALID_AMOUNT, data, "card or amount differ from the original")
     txn = t.record(TxnKind.VOID, RC.APPROVED, data, original=original)
     assert original.id is not None
-    t.services.store.commit_financial(
+    await t.services.store.commit_financial(
         txn, balance=(card.pan_ref, original.amount), updates=[(original.id, TxnStatus.VOIDED, 0)]
     )
     return t.answer(txn)
@@ -258,15 +268,15 @@ async def _refund(t: _Txn) -> Result:
     if isinstance(checked, Result):
         return checked
     data, card = checked
-    original = _original_by_61(t)
+    original = await _original_by_61(t)
     refundable = (TxnKind.PURCHASE, TxnKind.COMPLETION)
     if original is None or original.kind not in refundable or original.status is not TxnStatus.APPROVED:
-        return t.decline(TxnKind.REFUND, RC.ORIGINAL_NOT_FOUND, data, "no approved purchase at 61")
+        return await t.decline(TxnKind.REFUND, RC.ORIGINAL_NOT_FOUND, data, "no approved purchase at 61")
     if original.pan_ref != card.pan_ref or t.amount > original.remaining:
-        return t.decline(TxnKind.REFUND, RC.INVALID_AMOUNT, data, "more than is left to refund")
+        return await t.decline(TxnKind.REFUND, RC.INVALID_AMOUNT, data, "more than is left to refund")
     txn = t.record(TxnKind.REFUND, RC.APPROVED, data, original=original)
     assert original.id is not None
-    t.services.store.commit_financial(
+    await t.services.store.commit_financial(
         txn,
         balance=(card.pan_ref, t.amount),
         updates=[(original.id, TxnStatus.APPROVED, original.remaining - t.amount)],
@@ -282,15 +292,15 @@ async def _completion(t: _Txn) -> Result:
         return checked
     data, card = checked
     auth = t.message.get(38) or ""
-    preauth = t.services.store.find_preauth(t.ex.tid, auth) if auth else None
+    preauth = await t.services.store.find_preauth(t.ex.tid, auth) if auth else None
     if preauth is None or preauth.status is not TxnStatus.APPROVED or preauth.pan_ref != card.pan_ref:
-        return t.decline(TxnKind.COMPLETION, RC.ORIGINAL_NOT_FOUND, data, "no open pre-authorisation for 38")
+        return await t.decline(TxnKind.COMPLETION, RC.ORIGINAL_NOT_FOUND, data, "no open pre-authorisation for 38")
     if t.amount > preauth.remaining:
-        return t.decline(TxnKind.COMPLETION, RC.INVALID_AMOUNT, data, "more than was pre-authorised")
+        return await t.decline(TxnKind.COMPLETION, RC.INVALID_AMOUNT, data, "more than was pre-authorised")
     txn = t.record(TxnKind.COMPLETION, RC.APPROVED, data, original=preauth, remaining=t.amount)
     assert preauth.id is not None
     # The hold already left the balance; completing for less gives the difference back.
-    t.services.store.commit_financial(
+    await t.services.store.commit_financial(
         txn,
         balance=(card.pan_ref, preauth.remaining - t.amount),
         updates=[(preauth.id, TxnStatus.COMPLETED, 0)],
@@ -300,7 +310,7 @@ async def _completion(t: _Txn) -> Result:
 
 async def _reversal(t: _Txn) -> Result:
     store = t.services.store
-    original = store.find_transaction(t.ex.tid, t.batch, t.stan)
+    original = await store.find_transaction(t.ex.tid, t.batch, t.stan)
     if original is None or (t.message.get(4) is not None and original.amount != t.amount):
         code = ResponseCode(t.services.config.unknown_reversal)
         return Result(code, {15: t.date}, reason="reversal of an unknown original")
@@ -316,7 +326,7 @@ async def _reversal(t: _Txn) -> Result:
             delta = original.remaining
         case TxnKind.VOID | TxnKind.REFUND:
             delta = -original.amount
-            parent = store.get_transaction(original.original_id) if original.original_id else None
+            parent = await store.get_transaction(original.original_id) if original.original_id else None
             if parent is not None and parent.id is not None:
                 if original.kind is TxnKind.VOID:
                     updates.append((parent.id, TxnStatus.APPROVED, parent.amount))
@@ -324,7 +334,7 @@ async def _reversal(t: _Txn) -> Result:
                     updates.append((parent.id, parent.status, parent.remaining + original.amount))
         case TxnKind.BALANCE:
             delta = 0
-    store.commit_financial(None, balance=(original.pan_ref, delta) if delta else None, updates=updates)
+    await store.commit_financial(None, balance=(original.pan_ref, delta) if delta else None, updates=updates)
     return Result(RC.APPROVED, {15: t.date}, reason=f"reversed {original.kind.value}")
 
 
@@ -338,16 +348,16 @@ async def _settlement(t: _Txn) -> Result:
     if len(field48) < 31 or not field48[:31].isdigit():
         return Result(RC.FORMAT_ERROR, reason="48 must start with 31 digits of totals")
     theirs = (int(field48[0:12]), int(field48[12:15]), int(field48[15:27]), int(field48[27:30]))
-    ours = t.services.store.batch_totals(t.ex.tid, t.batch)
+    ours = await t.services.store.batch_totals(t.ex.tid, t.batch)
     if theirs != ours:
         return Result(RC.RECONCILIATION_ERROR, {48: _totals_field(theirs, "2"), 15: t.date}, reason="totals differ")
     next_batch = f"{int(t.batch) % 999999 + 1:06d}"
-    t.services.store.set_terminal_batch(t.ex.tid, next_batch)
+    await t.services.store.set_terminal_batch(t.ex.tid, next_batch)
     return Result(RC.APPROVED, {48: _totals_field(theirs, "1"), 15: t.date}, reason=f"batch {t.batch} closed")
 
 
 async def _batch_upload(t: _Txn) -> Result:
-    original = t.services.store.find_transaction(t.ex.tid, t.batch, t.stan)
+    original = await t.services.store.find_transaction(t.ex.tid, t.batch, t.stan)
     if original is None or original.status is not TxnStatus.APPROVED or original.amount != t.amount:
         return Result(RC.ORIGINAL_NOT_FOUND, reason="no such approved transaction in the batch")
     return Result(RC.APPROVED, {15: t.date}, reason="uploaded transaction matches the journal")

@@ -11,7 +11,7 @@ the terminal's copy of is stale: 4 CA keys, 5 IC parameters, 7 the blacklist.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 
 from specs.icrecords import (
@@ -31,7 +31,7 @@ _REQUIREMENTS = (("capk", 4), ("aid", 5), ("blacklist", 7))
 _NAMES = {"capk": "CA public key", "aid": "IC parameter", "blacklist": "card blacklist"}
 
 
-def requirement(services: Services, tid: TerminalId) -> int:
+async def requirement(services: Services, tid: TerminalId) -> int:
     """The header requirement that asks for the first stale set (0: none, or not announcing)."""
     if not services.config.announce_downloads:
         return 0
@@ -39,7 +39,7 @@ def requirement(services: Services, tid: TerminalId) -> int:
     for what, code in _REQUIREMENTS:
         if what == "blacklist" and not services.ic.blacklist:
             continue
-        if services.store.get_ic_version(tid, what) != versions[what]:
+        if await services.store.get_ic_version(tid, what) != versions[what]:
             return code
     return 0
 
@@ -86,22 +86,22 @@ def _record(
     return Result(ResponseCode.APPROVED, {62: record_answer(record).hex().upper()}, reason=reason)
 
 
-def _done(services: Services, ex: Exchange, what: str) -> Result:
+async def _done(services: Services, ex: Exchange, what: str) -> Result:
     version = services.ic.versions()[what]
-    services.store.set_ic_version(ex.tid, what, version)
+    await services.store.set_ic_version(ex.tid, what, version)
     return Result(
         ResponseCode.APPROVED,
         audit=AuditEvent.IC_DOWNLOAD,
         reason=f"{_NAMES[what]} download ended (version {version})",
-        requirement=requirement(services, ex.tid),
+        requirement=await requirement(services, ex.tid),
     )
 
 
-def capk_list(services: Services, ex: Exchange) -> Result:
+async def capk_list(services: Services, ex: Exchange) -> Result:
     return _list(services, ex, "capk", [k.list_entry() for k in services.ic.capks])
 
 
-def capk_record(services: Services, ex: Exchange) -> Result:
+async def capk_record(services: Services, ex: Exchange) -> Result:
     def find(values: Mapping[str, bytes]) -> bytes | None:
         index = values["9F22"]
         key = services.ic.capk(values["9F06"], index[0]) if len(index) == 1 else None
@@ -110,15 +110,15 @@ def capk_record(services: Services, ex: Exchange) -> Result:
     return _record(ex, "capk", find, ("9F06", "9F22"))
 
 
-def capk_done(services: Services, ex: Exchange) -> Result:
-    return _done(services, ex, "capk")
+async def capk_done(services: Services, ex: Exchange) -> Result:
+    return await _done(services, ex, "capk")
 
 
-def aid_list(services: Services, ex: Exchange) -> Result:
+async def aid_list(services: Services, ex: Exchange) -> Result:
     return _list(services, ex, "aid", [a.list_entry() for a in services.ic.aids])
 
 
-def aid_record(services: Services, ex: Exchange) -> Result:
+async def aid_record(services: Services, ex: Exchange) -> Result:
     def find(values: Mapping[str, bytes]) -> bytes | None:
         found = services.ic.aid(values["9F06"])
         return found.record() if found is not None else None
@@ -126,20 +126,20 @@ def aid_record(services: Services, ex: Exchange) -> Result:
     return _record(ex, "aid", find, ("9F06",))
 
 
-def aid_done(services: Services, ex: Exchange) -> Result:
-    return _done(services, ex, "aid")
+async def aid_done(services: Services, ex: Exchange) -> Result:
+    return await _done(services, ex, "aid")
 
 
-def blacklist(services: Services, ex: Exchange) -> Result:
+async def blacklist(services: Services, ex: Exchange) -> Result:
     return _list(services, ex, "blacklist", services.ic.blacklist_entries(), BLACKLIST_PROGRESS_DIGITS)
 
 
-def blacklist_done(services: Services, ex: Exchange) -> Result:
-    return _done(services, ex, "blacklist")
+async def blacklist_done(services: Services, ex: Exchange) -> Result:
+    return await _done(services, ex, "blacklist")
 
 
 #: catalogue kind -> its answer (switch/routes.py routes them).
-ANSWERS: Mapping[str, Callable[[Services, Exchange], Result]] = MappingProxyType(
+ANSWERS: Mapping[str, Callable[[Services, Exchange], Awaitable[Result]]] = MappingProxyType(
     {
         "capk_list": capk_list,
         "capk_record": capk_record,

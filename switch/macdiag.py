@@ -151,7 +151,7 @@ async def explain(
     """The reason of an A0: what was wrong with field 64 and the likeliest cause."""
     hsm = services.keys.hsm
     codec = services.codec
-    history = services.store.key_history(session.terminal)
+    history = await services.store.key_history(session.terminal)
     current = await _key_facts(hsm, session.mak_lmk, history)
     under = f"MAK generation {current.generation}, check value {current.check}"
     what = kind.name if kind is not None else message.mti

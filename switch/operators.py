@@ -36,9 +36,9 @@ async def _check_password(
             audit=event,
             reason=f"field 63 (operator) and field {block_field} (8-byte PIN block) are required",
         )
-    operator = services.store.get_operator(ex.tid, operator_id)
+    operator = await services.store.get_operator(ex.tid, operator_id)
     # Read for every id, known or not, so that both take the same store round trips.
-    stranger = services.store.get_operator_failures(ex.tid, operator_id)
+    stranger = await services.store.get_operator_failures(ex.tid, operator_id)
     if operator is not None:
         failures, locked = operator.failures, operator.locked
     else:
@@ -55,18 +55,20 @@ async def _check_password(
         good = False
     if good and operator is not None and usable:
         if operator.failures:
-            services.store.put_operator(replace(operator, failures=0))
+            await services.store.put_operator(replace(operator, failures=0))
         return operator, None
     # Every refusal counts, whatever its reason, and locks at the same count: an unknown or a
     # disabled id answers 55, 55, 75, 75, ... exactly as a real operator with a wrong password.
-    failures += 1
-    locked = failures >= services.config.max_operator_failures
-    if operator is None:
-        services.store.put_operator_failures(OperatorFailures(ex.tid, operator_id, failures, locked))
-        why = "unknown operator"
-    else:
-        services.store.put_operator(replace(operator, failures=failures, locked=locked))
+    # The count moves in the store, so that workers sharing it count one operator together.
+    lock_at = services.config.max_operator_failures
+    counted: Operator | OperatorFailures | None = None
+    if operator is not None:
+        counted = await services.store.add_operator_failure(ex.tid, operator_id, lock_at)
         why = "wrong password" if operator.enabled else "disabled operator"
+    if counted is None:  # an unknown id (or one removed since it was read)
+        counted = await services.store.add_stranger_failure(ex.tid, operator_id, lock_at)
+        why = "unknown operator"
+    failures, locked = counted.failures, counted.locked
     if locked:
         return None, Result(
             ResponseCode.PIN_TRIES_EXCEEDED,
@@ -106,5 +108,5 @@ async def password_change(services: Services, ex: Exchange, session: SessionKeys
         pin_lmk = await services.keys.translate_password(session.pik_lmk, bytes.fromhex(new_block))
     except HsmAnswerError:  # the HSM refused the new block (bad format or PIN length)
         return Result(ResponseCode.PIN_FORMAT_ERROR, audit=event, reason="new password block refused by the HSM")
-    services.store.put_operator(replace(operator, pin_lmk=pin_lmk, failures=0))
+    await services.store.put_operator(replace(operator, pin_lmk=pin_lmk, failures=0))
     return Result(ResponseCode.APPROVED, audit=event, operator=operator.operator_id)

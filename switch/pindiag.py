@@ -74,7 +74,7 @@ async def verify(
     except HsmError as exc:
         if exc.code not in BLOCK_ERRORS:
             raise
-    history = services.store.key_history(session.terminal)
+    history = await services.store.key_history(session.terminal)
     return PinFormatError(await _explain(hsm, block, session, announced, other, history))
 
 

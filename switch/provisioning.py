@@ -23,7 +23,7 @@ async def provision_into(
     for merchant, terminal, tmk in plan:
         await register_terminal(services, merchant, terminal, tmk)
     for card in DEFAULT_TEST_CARDS:
-        if services.store.get_card(pan_ref(card.pan)) is None:
+        if await services.store.get_card(pan_ref(card.pan)) is None:
             await add_card(
                 services,
                 card.pan,

@@ -39,11 +39,18 @@ def _plain(answer: Callable[[Services, Exchange], Result]) -> Handler:
     return handle
 
 
-def _of_kind(answer: Callable[[Services, Exchange, MessageKind], Result]) -> Handler:
+def _awaited(answer: Callable[[Services, Exchange], Awaitable[Result]]) -> Handler:
+    async def handle(services: Services, ex: Exchange, _k: MessageKind, _t: Terminal, _s: SessionKeys | None) -> Result:
+        return await answer(services, ex)
+
+    return handle
+
+
+def _of_kind(answer: Callable[[Services, Exchange, MessageKind], Awaitable[Result]]) -> Handler:
     async def handle(
         services: Services, ex: Exchange, kind: MessageKind, _t: Terminal, _s: SessionKeys | None
     ) -> Result:
-        return answer(services, ex, kind)
+        return await answer(services, ex, kind)
 
     return handle
 
@@ -94,7 +101,7 @@ ROUTES: Mapping[tuple[str, str], Route] = MappingProxyType(
         ("cup-pos", "ic_upload"): Route(_R.FINANCIAL, _of_kind(chipadvice.ic_upload)),
         ("cup-pos", "ic_upload_end"): Route(_R.FINANCIAL, _of_kind(chipadvice.ic_upload_end)),
         **{
-            ("cup-pos", name): Route(_R.PARAMETER_DOWNLOAD, _plain(answer))
+            ("cup-pos", name): Route(_R.PARAMETER_DOWNLOAD, _awaited(answer))
             for name, answer in icdownload.ANSWERS.items()
         },
         ("iso87", "signin"): Route(_R.NETWORK_MANAGEMENT, _plain(netmgmt.echo)),
@@ -124,7 +131,7 @@ async def run(
         return Result(
             ResponseCode.NOT_PERMITTED_TO_TERMINAL, reason=f"a {kind.name} needs the supervisor (00) signed in"
         )
-    findings = fieldchecks.inspect(services, ex, kind, terminal, session)
+    findings = await fieldchecks.inspect(services, ex, kind, terminal, session)
     refusal = fieldchecks.apply(services, findings)  # strict checking refuses (30)
     if refusal is not None:
         return refusal

@@ -54,5 +54,5 @@ async def terminal_signin(
         reason=f"keys {mode}",
         operator=operator_id or "",
         keys=new_keys,
-        requirement=icdownload.requirement(services, ex.tid),
+        requirement=await icdownload.requirement(services, ex.tid),
     )

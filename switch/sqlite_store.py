@@ -1,25 +1,37 @@
-"""SQLite store (WAL), the embedded default. Schema versioned with PRAGMA user_version.
+"""SQLite store (WAL), the embedded default; run so that it never blocks the event loop.
 
-Journal lines are buffered and written in one transaction per flush: the journal is a trace,
-not the ledger, and one commit per message would dominate a sign-in's cost. A flush happens
-when 256 lines wait or, inside a running event loop, 0.1 s after the first of them was added,
-whichever comes first: `switchsim trace --follow` sees an exchange within 200 ms.
+Writes go to one writer thread (switch/sqlite_writer.py) that commits every write queued while
+its previous transaction ran in one transaction (group commit), each write in a savepoint of
+its own; an awaited write returns once its transaction committed. The journal is queued and
+written by the same thread in batches, at most `journal_delay` (0.1 s) behind, so
+`switchsim trace --follow` sees an exchange within 200 ms; a full queue drops entries with a
+counted warning (`journal_dropped`), never an answer.
 
-An older store is brought up to date when it is opened: `_ADDED_COLUMNS` holds, for each schema
-version, the columns it added to tables of the version before (new tables come from `_SCHEMA`).
+Reads run on the event loop against a second connection opened read-only (query_only). In WAL
+mode a reader reads the last committed snapshot and never waits for the writer, a checkpoint or
+another process (docs/store.md has the timing that chose this over reads in a thread); it sees
+every write that was awaited before it, since each statement reads the newest commit.
+
+":memory:" is a store in a temporary file removed on close: the writer and the readers need
+two connections to one database, and a memory database is private to its connection.
+The schema and its migrations are switch/sqlite_schema.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import shutil
 import sqlite3
+import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from specs.logs import get_logger
 from specs.observer import NULL_OBSERVER, Observer
+from switch import sqlite_schema
 from switch.records import (
     AuditEvent,
     AuditRecord,
@@ -37,79 +49,17 @@ from switch.records import (
     TxnKind,
     TxnStatus,
 )
-from switch.store import StoreError
+from switch.sqlite_schema import SCHEMA_VERSION
+from switch.sqlite_writer import GroupWriter
+from switch.store import DuplicateTransaction, StoreError
 
-SCHEMA_VERSION = 5  # 3: operator_failures; 4: journal reason, warnings and wire; key_history; 5: chip cards
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-#: Columns each schema version added to a table of the version before: (table, column, type).
-_ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
-    4: (
-        ("journal", "reason", "TEXT NOT NULL DEFAULT ''"),
-        ("journal", "warnings", "TEXT NOT NULL DEFAULT ''"),
-        ("journal", "wire", "TEXT NOT NULL DEFAULT ''"),
-        ("journal", "raw", "TEXT NOT NULL DEFAULT ''"),
-    ),
-    5: (
-        ("cards", "imk_ac_lmk", "TEXT NOT NULL DEFAULT ''"),
-        ("cards", "psn", "TEXT NOT NULL DEFAULT ''"),
-        ("cards", "atc", "INTEGER NOT NULL DEFAULT -1"),
-    ),
-}
-_JOURNAL_FLUSH_DELAY = 0.1  # seconds a journal line may wait for its batch
+_log = get_logger("store")
 _KEPT_KEY_SETS = 2  # the current working keys of a terminal and the ones before
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminals (
-    merchant TEXT NOT NULL, terminal TEXT NOT NULL, tmk_lmk TEXT NOT NULL, tmk_kcv TEXT NOT NULL,
-    enabled INTEGER NOT NULL, batch TEXT NOT NULL, key_generation INTEGER NOT NULL,
-    PRIMARY KEY (merchant, terminal));
-CREATE TABLE IF NOT EXISTS operators (
-    merchant TEXT NOT NULL, terminal TEXT NOT NULL, operator TEXT NOT NULL, role TEXT NOT NULL,
-    pin_lmk TEXT NOT NULL, enabled INTEGER NOT NULL, locked INTEGER NOT NULL,
-    failures INTEGER NOT NULL, PRIMARY KEY (merchant, terminal, operator));
-CREATE TABLE IF NOT EXISTS operator_failures (
-    merchant TEXT NOT NULL, terminal TEXT NOT NULL, operator TEXT NOT NULL,
-    failures INTEGER NOT NULL, locked INTEGER NOT NULL, PRIMARY KEY (merchant, terminal, operator));
-CREATE TABLE IF NOT EXISTS sessions (
-    merchant TEXT NOT NULL, terminal TEXT NOT NULL, mode TEXT NOT NULL, pik_lmk TEXT NOT NULL,
-    mak_lmk TEXT NOT NULL, tdk_lmk TEXT, signed_in_at REAL NOT NULL, expires_at REAL NOT NULL,
-    key_generation INTEGER NOT NULL, operator TEXT, PRIMARY KEY (merchant, terminal));
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY, time REAL NOT NULL, event TEXT NOT NULL, merchant TEXT NOT NULL,
-    terminal TEXT NOT NULL, operator TEXT NOT NULL, remote TEXT NOT NULL, result TEXT NOT NULL,
-    reason TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_terminal ON audit (terminal, time);
-CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY, time REAL NOT NULL, direction TEXT NOT NULL, merchant TEXT NOT NULL,
-    terminal TEXT NOT NULL, remote TEXT NOT NULL, mti TEXT NOT NULL, stan TEXT NOT NULL,
-    response_code TEXT NOT NULL, masked_json TEXT NOT NULL, error TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '', warnings TEXT NOT NULL DEFAULT '', wire TEXT NOT NULL DEFAULT '',
-    raw TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS journal_terminal ON journal (terminal, id);
-CREATE TABLE IF NOT EXISTS key_history (
-    merchant TEXT NOT NULL, terminal TEXT NOT NULL, generation INTEGER NOT NULL, mode TEXT NOT NULL,
-    pik_lmk TEXT NOT NULL, mak_lmk TEXT NOT NULL, tdk_lmk TEXT, issued_at REAL NOT NULL,
-    PRIMARY KEY (merchant, terminal, generation));
-CREATE TABLE IF NOT EXISTS cards (
-    pan_ref TEXT PRIMARY KEY, pan_masked TEXT NOT NULL, expiry TEXT NOT NULL,
-    service_code TEXT NOT NULL, pin_lmk TEXT NOT NULL, pin_lmk_nopan TEXT NOT NULL,
-    balance INTEGER NOT NULL, card_limit INTEGER NOT NULL, status TEXT NOT NULL,
-    pin_failures INTEGER NOT NULL, imk_ac_lmk TEXT NOT NULL DEFAULT '', psn TEXT NOT NULL DEFAULT '',
-    atc INTEGER NOT NULL DEFAULT -1);
-CREATE TABLE IF NOT EXISTS ic_downloads (
-    merchant TEXT NOT NULL, terminal TEXT NOT NULL, what TEXT NOT NULL, version TEXT NOT NULL,
-    PRIMARY KEY (merchant, terminal, what));
-CREATE TABLE IF NOT EXISTS transactions (
-    id INTEGER PRIMARY KEY, merchant TEXT NOT NULL, terminal TEXT NOT NULL, batch TEXT NOT NULL,
-    stan TEXT NOT NULL, kind TEXT NOT NULL, mti TEXT NOT NULL, processing_code TEXT NOT NULL,
-    amount INTEGER NOT NULL, pan_ref TEXT NOT NULL, pan_masked TEXT NOT NULL,
-    response_code TEXT NOT NULL, status TEXT NOT NULL, rrn TEXT NOT NULL, auth_code TEXT NOT NULL,
-    date TEXT NOT NULL, time REAL NOT NULL, original_id INTEGER, remaining INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS txn_stan ON transactions (merchant, terminal, batch, stan);
-CREATE INDEX IF NOT EXISTS txn_rrn ON transactions (merchant, terminal, rrn);
-CREATE INDEX IF NOT EXISTS txn_auth ON transactions (merchant, terminal, auth_code);
-CREATE INDEX IF NOT EXISTS txn_terminal ON transactions (merchant, terminal, id);
-"""
+JOURNAL_DELAY = 0.1  # seconds the oldest queued journal entry may wait for its batch
+JOURNAL_BATCH = 256  # entries that make a batch at once
+JOURNAL_QUEUE = 20_000  # entries queued at most; more are dropped (counted)
 
 _TXN_COLUMNS = (
     "merchant, terminal, batch, stan, kind, mti, processing_code, amount, pan_ref, pan_masked, "
@@ -119,135 +69,182 @@ _CARD_COLUMNS = (
     "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures, "
     "imk_ac_lmk, psn, atc"
 )
+_OPERATOR_COLUMNS = "merchant, terminal, operator, role, pin_lmk, enabled, locked, failures"
+_JOURNAL_INSERT = (
+    "INSERT INTO journal (time, direction, merchant, terminal, remote, mti, stan, "
+    "response_code, masked_json, error, reason, warnings, wire, raw) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
-def _connect(path: str, create: bool) -> sqlite3.Connection:
+def _connect(path: str, create: bool, shown: str) -> sqlite3.Connection:
     where = Path(path)
-    if path != ":memory:":
-        if where.is_dir():
-            raise StoreError(f"{path}: is a directory, not a store file")
-        if not where.parent.is_dir():
-            raise StoreError(f"{path}: folder {where.parent} does not exist")
-        if not create and not where.exists():
-            raise StoreError(f"{path}: no store here (this command reads a store and does not create one)")
+    if where.is_dir():
+        raise StoreError(f"{shown}: is a directory, not a store file")
+    if not where.parent.is_dir():
+        raise StoreError(f"{shown}: folder {where.parent} does not exist")
+    if not create and not where.exists():
+        raise StoreError(f"{shown}: no store here (this command reads a store and does not create one)")
     try:
-        if create or path == ":memory:":
-            return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # mode=rw: an existing file only, so a store deleted since the check is not re-created
-        uri = f"{where.resolve().as_uri()}?mode=rw"
-        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        if create:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        else:
+            # mode=rw: an existing file only, so a store deleted since the check is not re-created
+            uri = f"{where.resolve().as_uri()}?mode=rw"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
     except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot open the store ({exc})") from None
+        raise StoreError(f"{shown}: cannot open the store ({exc})") from None
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path = ":memory:", *, journal_batch: int = 256, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        create: bool = True,
+        shared: bool = False,
+        migrate: bool = True,
+        journal_batch: int = JOURNAL_BATCH,
+        journal_queue: int = JOURNAL_QUEUE,
+        journal_delay: float = JOURNAL_DELAY,
+    ) -> None:
         """Open (and with `create`, make) the store at `path`; a path that cannot hold a store
         (a directory, a missing folder, a file that is not SQLite) is a `StoreError` naming it.
-        Without `create` a missing store is an error: read-only commands never make one."""
-        self._db = _connect(str(path), create)
-        self.observer: Observer = NULL_OBSERVER  # hears every financial commit, timed
+        Without `create` a missing store is an error: read-only commands never make one.
+        `shared`: other processes serve the same file (`serve --workers`): callers cache
+        nothing the store holds. Without `migrate` an older store is left as it is, for
+        `upgrade` (`switchsim db upgrade`) to report what it does."""
+        shown = str(path)
+        self._tmp: str | None = None
+        if shown == ":memory:":
+            self._tmp = tempfile.mkdtemp(prefix="switchsim-store-")
+            path, create = Path(self._tmp) / "store.db", True
+        self.path = str(path)
+        self._shared = shared
+        self.observer: Observer = NULL_OBSERVER  # hears every financial commit (timed) and journal drops
+        self.journal_dropped = 0  # entries the full journal queue refused, since opening
+        self._burst = 0  # entries dropped since the queue last took one
+        writer_db = _connect(self.path, create, shown)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{path}: schema version {version} is newer than this switchsim ({SCHEMA_VERSION})")
-            if version != SCHEMA_VERSION:  # an up-to-date store is not written to on opening
-                self._migrate(version)
+            writer_db.execute("PRAGMA journal_mode=WAL")
+            writer_db.execute("PRAGMA synchronous=NORMAL")
+            if migrate:
+                sqlite_schema.migrate(writer_db, shown)
+            else:
+                sqlite_schema.check_not_newer(sqlite_schema.version_of(writer_db), shown)
+            self._db = _connect(self.path, False, shown)
+            self._db.execute("PRAGMA query_only=1")
         except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise StoreError(f"{path}: not a switchsim store ({exc})") from None
+            writer_db.close()
+            self._remove_tmp()
+            raise StoreError(f"{shown}: not a switchsim store ({exc})") from None
         except StoreError:
-            self._db.close()
+            writer_db.close()
+            self._remove_tmp()
             raise
-        self._pending: list[tuple[object, ...]] = []
-        self._journal_batch = journal_batch
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._writer = GroupWriter(
+            writer_db,
+            _JOURNAL_INSERT,
+            journal_queue=journal_queue,
+            journal_batch=journal_batch,
+            journal_delay=journal_delay,
+            on_exit=self._remove_tmp if self._tmp else None,
+        )
+        # A store nobody closed (a test) still ends its thread, writing what was queued.
+        weakref.finalize(self, self._writer.stop)
 
-    def _migrate(self, version: int) -> None:
-        """Bring a store of schema ``version`` (0: a new file) up to SCHEMA_VERSION, in one
-        transaction: the ALTERs of each later version, then the tables that are new."""
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            for step in range(version + 1, SCHEMA_VERSION + 1) if version else ():
-                for table, column, kind in _ADDED_COLUMNS.get(step, ()):
-                    have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                    if have and column not in have:  # a table the old store has, without the column
-                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    def _remove_tmp(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def close(self) -> None:
-        self.flush()
+    @property
+    def shared(self) -> bool:
+        return self._shared
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed since opening (fewer than writes: group commit)."""
+        return self._writer.commits
+
+    async def close(self) -> None:
+        self._end_drop_burst()
+        await self._writer.close()
         self._db.close()
 
-    def flush(self) -> None:
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        if not self._pending:
-            return
-        rows, self._pending = self._pending, []
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO journal (time, direction, merchant, terminal, remote, mti, stan, "
-                "response_code, masked_json, error, reason, warnings, wire, raw) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
+    async def flush(self) -> None:
+        self._end_drop_burst()
+        await self._writer.submit(None)
+
+    async def schema_version(self) -> tuple[int, int]:
+        """(the store's schema version, the version this switchsim writes)."""
+        return sqlite_schema.version_of(self._db), SCHEMA_VERSION
+
+    async def upgrade(self) -> tuple[int, int]:
+        """Run the migrations the store is behind by; (version before, version after)."""
+        moved: tuple[int, int] = await self._writer.submit(
+            lambda db: sqlite_schema.migrate_in_transaction(db, self.path)
+        )
+        return moved
+
+    async def _write(self, sql: str, args: Sequence[object] = ()) -> int:
+        """One statement in the next group commit; the rows it changed."""
+        changed: int = await self._writer.submit(lambda db: db.execute(sql, args).rowcount)
+        return changed
+
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        return self._db.execute(sql, args).fetchall()
+
+    def _row(self, sql: str, args: Sequence[object] = ()) -> Any:
+        rows = self._db.execute(sql, args).fetchall()
+        return rows[0] if rows else None
 
     # -- terminals ---------------------------------------------------------------------------
 
-    def put_terminal(self, terminal: Terminal) -> None:
+    async def put_terminal(self, terminal: Terminal) -> None:
         t = terminal
-        self._db.execute(
+        await self._write(
             "INSERT OR REPLACE INTO terminals VALUES (?,?,?,?,?,?,?)",
             (t.id.merchant, t.id.terminal, t.tmk_lmk, t.tmk_kcv, int(t.enabled), t.batch, t.key_generation),
         )
 
-    def get_terminal(self, tid: TerminalId) -> Terminal | None:
-        row = self._db.execute(
+    async def get_terminal(self, tid: TerminalId) -> Terminal | None:
+        row = self._row(
             "SELECT merchant, terminal, tmk_lmk, tmk_kcv, enabled, batch, key_generation FROM terminals "
             "WHERE merchant=? AND terminal=?",
             (tid.merchant, tid.terminal),
-        ).fetchone()
+        )
         return _terminal(row) if row else None
 
-    def merchant_exists(self, merchant: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM terminals WHERE merchant=? LIMIT 1", (merchant,)).fetchone()
-        return row is not None
+    async def merchant_exists(self, merchant: str) -> bool:
+        return self._row("SELECT 1 FROM terminals WHERE merchant=? LIMIT 1", (merchant,)) is not None
 
-    def list_terminals(self) -> Sequence[Terminal]:
-        rows = self._db.execute(
+    async def list_terminals(self) -> Sequence[Terminal]:
+        rows = self._rows(
             "SELECT merchant, terminal, tmk_lmk, tmk_kcv, enabled, batch, key_generation FROM terminals "
             "ORDER BY merchant, terminal"
-        ).fetchall()
+        )
         return [_terminal(r) for r in rows]
 
-    def set_terminal_enabled(self, tid: TerminalId, enabled: bool) -> None:
-        cur = self._db.execute(
+    async def set_terminal_enabled(self, tid: TerminalId, enabled: bool) -> None:
+        changed = await self._write(
             "UPDATE terminals SET enabled=? WHERE merchant=? AND terminal=?",
             (int(enabled), tid.merchant, tid.terminal),
         )
-        if cur.rowcount == 0:
+        if changed == 0:
             raise StoreError(f"no terminal {tid}")
 
-    def set_terminal_batch(self, tid: TerminalId, batch: str) -> None:
-        self._db.execute(
-            "UPDATE terminals SET batch=? WHERE merchant=? AND terminal=?",
-            (batch, tid.merchant, tid.terminal),
+    async def set_terminal_batch(self, tid: TerminalId, batch: str) -> None:
+        await self._write(
+            "UPDATE terminals SET batch=? WHERE merchant=? AND terminal=?", (batch, tid.merchant, tid.terminal)
         )
 
     # -- cards and the ledger ----------------------------------------------------------------
 
-    def put_card(self, card: Card) -> None:
+    async def put_card(self, card: Card) -> None:
         c = card
-        self._db.execute(
+        await self._write(
             f"INSERT OR REPLACE INTO cards ({_CARD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 c.pan_ref,
@@ -266,113 +263,119 @@ class SqliteStore:
             ),
         )
 
-    def get_card(self, pan_ref: str) -> Card | None:
-        row = self._db.execute(f"SELECT {_CARD_COLUMNS} FROM cards WHERE pan_ref=?", (pan_ref,)).fetchone()
+    async def get_card(self, pan_ref: str) -> Card | None:
+        row = self._row(f"SELECT {_CARD_COLUMNS} FROM cards WHERE pan_ref=?", (pan_ref,))
         return _card(row) if row else None
 
-    def list_cards(self) -> Sequence[Card]:
-        return [_card(r) for r in self._db.execute(f"SELECT {_CARD_COLUMNS} FROM cards ORDER BY pan_masked")]
+    async def list_cards(self) -> Sequence[Card]:
+        return [_card(r) for r in self._rows(f"SELECT {_CARD_COLUMNS} FROM cards ORDER BY pan_masked")]
 
-    def set_card_pin_failures(self, pan_ref: str, failures: int) -> None:
-        self._db.execute("UPDATE cards SET pin_failures=? WHERE pan_ref=?", (failures, pan_ref))
+    async def set_card_pin_failures(self, pan_ref: str, failures: int) -> None:
+        await self._write("UPDATE cards SET pin_failures=? WHERE pan_ref=?", (failures, pan_ref))
 
-    def set_card_atc(self, pan_ref: str, atc: int) -> None:
+    async def add_card_pin_failure(self, pan_ref: str) -> int:
+        """One more wrong PIN, counted in the store (several processes count together)."""
+
+        def job(db: sqlite3.Connection) -> int:
+            rows = db.execute(
+                "UPDATE cards SET pin_failures = pin_failures + 1 WHERE pan_ref=? RETURNING pin_failures", (pan_ref,)
+            ).fetchall()
+            if not rows:
+                raise StoreError("no such card")
+            return int(rows[0][0])
+
+        failures: int = await self._writer.submit(job)
+        return failures
+
+    async def set_card_atc(self, pan_ref: str, atc: int) -> None:
         """The highest ATC accepted for a chip card (it only goes up)."""
-        self._db.execute("UPDATE cards SET atc=MAX(atc, ?) WHERE pan_ref=?", (atc, pan_ref))
+        await self._write("UPDATE cards SET atc=MAX(atc, ?) WHERE pan_ref=?", (atc, pan_ref))
 
     # -- IC downloads ------------------------------------------------------------------------
 
-    def get_ic_version(self, tid: TerminalId, what: str) -> str | None:
-        row = self._db.execute(
+    async def get_ic_version(self, tid: TerminalId, what: str) -> str | None:
+        row = self._row(
             "SELECT version FROM ic_downloads WHERE merchant=? AND terminal=? AND what=?",
             (tid.merchant, tid.terminal, what),
-        ).fetchone()
+        )
         return str(row[0]) if row else None
 
-    def set_ic_version(self, tid: TerminalId, what: str, version: str) -> None:
-        self._db.execute(
+    async def set_ic_version(self, tid: TerminalId, what: str, version: str) -> None:
+        await self._write(
             "INSERT OR REPLACE INTO ic_downloads VALUES (?,?,?,?)", (tid.merchant, tid.terminal, what, version)
         )
 
-    def commit_financial(
+    async def commit_financial(
         self,
         new: Transaction | None,
         balance: tuple[str, int] | None = None,
         updates: Sequence[tuple[int, TxnStatus, int]] = (),
     ) -> int | None:
         """Record a transaction, move a card balance and update originals in ONE commit, so an
-        approval the terminal sees is never lost and never half applied."""
+        approval the terminal sees is never lost and never half applied. A transaction whose
+        (merchant, terminal, batch, STAN) is already recorded raises `DuplicateTransaction`
+        and applies nothing."""
         started = time.perf_counter()
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        row = _txn_row(new) if new is not None else None
+
+        def job(db: sqlite3.Connection) -> int | None:
             new_id = None
-            if new is not None:
-                t = new
-                cur = self._db.execute(
-                    f"INSERT INTO transactions ({_TXN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        t.merchant,
-                        t.terminal,
-                        t.batch,
-                        t.stan,
-                        t.kind.value,
-                        t.mti,
-                        t.processing_code,
-                        t.amount,
-                        t.pan_ref,
-                        t.pan_masked,
-                        t.response_code,
-                        t.status.value,
-                        t.rrn,
-                        t.auth_code,
-                        t.date,
-                        t.time,
-                        t.original_id,
-                        t.remaining,
-                    ),
-                )
+            if row is not None:
+                try:
+                    cur = db.execute(
+                        f"INSERT INTO transactions ({_TXN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row
+                    )
+                except sqlite3.IntegrityError:
+                    merchant, terminal, batch, stan = row[:4]
+                    raise DuplicateTransaction(
+                        f"STAN {stan} already recorded in batch {batch} of {merchant}/{terminal}"
+                    ) from None
                 new_id = cur.lastrowid
             if balance is not None:
-                self._db.execute("UPDATE cards SET balance = balance + ? WHERE pan_ref=?", (balance[1], balance[0]))
+                db.execute("UPDATE cards SET balance = balance + ? WHERE pan_ref=?", (balance[1], balance[0]))
             for txn_id, status, remaining in updates:
-                self._db.execute(
-                    "UPDATE transactions SET status=?, remaining=? WHERE id=?",
-                    (status.value, remaining, txn_id),
+                db.execute(
+                    "UPDATE transactions SET status=?, remaining=? WHERE id=?", (status.value, remaining, txn_id)
                 )
+            return new_id
+
+        new_id: int | None = await self._writer.submit(job)
         self.observer.store_commit(time.perf_counter() - started)
         return new_id
 
     def _one_txn(self, where: str, args: tuple[object, ...], newest: bool = False) -> Transaction | None:
         order = "DESC" if newest else "ASC"
-        row = self._db.execute(
-            f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", args
-        ).fetchone()
+        row = self._row(f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", args)
         return _txn(row) if row else None
 
-    def get_transaction(self, txn_id: int) -> Transaction | None:
+    async def get_transaction(self, txn_id: int) -> Transaction | None:
         return self._one_txn("id=?", (txn_id,))
 
-    def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
-        """The first request with this STAN in the batch (reversals are not transactions)."""
+    async def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
+        """The first request with this STAN in the batch (reversals are not transactions): the
+        row the unique index holds with stan_repeat 0 (a later repeat kept from before schema 6
+        is numbered 1, 2, ...). Looked up by the whole index: ordered by id, SQLite would walk
+        every transaction of the terminal instead."""
         return self._one_txn(
-            "merchant=? AND terminal=? AND batch=? AND stan=?", (tid.merchant, tid.terminal, batch, stan)
+            "merchant=? AND terminal=? AND batch=? AND stan=? AND stan_repeat=0",
+            (tid.merchant, tid.terminal, batch, stan),
         )
 
-    def last_transaction(self, tid: TerminalId) -> Transaction | None:
+    async def last_transaction(self, tid: TerminalId) -> Transaction | None:
         """The terminal's most recent transaction, in any batch (a STAN that went backwards)."""
         return self._one_txn("merchant=? AND terminal=?", (tid.merchant, tid.terminal), newest=True)
 
-    def find_preauth(self, tid: TerminalId, auth_code: str) -> Transaction | None:
+    async def find_preauth(self, tid: TerminalId, auth_code: str) -> Transaction | None:
         where = "merchant=? AND terminal=? AND auth_code=? AND kind='preauth'"
         return self._one_txn(where, (tid.merchant, tid.terminal, auth_code), newest=True)
 
-    def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
+    async def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
         """(debit amount, debit count, credit amount, credit count) of the open batch."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT kind, COUNT(*), COALESCE(SUM(amount), 0) FROM transactions WHERE merchant=? AND terminal=? "
             "AND batch=? AND status='approved' AND kind IN ('purchase','completion','refund') GROUP BY kind",
             (tid.merchant, tid.terminal, batch),
-        ).fetchall()
+        )
         debit_amount = debit_count = credit_amount = credit_count = 0
         for kind, count, amount in rows:
             if kind == "refund":
@@ -383,10 +386,10 @@ class SqliteStore:
 
     # -- operators ---------------------------------------------------------------------------
 
-    def put_operator(self, operator: Operator) -> None:
+    async def put_operator(self, operator: Operator) -> None:
         o = operator
-        self._db.execute(
-            "INSERT OR REPLACE INTO operators VALUES (?,?,?,?,?,?,?,?)",
+        await self._write(
+            f"INSERT OR REPLACE INTO operators ({_OPERATOR_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
             (
                 o.terminal.merchant,
                 o.terminal.terminal,
@@ -399,112 +402,124 @@ class SqliteStore:
             ),
         )
 
-    def get_operator(self, tid: TerminalId, operator_id: str) -> Operator | None:
-        row = self._db.execute(
-            "SELECT merchant, terminal, operator, role, pin_lmk, enabled, locked, failures FROM operators "
-            "WHERE merchant=? AND terminal=? AND operator=?",
+    async def get_operator(self, tid: TerminalId, operator_id: str) -> Operator | None:
+        row = self._row(
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE merchant=? AND terminal=? AND operator=?",
             (tid.merchant, tid.terminal, operator_id),
-        ).fetchone()
+        )
         return _operator(row) if row else None
 
-    def list_operators(self, tid: TerminalId) -> Sequence[Operator]:
-        rows = self._db.execute(
-            "SELECT merchant, terminal, operator, role, pin_lmk, enabled, locked, failures FROM operators "
-            "WHERE merchant=? AND terminal=? ORDER BY operator",
+    async def list_operators(self, tid: TerminalId) -> Sequence[Operator]:
+        rows = self._rows(
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE merchant=? AND terminal=? ORDER BY operator",
             (tid.merchant, tid.terminal),
-        ).fetchall()
+        )
         return [_operator(r) for r in rows]
 
-    def get_operator_failures(self, tid: TerminalId, operator_id: str) -> OperatorFailures | None:
-        row = self._db.execute(
+    async def get_operator_failures(self, tid: TerminalId, operator_id: str) -> OperatorFailures | None:
+        row = self._row(
             "SELECT failures, locked FROM operator_failures WHERE merchant=? AND terminal=? AND operator=?",
             (tid.merchant, tid.terminal, operator_id),
-        ).fetchone()
+        )
         return OperatorFailures(tid, operator_id, int(row[0]), bool(row[1])) if row else None
 
-    def put_operator_failures(self, record: OperatorFailures) -> None:
+    async def put_operator_failures(self, record: OperatorFailures) -> None:
         r = record
-        self._db.execute(
+        await self._write(
             "INSERT OR REPLACE INTO operator_failures VALUES (?,?,?,?,?)",
             (r.terminal.merchant, r.terminal.terminal, r.operator_id, r.failures, int(r.locked)),
         )
 
-    def delete_operator_failures(self, tid: TerminalId, operator_id: str) -> bool:
-        cur = self._db.execute(
+    async def add_operator_failure(self, tid: TerminalId, operator_id: str, lock_at: int) -> Operator | None:
+        """One more refused sign-in of a real operator, counted in the store, locked once the
+        count reaches ``lock_at``; the operator after it (None: no such operator)."""
+
+        def job(db: sqlite3.Connection) -> Operator | None:
+            rows = db.execute(
+                "UPDATE operators SET failures = failures + 1, "
+                "locked = CASE WHEN failures + 1 >= ? THEN 1 ELSE locked END "
+                f"WHERE merchant=? AND terminal=? AND operator=? RETURNING {_OPERATOR_COLUMNS}",
+                (lock_at, tid.merchant, tid.terminal, operator_id),
+            ).fetchall()
+            return _operator(rows[0]) if rows else None
+
+        after: Operator | None = await self._writer.submit(job)
+        return after
+
+    async def add_stranger_failure(self, tid: TerminalId, operator_id: str, lock_at: int) -> OperatorFailures:
+        """The same for an operator id the terminal does not have (see OperatorFailures)."""
+
+        def job(db: sqlite3.Connection) -> OperatorFailures:
+            failures, locked = db.execute(
+                "INSERT INTO operator_failures VALUES (?,?,?,1,?) "
+                "ON CONFLICT (merchant, terminal, operator) DO UPDATE SET failures = failures + 1, "
+                "locked = CASE WHEN failures + 1 >= ? THEN 1 ELSE locked END RETURNING failures, locked",
+                (tid.merchant, tid.terminal, operator_id, int(lock_at <= 1), lock_at),
+            ).fetchone()
+            return OperatorFailures(tid, operator_id, int(failures), bool(locked))
+
+        after: OperatorFailures = await self._writer.submit(job)
+        return after
+
+    async def delete_operator_failures(self, tid: TerminalId, operator_id: str) -> bool:
+        changed = await self._write(
             "DELETE FROM operator_failures WHERE merchant=? AND terminal=? AND operator=?",
             (tid.merchant, tid.terminal, operator_id),
         )
-        return cur.rowcount > 0
+        return changed > 0
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def put_session(self, session: SessionKeys) -> None:
+    async def put_session(self, session: SessionKeys) -> None:
         s = session
-        self._note_keys(s)
-        self._db.execute(
-            "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                s.terminal.merchant,
-                s.terminal.terminal,
-                s.mode,
-                s.pik_lmk,
-                s.mak_lmk,
-                s.tdk_lmk,
-                s.signed_in_at,
-                s.expires_at,
-                s.key_generation,
-                s.operator_id,
-            ),
-        )
 
-    def get_session(self, tid: TerminalId) -> SessionKeys | None:
-        row = self._db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            _note_keys(db, s)
+            db.execute(
+                "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    s.terminal.merchant,
+                    s.terminal.terminal,
+                    s.mode,
+                    s.pik_lmk,
+                    s.mak_lmk,
+                    s.tdk_lmk,
+                    s.signed_in_at,
+                    s.expires_at,
+                    s.key_generation,
+                    s.operator_id,
+                ),
+            )
+
+        await self._writer.submit(job)
+
+    async def get_session(self, tid: TerminalId) -> SessionKeys | None:
+        row = self._row(
             "SELECT mode, pik_lmk, mak_lmk, tdk_lmk, signed_in_at, expires_at, key_generation, operator "
             "FROM sessions WHERE merchant=? AND terminal=?",
             (tid.merchant, tid.terminal),
-        ).fetchone()
+        )
         if row is None:
             return None
         return SessionKeys(tid, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
 
-    def delete_session(self, tid: TerminalId) -> None:
-        self._db.execute("DELETE FROM sessions WHERE merchant=? AND terminal=?", (tid.merchant, tid.terminal))
+    async def delete_session(self, tid: TerminalId) -> None:
+        await self._write("DELETE FROM sessions WHERE merchant=? AND terminal=?", (tid.merchant, tid.terminal))
 
-    def _note_keys(self, s: SessionKeys) -> None:
-        """Number a session's working keys when they are new (a sign-in), keeping the set before."""
-        newest = self.key_history(s.terminal)
-        if newest and (newest[0].mak_lmk, newest[0].pik_lmk) == (s.mak_lmk, s.pik_lmk):
-            return  # the same keys (an operator signed in or out)
-        generation = newest[0].generation + 1 if newest else 1
-        where = (s.terminal.merchant, s.terminal.terminal)
-        self._db.execute(
-            "INSERT OR REPLACE INTO key_history VALUES (?,?,?,?,?,?,?,?)",
-            (*where, generation, s.mode, s.pik_lmk, s.mak_lmk, s.tdk_lmk, s.signed_in_at),
-        )
-        self._db.execute(
-            "DELETE FROM key_history WHERE merchant=? AND terminal=? AND generation<=?",
-            (*where, generation - _KEPT_KEY_SETS),
-        )
-
-    def key_history(self, tid: TerminalId) -> Sequence[IssuedKeys]:
-        rows = self._db.execute(
-            "SELECT generation, mode, pik_lmk, mak_lmk, tdk_lmk, issued_at FROM key_history "
-            "WHERE merchant=? AND terminal=? ORDER BY generation DESC LIMIT ?",
-            (tid.merchant, tid.terminal, _KEPT_KEY_SETS),
-        ).fetchall()
-        return [IssuedKeys(tid, int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], float(r[5])) for r in rows]
+    async def key_history(self, tid: TerminalId) -> Sequence[IssuedKeys]:
+        return _key_history(self._db, tid)
 
     # -- audit and journal -------------------------------------------------------------------
 
-    def add_audit(self, record: AuditRecord) -> None:
+    async def add_audit(self, record: AuditRecord) -> None:
         r = record
-        self._db.execute(
+        await self._write(
             "INSERT INTO audit (time, event, merchant, terminal, operator, remote, result, reason) "
             "VALUES (?,?,?,?,?,?,?,?)",
             (r.time, r.event.value, r.merchant, r.terminal, r.operator, r.remote, r.result, r.reason),
         )
 
-    def list_audit(self, terminal: str | None = None, since: float | None = None) -> Sequence[AuditRecord]:
+    async def list_audit(self, terminal: str | None = None, since: float | None = None) -> Sequence[AuditRecord]:
         sql = "SELECT time, event, merchant, terminal, operator, remote, result, reason FROM audit WHERE 1=1"
         args: list[object] = []
         if terminal is not None:
@@ -513,39 +528,31 @@ class SqliteStore:
         if since is not None:
             sql += " AND time>=?"
             args.append(since)
-        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        rows = self._rows(sql + " ORDER BY id", args)
         return [AuditRecord(r[0], AuditEvent(r[1]), *r[2:]) for r in rows]
 
     def add_journal(self, entry: JournalEntry) -> None:
-        e = entry
-        self._pending.append(
-            (
-                e.time,
-                e.direction,
-                e.merchant,
-                e.terminal,
-                e.remote,
-                e.mti,
-                e.stan,
-                e.response_code,
-                e.masked_json,
-                e.error,
-                e.reason,
-                json.dumps(list(e.warnings)) if e.warnings else "",
-                e.wire,
-                e.raw,
-            )
-        )
-        if len(self._pending) >= self._journal_batch:
-            self.flush()
-        elif self._flush_timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return  # no loop (an admin command): flushed when read or closed
-            self._flush_timer = loop.call_later(_JOURNAL_FLUSH_DELAY, self.flush)
+        """Queued for the writer; when the queue is full the entry is dropped and counted, and
+        the burst of drops is logged once, with its count, when the queue takes entries again."""
+        if self._writer.queue_journal(_journal_row(entry)):
+            if self._burst:
+                self._end_drop_burst()
+            return
+        self._burst += 1
+        self.journal_dropped += 1
+        self.observer.journal_dropped(1)
 
-    def list_journal(
+    def _end_drop_burst(self) -> None:
+        if self._burst:
+            _log.warning(
+                "journal_entries_dropped",
+                dropped=self._burst,
+                dropped_total=self.journal_dropped,
+                reason="the journal queue was full: trace entries lost, every answer was sent",
+            )
+            self._burst = 0
+
+    async def list_journal(
         self,
         terminal: str | None = None,
         last: int = 20,
@@ -554,8 +561,10 @@ class SqliteStore:
         after: int | None = None,
     ) -> Sequence[JournalEntry]:
         """The last ``last`` entries (of a terminal, of a merchant), oldest first; with
-        ``after``, the first ``last`` entries whose id is above it (`trace --follow`)."""
-        self.flush()
+        ``after``, the first ``last`` entries whose id is above it (`trace --follow`). What this
+        store queued is written first, so a reader in this process sees all of it."""
+        if self._writer.queued_journal():
+            await self.flush()
         sql = (
             "SELECT time, direction, merchant, terminal, remote, mti, stan, response_code, masked_json, "
             "error, reason, warnings, wire, raw, id FROM journal WHERE 1=1"
@@ -566,10 +575,79 @@ class SqliteStore:
                 sql += f" AND {column}=?"
                 args.append(value)
         if after is not None:
-            rows = self._db.execute(sql + " AND id>? ORDER BY id LIMIT ?", (*args, after, last)).fetchall()
+            rows = self._rows(sql + " AND id>? ORDER BY id LIMIT ?", (*args, after, last))
         else:
-            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, last)).fetchall()[::-1]
+            rows = self._rows(sql + " ORDER BY id DESC LIMIT ?", (*args, last))[::-1]
         return [_journal(r) for r in rows]
+
+
+def _key_history(db: sqlite3.Connection, tid: TerminalId) -> list[IssuedKeys]:
+    rows = db.execute(
+        "SELECT generation, mode, pik_lmk, mak_lmk, tdk_lmk, issued_at FROM key_history "
+        "WHERE merchant=? AND terminal=? ORDER BY generation DESC LIMIT ?",
+        (tid.merchant, tid.terminal, _KEPT_KEY_SETS),
+    ).fetchall()
+    return [IssuedKeys(tid, int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], float(r[5])) for r in rows]
+
+
+def _note_keys(db: sqlite3.Connection, s: SessionKeys) -> None:
+    """Number a session's working keys when they are new (a sign-in), keeping the set before;
+    run by the writer, in the session's own transaction."""
+    newest = _key_history(db, s.terminal)
+    if newest and (newest[0].mak_lmk, newest[0].pik_lmk) == (s.mak_lmk, s.pik_lmk):
+        return  # the same keys (an operator signed in or out)
+    generation = newest[0].generation + 1 if newest else 1
+    where = (s.terminal.merchant, s.terminal.terminal)
+    db.execute(
+        "INSERT OR REPLACE INTO key_history VALUES (?,?,?,?,?,?,?,?)",
+        (*where, generation, s.mode, s.pik_lmk, s.mak_lmk, s.tdk_lmk, s.signed_in_at),
+    )
+    db.execute(
+        "DELETE FROM key_history WHERE merchant=? AND terminal=? AND generation<=?",
+        (*where, generation - _KEPT_KEY_SETS),
+    )
+
+
+def _txn_row(t: Transaction) -> tuple[object, ...]:
+    return (
+        t.merchant,
+        t.terminal,
+        t.batch,
+        t.stan,
+        t.kind.value,
+        t.mti,
+        t.processing_code,
+        t.amount,
+        t.pan_ref,
+        t.pan_masked,
+        t.response_code,
+        t.status.value,
+        t.rrn,
+        t.auth_code,
+        t.date,
+        t.time,
+        t.original_id,
+        t.remaining,
+    )
+
+
+def _journal_row(e: JournalEntry) -> tuple[object, ...]:
+    return (
+        e.time,
+        e.direction,
+        e.merchant,
+        e.terminal,
+        e.remote,
+        e.mti,
+        e.stan,
+        e.response_code,
+        e.masked_json,
+        e.error,
+        e.reason,
+        json.dumps(list(e.warnings)) if e.warnings else "",
+        e.wire,
+        e.raw,
+    )
 
 
 def _txn(row: tuple[Any, ...]) -> Transaction:

@@ -51,16 +51,17 @@ def session_state(session: SessionKeys | None, now: float) -> str:
 
 
 async def show(services: Services, tid: TerminalId) -> TerminalView:
-    terminal = services.store.get_terminal(tid)
+    terminal = await services.store.get_terminal(tid)
     if terminal is None:
         raise StoreError(f"no terminal {tid}")
-    session = services.store.get_session(tid)
+    session = await services.store.get_session(tid)
     if session is not None and session.key_generation != terminal.key_generation:
         session = None  # a re-registration ended it
     view = None
     if session is not None:
         hsm = services.keys.hsm
-        generation = next((k.generation for k in services.store.key_history(tid) if k.mak_lmk == session.mak_lmk), None)
+        history = await services.store.key_history(tid)
+        generation = next((k.generation for k in history if k.mak_lmk == session.mak_lmk), None)
         tdk = (await hsm.check_value(_TDK, session.tdk_lmk))[:8] if session.tdk_lmk else None
         view = SessionView(
             signed_in_at=session.signed_in_at,
@@ -72,7 +73,7 @@ async def show(services: Services, tid: TerminalId) -> TerminalView:
             tdk_check=tdk,
             operator=session.operator_id,
         )
-    journal = services.store.list_journal(tid.terminal, _JOURNAL_LOOKED_AT, merchant=tid.merchant)
+    journal = await services.store.list_journal(tid.terminal, _JOURNAL_LOOKED_AT, merchant=tid.merchant)
     refused = [e for e in journal if e.direction == "out" and e.response_code not in ("", "00")]
     return TerminalView(
         terminal=terminal,

@@ -37,6 +37,7 @@ _COMMAND_MODULES = (
     "switchsim.cmd_hsm",
     "switchsim.cmd_switch",
     "switchsim.cmd_trace",
+    "switchsim.cmd_db",
     "switchsim.cmd_fleet",
     "switchsim.cmd_report",
     "switchsim.cmd_top",

@@ -22,10 +22,12 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from specs.testcards import DEFAULT_TEST_CARDS
+from switch.records import JournalEntry
 from switch.sqlite_store import SqliteStore
 from switchsim import argtypes
 from switchsim.demoday import run_day
@@ -118,11 +120,15 @@ def _demo(args: argparse.Namespace, work: Path) -> int:
 
 def _explain_refusal(db: Path, terminal: str) -> None:
     """The refused purchase as `switchsim trace` keeps it, wrapped to the width; the command."""
-    store = SqliteStore(db, create=False)
-    try:
-        refused = [e for e in store.list_journal(terminal, 50) if e.direction == "out" and e.response_code == "A0"]
-    finally:
-        store.close()
+
+    async def journal() -> Sequence[JournalEntry]:
+        store = SqliteStore(db, create=False)  # read after the switch stopped: it wrote everything
+        try:
+            return await store.list_journal(terminal, 50)
+        finally:
+            await store.close()
+
+    refused = [e for e in asyncio.run(journal()) if e.direction == "out" and e.response_code == "A0"]
     if not refused:
         raise RunFailed("the demo's refused purchase is not in the journal")
     entry = refused[-1]

@@ -40,8 +40,8 @@ from switch.config import SwitchConfig, load_config
 from switch.context import Services
 from switch.records import CardStatus, TerminalId
 from switch.ruleset import RuleSet
-from switch.sqlite_store import SqliteStore
-from switch.store import StoreError
+from switch.store import Store, StoreError
+from switch.storeurl import StoreUrl, open_store, parse_store_url
 from switch.terminalview import session_state
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
@@ -184,7 +184,14 @@ def register(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML config file (examples/switch.toml shows every key)")
-    p.add_argument("--db", help="SQLite store (default switchsim.db)")
+    p.add_argument(
+        "--store",
+        "--db",
+        dest="db",
+        metavar="URL",
+        help="the store: a SQLite file (a path or sqlite:///ABS/PATH) or postgresql://USER@HOST:PORT/DB "
+        "(default switchsim.db)",
+    )
     p.add_argument("--hsm", help="inproc | tcp://HOST:PORT | udp://HOST:PORT")
 
 
@@ -210,15 +217,20 @@ def _run(args: argparse.Namespace, action: Callable[[Services], Awaitable[int]],
     something may create a store; the others find a missing one an error."""
     config = _config(args)
     codec_for(config.dialect)  # a bad dialect is refused before the store is touched
+    parse_store_url(config.db)  # and so is a store URL that names no store
     transport = transport_from_url(config.hsm)
-    store = SqliteStore(config.db, create=create_store)
 
     async def go() -> int:
+        try:
+            store = await open_store(config.db, create=create_store)
+        except BaseException:
+            await transport.close()
+            raise
         services = build_services(config, store, transport)
         try:
             return await action(services)
         finally:
-            services.store.close()
+            await services.store.close()
             await transport.close()
 
     return asyncio.run(go())
@@ -228,9 +240,9 @@ def _tid(args: argparse.Namespace) -> TerminalId:
     return TerminalId(args.merchant, args.terminal)
 
 
-def _known_terminal(services: Services, args: argparse.Namespace) -> TerminalId:
+async def _known_terminal(services: Services, args: argparse.Namespace) -> TerminalId:
     tid = _tid(args)
-    if services.store.get_terminal(tid) is None:
+    if await services.store.get_terminal(tid) is None:
         raise StoreError(f"no terminal {tid}")
     return tid
 
@@ -249,10 +261,10 @@ def _terminal_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
         table = Table("merchant", "terminal", "enabled", "batch", "TMK check value", "session")
         now = services.clock()
-        for t in services.store.list_terminals():
+        for t in await services.store.list_terminals():
             if args.merchant is not None and t.id.merchant != args.merchant:
                 continue
-            session = services.store.get_session(t.id)
+            session = await services.store.get_session(t.id)
             state = session_state(session if session and session.key_generation == t.key_generation else None, now)
             table.add_row(t.id.merchant, t.id.terminal, "yes" if t.enabled else "no", t.batch, t.tmk_kcv, state)
         Console().print(table)
@@ -294,7 +306,7 @@ def _terminal_show(args: argparse.Namespace) -> int:
 
 def _terminal_enable(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        services.store.set_terminal_enabled(_tid(args), args.enabled)
+        await services.store.set_terminal_enabled(_tid(args), args.enabled)
         print(f"terminal {_tid(args)} {'enabled' if args.enabled else 'disabled'}")
         return EXIT_OK
 
@@ -303,8 +315,8 @@ def _terminal_enable(args: argparse.Namespace) -> int:
 
 def _operator_set(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        tid = _known_terminal(services, args)
-        if services.store.get_operator(tid, args.id) is None:
+        tid = await _known_terminal(services, args)
+        if await services.store.get_operator(tid, args.id) is None:
             await set_operator(services, tid, args.id, args.password)
         else:
             await admin.set_password(services, tid, args.id, args.password)
@@ -316,9 +328,9 @@ def _operator_set(args: argparse.Namespace) -> int:
 
 def _operator_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        tid = _known_terminal(services, args)
+        tid = await _known_terminal(services, args)
         table = Table("operator", "role", "enabled", "locked", "failures")
-        for o in services.store.list_operators(tid):
+        for o in await services.store.list_operators(tid):
             table.add_row(o.operator_id, o.role.value, str(o.enabled), str(o.locked), str(o.failures))
         Console().print(table)
         return EXIT_OK
@@ -333,9 +345,9 @@ def _operator_state(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
         tid = _tid(args)
         if args.action == "unlock":
-            admin.unlock_operator(services, tid, args.id)
+            await admin.unlock_operator(services, tid, args.id)
         else:
-            admin.set_operator_enabled(services, tid, args.id, args.action == "enable")
+            await admin.set_operator_enabled(services, tid, args.id, args.action == "enable")
         print(f"operator {args.id} on {tid}: {_DONE[args.action]}")
         return EXIT_OK
 
@@ -361,7 +373,7 @@ def _card_add(args: argparse.Namespace) -> int:
 def _card_list(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
         table = Table("PAN", "expiry", "balance", "limit", "status", "PIN", "wrong PINs", "chip")
-        for c in services.store.list_cards():
+        for c in await services.store.list_cards():
             limit = f"{c.limit / 100:.2f}" if c.limit else "-"
             pin = "locked" if pin_locked(services, c) else "ok"
             chip = (f"PSN {c.psn}" + (f", ATC {c.atc:04X}" if c.atc >= 0 else "")) if c.chip else "-"
@@ -375,7 +387,7 @@ def _card_list(args: argparse.Namespace) -> int:
 
 def _card_unlock(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        card = unlock_card(services, args.pan)
+        card = await unlock_card(services, args.pan)
         print(f"card {card.pan_masked}: PIN unlocked ({card.pin_failures} wrong PINs cleared)")
         return EXIT_OK
 
@@ -384,7 +396,7 @@ def _card_unlock(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     async def action(services: Services) -> int:
-        records = services.store.list_audit(args.terminal, args.since)
+        records = await services.store.list_audit(args.terminal, args.since)
         if args.json:
             for r in records:
                 print(json.dumps(_audit_obj(r)))
@@ -419,18 +431,21 @@ def _serve(args: argparse.Namespace) -> int:
     config = _config(args)
     sources = rule_sources(config)
     codec_for(config.dialect)
+    store_url = parse_store_url(config.db)
     transport = transport_from_url(config.hsm)
-    store = SqliteStore(config.db)
     logs.configure(args.log_level)
     if config.keep_raw:
         print(KEEP_RAW_WARNING, file=sys.stderr, flush=True)
     metrics = start_metrics(args, "switch")
 
     async def main() -> int:
+        store: Store | None = None
         try:
+            store = await open_store(config.db)
             running = await _start(config, store, transport, metrics.observer)
         except BaseException:
-            store.close()
+            if store is not None:
+                await store.close()
             await transport.close()
             raise
         stop = asyncio.Event()
@@ -439,7 +454,7 @@ def _serve(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         # Printed once a SIGTERM would stop the switch cleanly: a script may send one at once.
-        print(_startup_line(config, running, sources), flush=True)
+        print(await _startup_line(config, store_url, running, sources), flush=True)
         await stop.wait()
         await running.close()
         print("switch stopped", flush=True)
@@ -451,9 +466,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics.close()
 
 
-async def _start(
-    config: SwitchConfig, store: SqliteStore, transport: HsmTransport, observer: Observer
-) -> RunningSwitch:
+async def _start(config: SwitchConfig, store: Store, transport: HsmTransport, observer: Observer) -> RunningSwitch:
     try:
         await check_hsm(transport)
     except (HsmTransportError, HsmError) as exc:
@@ -474,19 +487,22 @@ KEEP_RAW_WARNING = (
 )
 
 
-def _startup_line(config: SwitchConfig, running: RunningSwitch, sources: tuple[tuple[str, RuleSet], ...]) -> str:
-    """What the switch runs with, in one line a script can read (`demo` takes the port from it)."""
+async def _startup_line(
+    config: SwitchConfig, store_url: StoreUrl, running: RunningSwitch, sources: tuple[tuple[str, RuleSet], ...]
+) -> str:
+    """What the switch runs with, in one line a script can read (`demo` takes the port from it);
+    the store's URL with any password masked."""
     store = running.services.store
     rules = sum(len(rule_set) for _, rule_set in sources)
     origin = ", ".join(f"{len(rule_set)} from {name}" for name, rule_set in sources)
     parts = [
         f"switch listening on {config.host}:{running.port}",
         f"dialect={config.dialect}",
-        f"store={config.db}",
+        f"store={store_url.shown}",
         f"hsm={config.hsm}",
         f"config={config.source if config.source != _NO_CONFIG else '-'}",
-        f"terminals={len(store.list_terminals())}",
-        f"cards={len(store.list_cards())}",
+        f"terminals={len(await store.list_terminals())}",
+        f"cards={len(await store.list_cards())}",
         f"rules={rules}" + (f" ({origin})" if origin else ""),
     ]
     if config.strict_checks:  # said only when not the default, so the usual line stays as it was

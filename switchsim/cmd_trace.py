@@ -11,23 +11,23 @@ Each line names the time, the direction, the MTI, merchant and terminal, STAN, 3
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import signal
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 from specs.codec import Codec, codec_for
 from specs.errors import WireError
 from specs.message import split_subfields
 from switch.records import JournalEntry
-from switch.sqlite_store import SqliteStore
+from switch.store import Store
+from switch.storeurl import open_store, parse_store_url
 from switchsim import argtypes
 from switchsim.cmd_switch import _common, _config
 from switchsim.errors import EXIT_OK, UsageError
@@ -136,34 +136,37 @@ def _trace(args: argparse.Namespace) -> int:
         raise UsageError("--unmasked shows raw frames and needs --hex")
     config = _config(args)
     codec = codec_for(config.dialect)
-    store = SqliteStore(config.db, create=False)
+    parse_store_url(config.db)  # a URL that names no store is refused before anything runs
     summary = Summary()
-    try:
-        query = {"merchant": args.merchant}
-        last_id = _print(store.list_journal(args.terminal, args.last, **query), codec, args, summary)
-        if args.follow:
-            _follow(store, codec, args, summary, last_id or 0)
-    finally:
-        store.close()
+
+    async def go() -> None:
+        store = await open_store(config.db, create=False)
+        try:
+            query = {"merchant": args.merchant}
+            last_id = _print(await store.list_journal(args.terminal, args.last, **query), codec, args, summary)
+            if args.follow:
+                await _follow(store, codec, args, summary, last_id or 0)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
     print(summary.line())
     return EXIT_OK
 
 
-def _follow(store: SqliteStore, codec: Codec, args: argparse.Namespace, summary: Summary, after: int) -> None:
+async def _follow(store: Store, codec: Codec, args: argparse.Namespace, summary: Summary, after: int) -> None:
     """Print new entries as the switch journals them, until SIGINT or SIGTERM."""
-    stopping: list[bool] = []
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        stopping.append(True)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
     try:
-        while not stopping:
-            found = store.list_journal(args.terminal, 1000, merchant=args.merchant, after=after)
+        while not stopping.is_set():
+            found = await store.list_journal(args.terminal, 1000, merchant=args.merchant, after=after)
             after = _print(found, codec, args, summary) or after
             if not found:
-                with contextlib.suppress(InterruptedError):
-                    time.sleep(_POLL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), _POLL)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -11,6 +11,7 @@ from hsm_sim.testkeys import DEFAULT_SEED
 from switch.app import build_services
 from switch.config import SwitchConfig
 from switch.provisioning import provision_into
+from switch.storeurl import open_store
 
 
 def provision(
@@ -21,11 +22,12 @@ def provision(
     ``seed``, as the fleet derives it); returns how many terminals."""
 
     async def go() -> int:
-        services = build_services(replace(SwitchConfig(), db=db_path, hsm=hsm))
+        store = await open_store(db_path)
+        services = build_services(replace(SwitchConfig(), db=db_path, hsm=hsm), store)
         try:
             return await provision_into(services, plan, seed)
         finally:
-            services.store.close()
+            await services.store.close()
             await services.keys.hsm.close()
 
     return asyncio.run(go())

@@ -137,4 +137,4 @@ async def open_pair(
         )
         yield Pair(SwitchEngine(services, reraise_bugs=True), VirtualTerminal(profile))
     finally:
-        store.close()
+        await store.close()

@@ -55,9 +55,9 @@ async def ask(engine: SwitchEngine, message: Message) -> Message:
     return CODEC.decode(answer.wire[2:])
 
 
-def balance(engine: SwitchEngine, pan: str = PAN) -> int:
+async def balance(engine: SwitchEngine, pan: str = PAN) -> int:
     services: Services = engine.services
-    card = services.store.get_card(pan_ref(pan))
+    card = await services.store.get_card(pan_ref(pan))
     assert card is not None
     return card.balance
 
@@ -68,7 +68,7 @@ async def test_an_authorisation_on_a_good_card_is_approved_and_holds_nothing(eng
     assert (reply[3], reply[4], reply[11], reply[41], reply[42]) == ("000000", "000000012345", "000042",
                                                                      TERMINAL, MERCHANT)
     assert len(reply[38]) == 6 and len(reply[37]) == 12 and 64 not in reply
-    assert balance(engine) == 100_000
+    assert await balance(engine) == 100_000
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ async def test_chip_purchase_approved_with_arpc_and_the_balance_moves(services: 
     values = till.tags(12_345)
     reply = await till.chip_purchase(12_345, till.field55(values))
     assert reply[39] == "00" and tag91(reply) == expected_91(values, b"00")
-    card = services.store.get_card(pan_ref(PAN))
+    card = await services.store.get_card(pan_ref(PAN))
     assert card is not None and card.balance == 100_000 - 12_345 and card.atc == int.from_bytes(values["9F36"], "big")
 
 
@@ -133,9 +133,9 @@ async def test_a_tampered_arqc_is_declined_59_with_91_and_a_reason(services: Ser
     assert reply[39] == "59"
     key = ind.pboc_session_key(ind.card_key_option_a(IMK, PAN, PSN), values["9F36"])
     assert tag91(reply) == ind.arpc_method1(key, bad, b"59") + b"59"
-    card = services.store.get_card(pan_ref(PAN))
+    card = await services.store.get_card(pan_ref(PAN))
     assert card is not None and card.balance == 100_000  # nothing taken
-    journal = services.store.list_journal(TERMINAL, 1)
+    journal = await services.store.list_journal(TERMINAL, 1)
     assert journal[-1].response_code == "59"
 
 
@@ -209,7 +209,7 @@ async def test_chip_balance_void_refund_preauth_and_reversal(services: Services)
     reversal = till.pos.message("0400", "000", f3="030000", f4=f"{5_000:012d}", f39="06", **fields)
     reversal = reversal.replace(f11=pre[11], f60="10" + batch + "00060")
     assert (await till.ask(reversal))[39] == "00"
-    card = services.store.get_card(pan_ref(PAN))
+    card = await services.store.get_card(pan_ref(PAN))
     assert card is not None and card.balance == 100_000 - 3_000 + 1_000
     short = b"".join(ind.tlv(t, values[t]) for t in ("95", "9F10", "9F36")).hex().upper()
     missing = reversal.replace(f55=short, f11="000777")
@@ -236,7 +236,7 @@ async def test_a_rule_adds_an_issuer_script_and_the_advice_is_matched_and_audite
                               f25="00", f49="156", f55=data, f37=sale[37], f61=till.pos.batch + sale[11] + sale[13])
     reply = await till.ask(advice)
     assert reply.mti == "0630" and reply[39] == "00"
-    last = services.store.list_audit(TERMINAL)[-1]
+    last = (await services.store.list_audit(TERMINAL))[-1]
     assert last.event.value == "script_result" and "script 00000001: successful" in last.reason
     assert sale[11] in last.reason
 
@@ -252,7 +252,7 @@ async def test_ic_batch_upload_records_match_their_originals(services: Services)
     upload = upload.replace(f11=sale[11], f60=upload[60] + "60")
     reply = await till.ask(upload)
     assert reply.mti == "0330" and reply[39] == "00"
-    assert "a TC (approved)" in services.store.list_audit(TERMINAL)[-1].reason
+    assert "a TC (approved)" in (await services.store.list_audit(TERMINAL))[-1].reason
     assert (await till.ask(upload.replace(f4=f"{1:012d}")))[39] == "25"
     end = till.pos.message("0320", "202")
     assert (await till.ask(end))[39] == "00"
@@ -295,7 +295,7 @@ async def test_capk_and_aid_downloads_in_parts_and_records_with_checksums() -> N
     assert till.pos.last_header is not None and till.pos.last_header.processing_requirement == 0 and again[39] == "00"
 
 
-def test_a_version_3_store_gains_the_chip_columns(tmp_path: Path) -> None:
+async def test_a_version_3_store_gains_the_chip_columns(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "v3.db"
@@ -309,9 +309,9 @@ def test_a_version_3_store_gains_the_chip_columns(tmp_path: Path) -> None:
     db.commit()
     db.close()
     store = SqliteStore(path)
-    card = store.get_card("ref")
+    card = await store.get_card("ref")
     assert card is not None and not card.chip and card.atc == -1 and card.balance == 5
-    store.close()
+    await store.close()
 
 
 def test_config_capk_and_aid_entries_replace_or_join_the_shipped_ones() -> None:

@@ -43,13 +43,13 @@ async def services() -> Services:
     return await make_services()
 
 
-def last_answer(services: Services) -> JournalEntry:
-    return next(e for e in reversed(services.store.list_journal(TERMINAL, 10)) if e.direction == "out")
+async def last_answer(services: Services) -> JournalEntry:
+    return next(e for e in reversed(await services.store.list_journal(TERMINAL, 10)) if e.direction == "out")
 
 
-def assert_nothing_secret(till: Till, text: str) -> None:
+async def assert_nothing_secret(till: Till, text: str) -> None:
     """No key (clear or under the LMK), no PAN beyond 6+4, no PIN, no PIN block in a reason."""
-    session = till.engine.services.session(till.engine.services.store.list_terminals()[0].id)
+    session = await till.engine.services.session((await till.engine.services.store.list_terminals())[0].id)
     secrets = [till.pos.pik.hex(), till.pos.mak.hex(), TMK.hex(), PAN, PAN[6:-4]]
     if session is not None:
         secrets += [session.pik_lmk, session.mak_lmk]
@@ -86,10 +86,10 @@ async def test_a_missing_mac_names_field_64_and_the_mak(services: Services) -> N
     reply = await till.ask(purchase(till), mac=False)
     assert reply[39] == "A0" and till.pos.last_header is not None
     assert till.pos.last_header.processing_requirement == 3
-    reason = last_answer(services).reason
+    reason = (await last_answer(services)).reason
     assert "field 64 (MAC) missing" in reason and "purchase" in reason
     assert f"check value {cv(till.pos.mak)}" in reason and "generation 1" in reason
-    assert_nothing_secret(till, reason)
+    await assert_nothing_secret(till, reason)
 
 
 async def test_a_mac_under_the_previous_sign_ins_mak_is_recognised(services: Services) -> None:
@@ -102,14 +102,14 @@ async def test_a_mac_under_the_previous_sign_ins_mak_is_recognised(services: Ser
     sent = independent.cup_pos_mac(old_mak, mac_body(message))  # ...but MACs with the old MAK
     reply = await send_with_mac(till, message, sent)
     assert reply[39] == "A0"
-    reason = last_answer(services).reason
+    reason = (await last_answer(services)).reason
     expected = independent.cup_pos_mac(till.pos.mak, mac_body(message)).decode()
     assert f"received {sent.decode()}, expected {expected}" in reason
     assert f"over {len(mac_body(message))} bytes" in reason
     assert f"MAK generation 2, check value {cv(till.pos.mak)}" in reason
     assert f"previous sign-in's MAK (generation 1, check value {cv(old_mak)})" in reason
     assert "the terminal did not load the keys of its last sign-in" in reason
-    assert_nothing_secret(till, reason)
+    await assert_nothing_secret(till, reason)
 
 
 MacOf = Callable[[bytes, Message], bytes]
@@ -161,17 +161,17 @@ async def test_the_usual_mac_mistakes_are_named(services: Services, mac_of: MacO
     message = purchase(till)
     sent = mac_of(till.pos.mak, message)
     assert (await send_with_mac(till, message, sent))[39] == "A0"
-    reason = last_answer(services).reason
+    reason = (await last_answer(services)).reason
     assert words in reason, reason
     assert f"expected {independent.cup_pos_mac(till.pos.mak, mac_body(message)).decode()}" in reason
-    assert_nothing_secret(till, reason)
+    await assert_nothing_secret(till, reason)
 
 
 async def test_a_mac_no_mistake_explains_says_so_with_the_check_value(services: Services) -> None:
     till = Till(services)
     await till.open()
     assert (await send_with_mac(till, purchase(till), b"12345678"))[39] == "A0"
-    reason = last_answer(services).reason
+    reason = (await last_answer(services)).reason
     assert "received 12345678" in reason and "no usual mistake gives it" in reason
     assert reason.endswith(f"compare the terminal's MAK with check value {cv(till.pos.mak)}")
 
@@ -180,7 +180,7 @@ async def test_the_mac_refusal_is_still_audited_briefly(services: Services) -> N
     till = Till(services)
     await till.open()
     await send_with_mac(till, purchase(till), b"12345678")
-    assert services.store.list_audit(TERMINAL)[-1].reason == "bad MAC: purchase"
+    assert (await services.store.list_audit(TERMINAL))[-1].reason == "bad MAC: purchase"
 
 
 # -- PIN (55 and 99) --------------------------------------------------------------------------
@@ -190,7 +190,7 @@ async def test_a_valid_block_with_a_wrong_pin_stays_55_and_counts(services: Serv
     till = Till(services)
     await till.open()
     assert (await till.purchase(100, **till.card(pin="999999")))[39] == "55"
-    card = services.store.get_card(pan_ref(PAN))
+    card = await services.store.get_card(pan_ref(PAN))
     assert card is not None and card.pin_failures == 1
 
 
@@ -205,20 +205,20 @@ async def test_a_block_under_the_previous_pik_is_a_pin_format_error_that_never_l
         reply = await till.purchase(100, **{**till.card(), "f52": block})
         assert reply[39] == "99"
         assert till.pos.last_header is not None and till.pos.last_header.processing_requirement == 3
-        reason = last_answer(services).reason
+        reason = (await last_answer(services)).reason
         assert "PIN format error" in reason and "not counted as a wrong PIN" in reason
         assert "format 0 block with the PAN (53.1 = 2)" in reason
         assert f"PIK (generation {2 + 2 * round_}, check value {cv(till.pos.pik)})" in reason
         assert f"previous sign-in's PIK (generation {1 + 2 * round_}): valid" in reason
         assert reason.endswith("the terminal did not load the keys of its last sign-in")
-        assert_nothing_secret(till, reason)
+        await assert_nothing_secret(till, reason)
         assert block not in reason
         till.pos.take_keys(await till.ask(till.pos.signin(), mac=False))  # as the 99 asks
         assert (await till.ask(till.pos.operator_signin("01", "0000")))[39] == "00"
         old_pik = till.pos.pik  # next round: this PIK becomes the previous one
         till.pos.take_keys(await till.ask(till.pos.signin(), mac=False))
         assert (await till.ask(till.pos.operator_signin("01", "0000")))[39] == "00"
-    card = services.store.get_card(pan_ref(PAN))
+    card = await services.store.get_card(pan_ref(PAN))
     assert card is not None and card.pin_failures == 0
     assert (await till.purchase(100))[39] == "00"
 
@@ -238,11 +238,11 @@ async def test_a_block_not_what_53_says_is_99_and_says_what_was_checked(
     await till.open()
     reply = await till.purchase(100, **{**till.card(), "f52": make_block(till.pos.pik).hex().upper()})
     assert reply[39] == "99"
-    reason = last_answer(services).reason
+    reason = (await last_answer(services)).reason
     assert words in reason, reason
     assert "checked format 0 without the PAN" in reason and "format 1: " in reason and "format 3: " in reason
     assert "no previous sign-in's PIK to try" in reason
-    card = services.store.get_card(pan_ref(PAN))
+    card = await services.store.get_card(pan_ref(PAN))
     assert card is not None and card.pin_failures == 0
 
 
@@ -311,10 +311,10 @@ async def test_a_field_check_warns_and_the_answer_stays(
     await till.open()
     reply = await till.ask(build(till))
     assert reply[39] == "00"
-    warnings = last_answer(services).warnings
+    warnings = (await last_answer(services)).warnings
     assert len(warnings) == 1 and warnings[0].startswith(f"{check}: "), warnings
     assert all(fact in warnings[0] for fact in facts), warnings
-    assert_nothing_secret(till, warnings[0])
+    await assert_nothing_secret(till, warnings[0])
 
 
 @pytest.mark.parametrize(("check", "build", "facts"), CHECKS)
@@ -324,9 +324,9 @@ async def test_a_field_check_refuses_30_when_strict(check: str, build: Build, fa
     await till.open()
     reply = await till.ask(build(till))
     assert reply[39] == "30"
-    reason = last_answer(services).reason
+    reason = (await last_answer(services)).reason
     assert reason.startswith(f"strict check {check}: ") and all(fact in reason for fact in facts), reason
-    card = services.store.get_card(pan_ref(PAN))
+    card = await services.store.get_card(pan_ref(PAN))
     assert card is not None and card.balance == 100_000  # refused before anything moved
 
 
@@ -337,7 +337,7 @@ async def test_a_stan_that_went_backwards_is_a_warning(services: Services) -> No
     last = till.pos.stan
     till.pos.stan = last - 3  # the terminal lost its counter
     assert (await till.purchase(100))[39] == "00"
-    (warning,) = last_answer(services).warnings
+    (warning,) = (await last_answer(services)).warnings
     assert (
         warning
         == f"stan: STAN {last - 2:06d} went backwards: the terminal's last transaction had STAN {last:06d} (purchase)"
@@ -351,7 +351,7 @@ async def test_a_void_naming_another_rrn_than_its_original_is_a_warning(services
     original = till.pos.stan
     void = till.fin("0200", "200000", "23", 700, f37="999999999999", f61=f"000001{original:06d}", **till.card())
     assert (await till.ask(void))[39] == "00"
-    (warning,) = last_answer(services).warnings
+    (warning,) = (await last_answer(services)).warnings
     assert warning == (
         f"original: 37 = 999999999999 names another transaction than 61 (batch 000001, STAN {original:06d}), "
         f"whose RRN is {sale[37]}"
@@ -366,7 +366,7 @@ async def test_a_correct_day_has_no_warning(services: Services) -> None:
     assert (await till.ask(void))[39] == "00"
     assert (await till.purchase(100, **till.card(pin=None)))[39] == "00"
     assert await till.balance() == 100_000 - 100
-    assert not [e.warnings for e in services.store.list_journal(TERMINAL, 50) if e.warnings]
+    assert not [e.warnings for e in await services.store.list_journal(TERMINAL, 50) if e.warnings]
 
 
 # -- format errors (30) -----------------------------------------------------------------------
@@ -379,11 +379,11 @@ async def test_a_format_error_names_terminal_stan_field_offset_and_reason_in_log
     body = cupwire.network("0800", "000123", TERMINAL, MERCHANT, "0000000100")  # 60 cut inside 60.3
     answer = await till.engine.handle(Frame(body=body, tpdu=TPDU, header=HEADER, offset=13), "test")
     assert answer.wire is not None and till.pos.read(answer.wire)[39] == "30"
-    reason = last_answer(services).reason
+    reason = (await last_answer(services)).reason
     assert reason.startswith("format error in field 60 at byte ")
     assert reason.endswith(f"; terminal {MERCHANT}/{TERMINAL}, STAN 000123")
     assert "60.3" in reason
-    incoming = [e for e in services.store.list_journal(TERMINAL, 5) if e.direction == "in"][-1]
+    incoming = [e for e in await services.store.list_journal(TERMINAL, 5) if e.direction == "in"][-1]
     assert incoming.stan == "000123" and incoming.wire  # the bytes are kept, masked
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "format_error" in line]
     assert logged[-1]["text"] == reason and logged[-1]["stan"] == "000123"

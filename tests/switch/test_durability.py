@@ -135,11 +135,11 @@ async def test_kill_9_loses_no_approved_transaction(tmp_path: Path) -> None:
     store = SqliteStore(db)
     tid = TerminalId(MERCHANT, TERMINAL)
     for stan, amount in approved:
-        txn = store.find_transaction(tid, "000001", stan)
+        txn = await store.find_transaction(tid, "000001", stan)
         assert txn is not None and txn.status is TxnStatus.APPROVED and txn.amount == amount, stan
-    card = store.get_card(pan_ref(PAN))
+    card = await store.get_card(pan_ref(PAN))
     assert card is not None
-    debited = store.batch_totals(tid, "000001")[0]
+    debited = (await store.batch_totals(tid, "000001"))[0]
     assert card.balance == BALANCE - debited
     assert debited >= sum(amount for _, amount in approved)
-    store.close()
+    await store.close()

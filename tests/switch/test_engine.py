@@ -85,7 +85,7 @@ async def test_unknown_merchant_03_and_unknown_terminal_97(services: Services) -
     assert answer[39] == "03" and answer[41] == TERMINAL and answer[11] == "000001"
     other = Pos(terminal="00000999")
     assert (await ask(engine, other, other.signin()))[39] == "97"
-    services.store.set_terminal_enabled(TID, False)
+    await services.store.set_terminal_enabled(TID, False)
     pos = Pos()
     assert (await ask(engine, pos, pos.signin()))[39] == "97"
 
@@ -96,13 +96,13 @@ async def test_operator_signin_right_wrong_locked_unlocked(services: Services) -
     ok = await ask(engine, pos, pos.operator_signin("001", "0000"), mac=True)
     assert ok[39] == "00"
     pos.check_mac(ok)
-    assert services.session(TID) is not None and services.session(TID).operator_id == "01"  # type: ignore[union-attr]
+    assert await services.session(TID) is not None and (await services.session(TID)).operator_id == "01"  # type: ignore[union-attr]
     wrong = [await ask(engine, pos, pos.operator_signin("01 ", "9999"), mac=True) for _ in range(3)]
     assert [m[39] for m in wrong] == ["55", "55", "75"]
     assert (await ask(engine, pos, pos.operator_signin("001", "0000"), mac=True))[39] == "75"
-    admin.unlock_operator(services, TID, "01")
+    await admin.unlock_operator(services, TID, "01")
     assert (await ask(engine, pos, pos.operator_signin("001", "0000"), mac=True))[39] == "00"
-    events = [r.event for r in services.store.list_audit(TERMINAL)]
+    events = [r.event for r in await services.store.list_audit(TERMINAL)]
     assert AuditEvent.OPERATOR_LOCKED in events and AuditEvent.OPERATOR_UNLOCKED in events
 
 
@@ -163,7 +163,7 @@ async def test_echo_parameters_status_and_signoff(services: Services) -> None:
     assert bytes.fromhex(params[62]) == b"11TEST MERCHANT"
     assert (await ask(engine, pos, pos.message("0820", "362")))[39] == "00"
     assert (await ask(engine, pos, pos.message("0820", "002")))[39] == "00"
-    assert services.session(TID) is None
+    assert await services.session(TID) is None
     assert (await ask(engine, pos, pos.message("0800", "360")))[39] == "58"
 
 
@@ -180,7 +180,7 @@ async def test_malformed_field_answers_30_with_echo(services: Services) -> None:
     assert answer.wire is not None
     reply = pos.read(answer.wire)
     assert reply.mti == "0810" and reply[39] == "30" and reply[41] == TERMINAL
-    entries = services.store.list_journal(TERMINAL, 5)
+    entries = await services.store.list_journal(TERMINAL, 5)
     assert any("field 11 at byte 23" in e.error for e in entries)
 
 
@@ -194,7 +194,7 @@ async def test_journal_is_masked(services: Services) -> None:
     engine, pos = SwitchEngine(services), Pos()
     pos.take_keys(await ask(engine, pos, pos.signin()))
     await ask(engine, pos, pos.operator_signin("001", "0000"), mac=True)
-    text = " ".join(e.masked_json for e in services.store.list_journal(TERMINAL, 20))
+    text = " ".join(e.masked_json for e in await services.store.list_journal(TERMINAL, 20))
     assert '"62": "***' in text and '"52": "****' in text
 
 
@@ -221,12 +221,12 @@ async def test_a_reregistration_by_another_process_voids_the_cached_session(serv
     engine, pos = SwitchEngine(services), Pos()
     pos.take_keys(await ask(engine, pos, pos.signin()))
     assert (await ask(engine, pos, pos.operator_signin("001", "0000"), mac=True))[39] == "00"
-    terminal = services.store.get_terminal(TID)
+    terminal = await services.store.get_terminal(TID)
     assert terminal is not None
-    services.store.put_terminal(replace(terminal, key_generation=terminal.key_generation + 1))
+    await services.store.put_terminal(replace(terminal, key_generation=terminal.key_generation + 1))
     answer = await ask(engine, pos, pos.message("0800", "360"))
     assert answer[39] == "58" and pos.last_header is not None and pos.last_header.processing_requirement == 3
-    assert services.store.get_session(TID) is None and services.session(TID) is None
+    assert await services.store.get_session(TID) is None and await services.session(TID) is None
     pos.take_keys(await ask(engine, pos, pos.signin()))
     assert (await ask(engine, pos, pos.message("0800", "360")))[39] == "00"
 
@@ -244,4 +244,4 @@ async def test_a_handler_approval_the_session_table_cannot_keep_answers_96_and_i
     assert answer.mti == "0810" and answer[39] == "96"
     err = capsys.readouterr().err
     assert "internal_error" in err and "SessionTableError" in err
-    assert services.session(TID) is None and services.store.get_session(TID) is None
+    assert await services.session(TID) is None and await services.store.get_session(TID) is None

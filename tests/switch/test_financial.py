@@ -95,7 +95,7 @@ async def test_bad_mac_on_a_purchase_is_audited_as_a_refused_purchase(services: 
     await till.open()
     message = till.fin("0200", "000000", "22", 500, **till.card())
     assert (await till.ask(message.replace(f64="0102030405060708"), mac=False))[39] == "A0"
-    last = services.store.list_audit(TERMINAL)[-1]
+    last = (await services.store.list_audit(TERMINAL))[-1]
     assert (last.event.value, last.result, last.reason) == ("financial", "A0", "bad MAC: purchase")
 
 
@@ -218,16 +218,16 @@ async def test_settlement_balanced_then_unbalanced_and_batch_upload(services: Se
     right = till.pos.message("0500", "201", f48="000000003500002000000000500001" + "0", f49="156")
     settled = await till.ask(right)
     assert settled[39] == "00" and settled[48].endswith("1")
-    assert services.store.get_terminal(TID).batch == "000002"  # type: ignore[union-attr]
+    assert (await services.store.get_terminal(TID)).batch == "000002"  # type: ignore[union-attr]
 
 
 async def test_store_holds_no_pan(services: Services) -> None:
     till = Till(services)
     await till.open()
     await till.purchase(100)
-    cards = services.store.list_cards()
+    cards = await services.store.list_cards()
     assert all(PAN not in repr(c) for c in cards)
-    assert services.store.get_card(pan_ref(PAN)) is not None
+    assert await services.store.get_card(pan_ref(PAN)) is not None
 
 
 @pytest.fixture

@@ -171,7 +171,7 @@ async def test_answer_mac_m6_failure_answers_96_and_the_switch_serves_on(
 
 @pytest.mark.parametrize(("length", "kind"), [(8, KeyKind.MAK), (16, KeyKind.PIK), (16, KeyKind.TDK)])
 async def test_working_key_is_field_62_ready(services: Services, length: int, kind: KeyKind) -> None:
-    terminal = services.store.get_terminal(services.store.list_terminals()[0].id)
+    terminal = await services.store.get_terminal((await services.store.list_terminals())[0].id)
     assert terminal is not None
     key = await services.keys.generate_working_key(kind, length, terminal.tmk_lmk)
     clear = independent.ecb_decrypt(TMK, key.under_tmk)

@@ -84,10 +84,10 @@ async def test_unknown_id_answers_55_55_75_75_like_a_wrong_password(
     # the same codes, the same fields, the same HSM commands, try by try
     assert [(f, c) for _, f, c in unknown] == [(f, c) for _, f, c in known]
     assert [code for code, _, _ in unknown] == ["55", "55", "75", "75", "75"]
-    assert services.store.get_operator(TID, "42") is None  # no operator was created for it
-    failures = services.store.get_operator_failures(TID, "42")
+    assert await services.store.get_operator(TID, "42") is None  # no operator was created for it
+    failures = await services.store.get_operator_failures(TID, "42")
     assert failures is not None and (failures.failures, failures.locked) == (3, True)
-    events = [(r.event, r.operator) for r in services.store.list_audit(TERMINAL)]
+    events = [(r.event, r.operator) for r in await services.store.list_audit(TERMINAL)]
     assert (AuditEvent.OPERATOR_LOCKED, "42") in events and (AuditEvent.OPERATOR_LOCKED, "01") in events
 
 
@@ -99,7 +99,7 @@ async def test_any_password_counts_for_an_unknown_id(services: Services) -> None
 
 
 async def test_a_disabled_operator_is_counted_like_an_unknown_id(services: Services) -> None:
-    admin.set_operator_enabled(services, TID, "01", False)
+    await admin.set_operator_enabled(services, TID, "01", False)
     engine = SwitchEngine(services)
     pos = await _signed_in(engine)
     codes = [(await _try(engine, pos, "001", "0000"))[39] for _ in range(4)]
@@ -110,16 +110,16 @@ async def test_unlock_clears_an_unknown_ids_count_and_lock(services: Services) -
     engine = SwitchEngine(services)
     pos = await _signed_in(engine)
     assert [(await _try(engine, pos, "042", "0000"))[39] for _ in range(3)] == ["55", "55", "75"]
-    admin.unlock_operator(services, TID, "42")
-    assert services.store.get_operator_failures(TID, "42") is None
+    await admin.unlock_operator(services, TID, "42")
+    assert await services.store.get_operator_failures(TID, "42") is None
     assert [(await _try(engine, pos, "042", "0000"))[39] for _ in range(3)] == ["55", "55", "75"]
-    reasons = [r.reason for r in services.store.list_audit(TERMINAL) if r.event is AuditEvent.OPERATOR_UNLOCKED]
+    reasons = [r.reason for r in await services.store.list_audit(TERMINAL) if r.event is AuditEvent.OPERATOR_UNLOCKED]
     assert reasons == ["failures of an unknown id cleared"]
 
 
 async def test_unlock_of_an_id_with_neither_operator_nor_failures_is_an_error(services: Services) -> None:
     with pytest.raises(StoreError, match="no operator 42"):
-        admin.unlock_operator(services, TID, "42")
+        await admin.unlock_operator(services, TID, "42")
 
 
 async def test_creating_the_operator_starts_it_with_no_failures(services: Services) -> None:
@@ -127,7 +127,7 @@ async def test_creating_the_operator_starts_it_with_no_failures(services: Servic
     pos = await _signed_in(engine)
     assert [(await _try(engine, pos, "042", "0000"))[39] for _ in range(3)] == ["55", "55", "75"]
     await set_operator(services, TID, "42", "4242")
-    assert services.store.get_operator_failures(TID, "42") is None
+    assert await services.store.get_operator_failures(TID, "42") is None
     assert (await _try(engine, pos, "042", "4242"))[39] == "00"
 
 
@@ -143,7 +143,7 @@ async def test_terminal_signin_does_not_tell_which_operator_ids_exist(services: 
     answers = []
     for field63 in ("001", "042", "01 ", "099"):
         if field63 == "099":
-            admin.set_operator_enabled(services, TID, "99", False)
+            await admin.set_operator_enabled(services, TID, "99", False)
         pos = Pos()
         answer = await engine.handle(pos.frame(pos.message("0800", "003", f63=field63)), "test")
         assert answer.wire is not None
@@ -202,7 +202,7 @@ def test_unknown_id_locks_across_a_restart_and_cli_unlock_clears_it(tmp_path: Pa
     assert main(["operator", "unlock", "--db", db, *IDS, "--id", "43"]) == 2  # nothing to unlock
 
 
-def test_a_store_from_before_the_failure_counts_gains_their_table(tmp_path: Path) -> None:
+async def test_a_store_from_before_the_failure_counts_gains_their_table(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "old.db"
@@ -212,8 +212,8 @@ def test_a_store_from_before_the_failure_counts_gains_their_table(tmp_path: Path
     db.commit()
     db.close()
     store = SqliteStore(path)
-    store.put_operator_failures(OperatorFailures(TID, "42", 2, False))
-    assert store.get_operator_failures(TID, "42") == OperatorFailures(TID, "42", 2, False)
-    assert store.delete_operator_failures(TID, "42") and not store.delete_operator_failures(TID, "42")
-    store.close()
+    await store.put_operator_failures(OperatorFailures(TID, "42", 2, False))
+    assert await store.get_operator_failures(TID, "42") == OperatorFailures(TID, "42", 2, False)
+    assert await store.delete_operator_failures(TID, "42") and not await store.delete_operator_failures(TID, "42")
+    await store.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

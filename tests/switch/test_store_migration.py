@@ -16,7 +16,7 @@ V3_JOURNAL = """CREATE TABLE journal (
     response_code TEXT NOT NULL, masked_json TEXT NOT NULL, error TEXT NOT NULL)"""
 
 
-def test_a_schema_3_journal_gains_reason_warnings_and_wire(tmp_path: Path) -> None:
+async def test_a_schema_3_journal_gains_reason_warnings_and_wire(tmp_path: Path) -> None:
     path = tmp_path / "v3.db"
     db = sqlite3.connect(path)
     db.execute(V3_JOURNAL)
@@ -28,7 +28,7 @@ def test_a_schema_3_journal_gains_reason_warnings_and_wire(tmp_path: Path) -> No
     db.commit()
     db.close()
     store = SqliteStore(path)
-    (old,) = store.list_journal(TID.terminal)
+    (old,) = await store.list_journal(TID.terminal)
     assert (old.response_code, old.reason, old.warnings, old.wire, old.id) == ("A0", "", (), "", 1)
     store.add_journal(
         JournalEntry(
@@ -47,18 +47,18 @@ def test_a_schema_3_journal_gains_reason_warnings_and_wire(tmp_path: Path) -> No
             wire="00**",
         )
     )
-    new = store.list_journal(TID.terminal)[-1]
+    new = (await store.list_journal(TID.terminal))[-1]
     assert (new.reason, new.warnings, new.wire) == ("why", ("batch: 60.2",), "00**")
-    store.close()
+    await store.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_the_store_keeps_the_current_and_previous_working_keys(tmp_path: Path) -> None:
+async def test_the_store_keeps_the_current_and_previous_working_keys(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
     for n in range(1, 4):
-        store.put_session(SessionKeys(TID, "003", f"U{n:032d}", f"{n:016d}", None, float(n), 100.0, 0))
+        await store.put_session(SessionKeys(TID, "003", f"U{n:032d}", f"{n:016d}", None, float(n), 100.0, 0))
     # an operator signing in keeps the keys: no new generation
-    store.put_session(SessionKeys(TID, "003", f"U{3:032d}", f"{3:016d}", None, 3.0, 100.0, 0, operator_id="01"))
-    history = store.key_history(TID)
+    await store.put_session(SessionKeys(TID, "003", f"U{3:032d}", f"{3:016d}", None, 3.0, 100.0, 0, operator_id="01"))
+    history = await store.key_history(TID)
     assert [(k.generation, k.mak_lmk) for k in history] == [(3, f"{3:016d}"), (2, f"{2:016d}")]
-    store.close()
+    await store.close()

@@ -35,7 +35,7 @@ async def _lock(db: Path) -> list[str]:
     till = Till(services)
     await till.open()
     codes = [(await till.purchase(100, **till.card(pin="000000")))[39] for _ in range(3)]
-    services.store.close()
+    await services.store.close()
     return codes
 
 
@@ -45,7 +45,7 @@ async def _buy(db: Path) -> str:
     till.pos.stan = 100  # a new Till: its STANs go on from the first day's
     await till.open()
     code = (await till.purchase(100))[39]
-    services.store.close()
+    await services.store.close()
     return code
 
 

@@ -30,7 +30,7 @@ async def _day(db: Path) -> tuple[bytes, bytes]:
     assert (await send_with_mac(till, purchase(till), b"12345678"))[39] == "A0"
     till.pos.take_keys(await till.ask(till.pos.signin(), mac=False))
     assert (await till.ask(till.pos.operator_signin("01", "0000")))[39] == "00"
-    services.store.close()
+    await services.store.close()
     return till.pos.pik, till.pos.mak
 
 

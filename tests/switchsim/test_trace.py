@@ -27,7 +27,7 @@ async def _day(db: Path) -> None:
     await till.open()
     assert (await till.ask(purchase(till, f49="840")))[39] == "00"
     assert (await send_with_mac(till, purchase(till), b"12345678"))[39] == "A0"
-    services.store.close()
+    await services.store.close()
 
 
 @pytest.fixture

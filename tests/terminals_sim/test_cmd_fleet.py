@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from specs.testcards import DEFAULT_TEST_CARDS
-from switch.sqlite_store import SqliteStore
 from switchsim.cli import main
+from tests.storeread import read_store
 from tests.terminals_sim.fakehost import MERCHANT, TERMINAL, TMK, FakeHost, provisioned_host, threaded_host
 from tests.terminals_sim.switchthread import threaded_switch
 
@@ -108,12 +108,8 @@ def test_provision_registers_the_plan_and_the_test_cards_in_the_store(
     db = tmp_path / "switch.db"
     assert main(["fleet", "--provision", "--db", str(db), "--terminals", "2"]) == 0
     assert f"provisioned 2 terminals in {db}" in " ".join(capsys.readouterr().err.split())  # rich wraps
-    store = SqliteStore(str(db), create=False)
-    try:
-        ids = sorted((t.id.merchant, t.id.terminal) for t in store.list_terminals())
-        cards = store.list_cards()
-    finally:
-        store.close()
+    ids = sorted((t.id.merchant, t.id.terminal) for t in read_store(db, lambda store: store.list_terminals()))
+    cards = read_store(db, lambda store: store.list_cards())
     assert ids == [("848100000000000", "00000001"), ("848100000000000", "00000002")]
     assert len(cards) == len(DEFAULT_TEST_CARDS)
 

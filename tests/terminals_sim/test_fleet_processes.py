@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from switch.records import AuditEvent
-from switch.sqlite_store import SqliteStore
 from switchsim.fleet_processes import plan_shards, split
 from tests.scrape import scrape, value
+from tests.storeread import read_store
 from tests.terminals_sim.switchthread import threaded_switch
 
 TERMINALS = 10
@@ -64,9 +64,8 @@ def test_two_processes_one_merged_report_and_one_metrics_port(tmp_path: Path) ->
     assert doc["by_kind"]["signoff"]["exchanges"] == TERMINALS
     assert doc["exchanges"] == sum(k["exchanges"] for k in doc["by_kind"].values())
     assert report.with_suffix(".html").exists()
-    store = SqliteStore(tmp_path / "switch.db")
-    signins = Counter(r.terminal for r in store.list_audit() if r.event is AuditEvent.TERMINAL_SIGNIN)
-    store.close()
+    audit = read_store(tmp_path / "switch.db", lambda store: store.list_audit())
+    signins = Counter(r.terminal for r in audit if r.event is AuditEvent.TERMINAL_SIGNIN)
     assert signins == Counter({f"{n:08d}": 1 for n in range(1, TERMINALS + 1)})
 
 

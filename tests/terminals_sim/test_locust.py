@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 from switch.records import AuditEvent
-from switch.sqlite_store import SqliteStore
 from switchsim.cli import main
+from tests.storeread import read_store
 from tests.terminals_sim.switchthread import threaded_switch
 
 USERS = 50
@@ -80,10 +80,8 @@ def test_master_and_two_workers_drive_the_switch_without_failure(tmp_path: Path,
     # Every user signed its own terminal in once: the switch saw 50 distinct terminals sign in,
     # each once, so no two users shared one.
     assert int(rows["signin"]["Request Count"]) == USERS
-    store = SqliteStore(tmp_path / "switch.db")
-    signins = Counter(r.terminal for r in store.list_audit()
-                      if r.event is AuditEvent.TERMINAL_SIGNIN and r.result == "00")
-    store.close()
+    audit = read_store(tmp_path / "switch.db", lambda store: store.list_audit())
+    signins = Counter(r.terminal for r in audit if r.event is AuditEvent.TERMINAL_SIGNIN and r.result == "00")
     assert len(signins) == USERS and set(signins.values()) == {1}
     assert int(rows["signoff"]["Request Count"]) == USERS
     assert int(rows["Aggregated"]["Failure Count"]) == 0

@@ -45,8 +45,8 @@ def state(t: VirtualTerminal) -> State:
     return t.state
 
 
-def operator_of(pair: Pair) -> str | None:
-    session = pair.services.session(TID)
+async def operator_of(pair: Pair) -> str | None:
+    session = await pair.services.session(TID)
     assert session is not None
     return session.operator_id
 
@@ -69,7 +69,7 @@ async def test_a_pos_day_drives_every_kind_of_the_cup_pos_catalogue(tmp_path: Pa
         assert t.parameters == b"11PAIR MERCHANT"
         await ok(pair, Kind.STATUS_UPLOAD)
         await ok(pair, Kind.OPERATOR_SIGNIN)
-        assert state(t) is State.OPERATOR_IN and operator_of(pair) == SUPERVISOR
+        assert state(t) is State.OPERATOR_IN and await operator_of(pair) == SUPERVISOR
         await ok(pair, Kind.PASSWORD_CHANGE)  # to the same password: the next sign-in still works
 
         await ok_amount(pair, Kind.PURCHASE, 1_000)
@@ -86,7 +86,7 @@ async def test_a_pos_day_drives_every_kind_of_the_cup_pos_catalogue(tmp_path: Pa
         assert balance.ok and balance.balance_cents == GOOD_CARD.balance_cents - 3_000
 
         await ok(pair, Kind.SETTLEMENT)  # the totals agree: batch 000001 closes on both sides
-        switch_side = pair.services.store.get_terminal(TID)
+        switch_side = await pair.services.store.get_terminal(TID)
         assert t.batch == "000002" and switch_side is not None and switch_side.batch == "000002"
 
         # Batch 000002: the switch also holds a purchase of another device under this terminal
@@ -127,9 +127,9 @@ async def test_a_pos_day_drives_every_kind_of_the_cup_pos_catalogue(tmp_path: Pa
 
         await ok(pair, Kind.OPERATOR_SIGNIN)
         await ok(pair, Kind.OPERATOR_SIGNOUT)
-        assert state(t) is State.SIGNED_IN and operator_of(pair) is None
+        assert state(t) is State.SIGNED_IN and await operator_of(pair) is None
         await ok(pair, Kind.SIGNOFF)
-        assert state(t) is State.SIGNED_OUT and pair.services.session(TID) is None
+        assert state(t) is State.SIGNED_OUT and await pair.services.session(TID) is None
         assert pair.kinds() == catalogue_kinds("cup-pos")
 
 
@@ -142,7 +142,7 @@ async def test_an_iso87_binary_day_drives_every_kind_of_the_iso87_catalogue(tmp_
         assert approved.ok and t.last_transaction is not None and len(t.last_transaction.auth_code) == 6
         refused = await pair.transaction(Kind.AUTHORISATION, GOOD_CARD.limit_cents + 1)
         assert (refused.response_code, refused.failure) == ("61", None)  # over the card's limit
-        card = pair.services.store.get_card(pan_ref(GOOD_CARD.pan))
+        card = await pair.services.store.get_card(pan_ref(GOOD_CARD.pan))
         assert card is not None and card.balance == GOOD_CARD.balance_cents  # nothing held
         await ok(pair, Kind.SIGNOFF)
         assert state(t) is State.SIGNED_OUT and len(t.ledger) == 0

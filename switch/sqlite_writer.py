@@ -1,0 +1,195 @@
+"""The SQLite store's one writer thread: group commit for awaited writes, batches for the journal.
+
+Every write of the store is a job, a function of the write connection, queued here by an
+awaiting caller; the event loop never runs a commit nor waits for a lock. The thread takes every
+job queued while its previous transaction ran and commits them together (BEGIN IMMEDIATE ...
+COMMIT), each inside a SAVEPOINT: a job that fails (a repeated STAN) is rolled back alone and
+fails only its caller; the others commit. A caller's future is resolved, on its own loop, only
+after the COMMIT: an answer that waits for its write leaves with it on disk.
+
+The journal is a bounded queue of rows, written by the same thread in the next transaction once
+its oldest row has waited `journal_delay` seconds or `journal_batch` rows wait, whichever comes
+first, or when a flush asks for it. A full queue refuses the row (the store counts it): the
+journal is a trace, and a request's answer never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from specs.logs import get_logger
+from switch.store import StoreError
+
+Job = Callable[[sqlite3.Connection], Any]
+_log = get_logger("store")
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job | None  # None: a flush (the journal rows queued before it are written)
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+class GroupWriter:
+    """The thread that owns the write connection ``db`` (opened, migrated, handed over)."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        journal_sql: str,
+        *,
+        journal_queue: int,
+        journal_batch: int,
+        journal_delay: float,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._journal_sql = journal_sql
+        self._limit, self._batch, self._delay = journal_queue, journal_batch, journal_delay
+        self._on_exit = on_exit
+        self._cond = threading.Condition(threading.Lock())
+        self._jobs: list[_Pending] = []
+        self._rows: list[tuple[object, ...]] = []
+        self._oldest = 0.0  # time.monotonic() of the oldest queued row
+        self._stopping = False
+        self.commits = 0  # transactions committed: how well writes were grouped
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    # -- the loop's side ------------------------------------------------------------------------
+
+    async def submit(self, job: Job | None) -> Any:
+        """Run ``job`` in the next transaction; its value once that transaction committed, or
+        the exception it raised (nothing of it applied)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._cond:
+            if self._stopping:
+                raise StoreError("the store is closed")
+            self._jobs.append(_Pending(job, future, loop))
+            self._cond.notify()
+        return await future
+
+    def queue_journal(self, row: tuple[object, ...]) -> bool:
+        """Queue one journal row; False when the queue is full (or the store closed)."""
+        with self._cond:
+            waiting = len(self._rows)
+            if waiting >= self._limit or self._stopping:
+                return False
+            self._rows.append(row)
+            if waiting == 0:
+                self._oldest = time.monotonic()
+                self._cond.notify()  # the thread starts the row's clock
+            elif waiting + 1 >= self._batch:
+                self._cond.notify()
+        return True
+
+    def queued_journal(self) -> int:
+        with self._cond:
+            return len(self._rows)
+
+    async def close(self) -> None:
+        """Write everything queued, stop the thread and close the connection."""
+        self.stop()
+        await asyncio.to_thread(self._thread.join)
+
+    def stop(self) -> None:
+        """Ask the thread to write what is queued and end (it does not wait)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    # -- the thread -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                jobs, rows, last = self._next()
+                outcomes = self._transaction(jobs, rows) if jobs or rows else []
+                _resolve(jobs, outcomes)
+                if last:
+                    return
+        finally:
+            self._db.close()
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def _next(self) -> tuple[list[_Pending], list[tuple[object, ...]], bool]:
+        """Wait for work: the jobs queued, the journal rows due, and whether to stop after them."""
+        with self._cond:
+            while not (self._jobs or self._stopping or self._journal_due()):
+                self._cond.wait(self._oldest + self._delay - time.monotonic() if self._rows else None)
+            jobs, self._jobs = self._jobs, []
+            flush = self._stopping or any(p.job is None for p in jobs) or self._journal_due()
+            rows: list[tuple[object, ...]] = []
+            if flush:
+                rows, self._rows = self._rows, []
+            return jobs, rows, self._stopping
+
+    def _journal_due(self) -> bool:
+        return bool(self._rows) and (
+            len(self._rows) >= self._batch or time.monotonic() - self._oldest >= self._delay
+        )
+
+    def _transaction(self, jobs: list[_Pending], rows: list[tuple[object, ...]]) -> list[tuple[bool, Any]]:
+        db = self._db
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")  # waits here (busy_timeout) for another process, not on the loop
+            try:
+                for pending in jobs:
+                    outcomes.append(_savepoint(db, pending.job))
+                if rows:
+                    db.executemany(self._journal_sql, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            _log.error("store_write_failed", writes=len(jobs), journal_rows=len(rows), error=str(exc))
+            return [(False, StoreError(f"store write failed: {exc}")) for _ in jobs]
+        self.commits += 1
+        return outcomes
+
+
+def _savepoint(db: sqlite3.Connection, job: Job | None) -> tuple[bool, Any]:
+    if job is None:
+        return True, None
+    db.execute("SAVEPOINT job")
+    try:
+        value = job(db)
+    except Exception as exc:
+        db.execute("ROLLBACK TO job")  # only this job's changes; the transaction goes on
+        db.execute("RELEASE job")
+        return False, exc
+    db.execute("RELEASE job")
+    return True, value
+
+
+def _resolve(jobs: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
+    """Each caller's outcome, on its loop: one wake-up per loop for the whole group."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for pending, (ok, value) in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(pending.loop, []).append((pending.future, ok, value))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():  # the caller was cancelled
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
