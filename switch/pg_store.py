@@ -76,11 +76,24 @@ _JOURNAL_COLUMNS = (
     "wire",
     "raw",
 )
-_INSERT_TXN = (
-    f"INSERT INTO transactions ({_TXN_COLUMNS}) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) "
-    "ON CONFLICT ON CONSTRAINT txn_stan DO NOTHING RETURNING id"
+# A ledger commit is one statement, so one round trip and PostgreSQL's own transaction: the row
+# (unless its STAN is taken: ON CONFLICT waits for a concurrent insert of the same key to end,
+# then does nothing), then the balance and the originals, only when the row went in. The new
+# row is not among the originals (their ids exist before it).
+_APPLY = (
+    "bal AS (UPDATE cards SET balance = balance + $2 WHERE pan_ref = $1{when}), "
+    "upd AS (UPDATE transactions AS t SET status = u.status, remaining = u.remaining "
+    "FROM unnest($3::bigint[], $4::text[], $5::bigint[]) AS u(id, status, remaining) WHERE t.id = u.id{when}) "
 )
+_COMMIT_NEW = (
+    "WITH ins AS ("
+    f"INSERT INTO transactions ({_TXN_COLUMNS}) "
+    "VALUES ($6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) "
+    "ON CONFLICT ON CONSTRAINT txn_stan DO NOTHING RETURNING id), "
+    + _APPLY.format(when=" AND EXISTS (SELECT 1 FROM ins)")
+    + "SELECT id FROM ins"
+)
+_COMMIT_UPDATES = "WITH " + _APPLY.format(when="") + "SELECT NULL"
 
 
 class PgStore:
@@ -280,25 +293,24 @@ class PgStore:
         balance: tuple[str, int] | None = None,
         updates: Sequence[tuple[int, TxnStatus, int]] = (),
     ) -> int | None:
-        """Record a transaction, move a card balance and update originals in ONE transaction,
-        so an approval the terminal sees is never lost and never half applied. A row with the
-        same (merchant, terminal, batch, STAN) already there is `DuplicateTransaction`, and
-        nothing of this commit is applied."""
+        """Record a transaction, move a card balance and update originals in ONE transaction
+        (one statement), so an approval the terminal sees is never lost and never half applied.
+        A row with the same (merchant, terminal, batch, STAN) already there is
+        `DuplicateTransaction`, and nothing of this commit is applied."""
         started = time.perf_counter()
-        new_id: int | None = None
-        async with self._con() as con, con.transaction():
-            if new is not None:
-                new_id = await con.fetchval(_INSERT_TXN, *_txn_args(new))
-                if new_id is None:  # raising inside the transaction rolls it back
+        latest = {txn_id: (status.value, remaining) for txn_id, status, remaining in updates}  # the last per row
+        ref, delta = balance if balance is not None else (None, 0)
+        args = (ref, delta, list(latest), [v[0] for v in latest.values()], [v[1] for v in latest.values()])
+        async with self._con() as con:
+            if new is None:
+                await con.execute(_COMMIT_UPDATES, *args)
+                new_id = None
+            else:
+                new_id = await con.fetchval(_COMMIT_NEW, *args, *_txn_args(new))
+                if new_id is None:
                     raise DuplicateTransaction(
                         f"{new.merchant}/{new.terminal}: STAN {new.stan} already recorded in batch {new.batch}"
                     )
-            if balance is not None:
-                await con.execute("UPDATE cards SET balance = balance + $1 WHERE pan_ref=$2", balance[1], balance[0])
-            for txn_id, status, remaining in updates:
-                await con.execute(
-                    "UPDATE transactions SET status=$1, remaining=$2 WHERE id=$3", status.value, remaining, txn_id
-                )
         self.observer.store_commit(time.perf_counter() - started)
         return None if new_id is None else int(new_id)
 
