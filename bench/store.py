@@ -1,131 +1,139 @@
-"""The SQLite store under write load: reads on the loop against reads in a thread, and group commit.
+"""Ledger commits per second: the PostgreSQL store beside the SQLite store, same run, same rows.
 
-usage: python bench/store.py [--seconds 2] [--writers 64]
+usage: python bench/store.py [--url postgresql://...] [--commits 2000] [--callers 1,8,32]
 
-Reads: `writers` tasks keep committing purchases (commit_financial with a balance change) while
-one task reads a card (the read every purchase makes), a) on the event loop against the store's
-read connection (what switch/sqlite_store.py does), b) the same query in a thread
-(asyncio.to_thread); and, as the baseline, on the loop with nobody writing. Printed:
-microseconds per read (median, p99, max) and reads per second. A WAL reader does not wait for
-the writer's transactions, so reads on the loop under load stay near the baseline; on a shared
-machine the max of every line is the scheduler's, not SQLite's.
+Each commit is a purchase as the switch makes it (`commit_financial` with the new row and the
+card's balance change, one transaction), every STAN distinct. With N callers, N tasks commit at
+once (asyncio.gather), each on its own card; with --one-card all on one (the worst case: every
+commit waits for the one before it to release the card's row).
 
-Group commit: `writers` concurrent callers each awaiting one commit at a time, for `seconds`:
-commits per second and transactions per second (the writer thread's COMMITs); the ratio of
-the two is how many callers one transaction served. Beside it, one caller alone (no grouping).
-The figures move with the load of the machine; the ratios in one run are what to compare.
+Without --url a throwaway PostgreSQL is started as the tests start theirs (tests/pgserver.py):
+fsync on, synchronous_commit on, so every commit waits for its WAL flush, as a store that
+answers only after durability must. The SQLite store is WAL with synchronous=NORMAL (a commit
+is not flushed to the disk until a checkpoint), so the ratio compares what each store promises
+by default, not the same promise. While the SQLite store is synchronous (it blocks the loop) its
+callers cannot overlap, and it is measured as one caller at every N.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import importlib
+import inspect
+import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+from harness import ROOT
+
+sys.path.insert(0, str(ROOT))
+
+from switch.pg_store import PgStore
 from switch.records import Card, Transaction, TxnKind, TxnStatus
 from switch.sqlite_store import SqliteStore
+from tests.pgserver import PgServer, create_database, drop_database, find_bindir
 
-REF = "0" * 32
+
+def card(k: int) -> Card:
+    return Card(f"{k:064x}", f"622202******{k:04d}", "2812", "201", "PIN", "PIN0", 10**15, 0)
 
 
-def purchase(stan: int) -> Transaction:
+def purchase(n: int, batch: str, on: Card) -> Transaction:
     return Transaction(
-        "848100058126002", "00000764", "000001", f"{stan:06d}", TxnKind.PURCHASE, "0200", "000000", 100, REF,
-        "622202*********0123", "00", TxnStatus.APPROVED, "", "", "0101", 0.0, remaining=100,
-    )
+        "898310048990001", "00000764", batch, f"{n % 1_000_000:06d}", TxnKind.PURCHASE, "0200", "000000", 100,
+        on.pan_ref, on.pan_masked, "00", TxnStatus.APPROVED, f"{n:012d}", "123456", "1202", time.time(),
+        None, 100,
+    )  # fmt: skip
 
 
-async def open_store(folder: Path, name: str) -> SqliteStore:
-    store = SqliteStore(folder / name)
-    await store.put_card(Card(REF, "622202*********0123", "3012", "201", "A", "B", 10**15, 0))
-    return store
+Commit = Callable[[Transaction], Awaitable[Any]]
 
 
-async def _writers(store: SqliteStore, n: int, stop: asyncio.Event, start: int) -> int:
-    done = 0
+async def rate(commit: Commit, commits: int, callers: int, batch: str, one_card: bool) -> float:
+    """Commits per second with ``callers`` tasks committing ``commits`` rows between them."""
+    per = commits // callers
 
-    async def one(lane: int) -> None:
-        nonlocal done
-        stan = start + lane * 10**6
-        while not stop.is_set():
-            stan += 1
-            await store.commit_financial(purchase(stan), balance=(REF, -100))
-            done += 1
+    async def caller(k: int) -> None:
+        mine = card(0 if one_card else k)
+        for i in range(per):
+            await commit(purchase(k * per + i, batch, mine))
 
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return done
-
-
-async def reads(store: SqliteStore, seconds: float, writers: int, in_thread: bool, start: int) -> list[float]:
-    stop = asyncio.Event()
-    load = asyncio.ensure_future(_writers(store, writers, stop, start))
-    sql = "SELECT balance FROM cards WHERE pan_ref=?"
-    took: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        began = time.perf_counter()
-        if in_thread:
-            await asyncio.to_thread(lambda: store._db.execute(sql, (REF,)).fetchall())
-        else:
-            await store.get_card(REF)
-        took.append(time.perf_counter() - began)
-        await asyncio.sleep(0)  # let the writers' callers run between two reads
-    stop.set()
-    await load
-    return took
+    start = time.perf_counter()
+    await asyncio.gather(*(caller(k) for k in range(callers)))
+    return per * callers / (time.perf_counter() - start)
 
 
-async def commits(store: SqliteStore, seconds: float, writers: int, start: int) -> tuple[float, float]:
-    stop = asyncio.Event()
-    before = store.commits
-    began = time.perf_counter()
-    task = asyncio.ensure_future(_writers(store, writers, stop, start))
-    await asyncio.sleep(seconds)
-    stop.set()
-    done = await task
-    elapsed = time.perf_counter() - began
-    return done / elapsed, (store.commits - before) / elapsed
+async def measure(url: str, commits: int, callers: list[int], one_card: bool) -> None:
+    cards = [card(k) for k in range(max(callers))]
+    pg = await PgStore.open(url, pool_size=max(callers))
+    for c in cards:
+        await pg.put_card(c)
+    path = Path(tempfile.mkdtemp(prefix="switchsim-bench-")) / "store.db"
+    sqlite_async = inspect.iscoroutinefunction(SqliteStore.commit_financial)
+    sqlite: Any
+    if sqlite_async:  # built as `serve` builds it, from its path
+        sqlite = await importlib.import_module("switch.storeurl").open_store(str(path))
+        for c in cards:
+            await sqlite.put_card(c)
+    else:
+        sqlite = SqliteStore(path)
+        for c in cards:
+            sqlite.put_card(c)
+
+    async def sqlite_commit(t: Transaction) -> Any:
+        result = sqlite.commit_financial(t, balance=(t.pan_ref, -100))
+        return await result if sqlite_async else result
+
+    async def pg_commit(t: Transaction) -> Any:
+        return await pg.commit_financial(t, balance=(t.pan_ref, -100))
+
+    label = "sqlite (async)" if sqlite_async else "sqlite (sync: one caller)"
+    print(f"{'callers':>7} {'postgresql /s':>14} {label + ' /s':>28} {'pg / sqlite':>12}")
+    for run, n in enumerate(callers):
+        batch = f"{run + 1:06d}"  # a batch per run: every STAN of the run is new
+        await rate(pg_commit, min(200, commits), n, f"9{batch[1:]}", one_card)  # warm the pool and caches
+        pg_rate = await rate(pg_commit, commits, n, batch, one_card)
+        sqlite_rate = await rate(sqlite_commit, commits, n if sqlite_async else 1, batch, one_card)
+        print(f"{n:>7} {pg_rate:>14.0f} {sqlite_rate:>28.0f} {pg_rate / sqlite_rate:>12.2f}")
+    await pg.close()
+    closed = sqlite.close()
+    if inspect.isawaitable(closed):
+        await closed
 
 
-def _line(name: str, took: list[float], seconds: float) -> str:
-    us = sorted(t * 1e6 for t in took)
-    p99 = us[int(len(us) * 0.99)]
-    return (
-        f"{name:<24} {statistics.median(us):>8.1f} {p99:>8.1f} {us[-1]:>9.1f} {len(us) / seconds:>10.0f}"
-    )
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--writers", type=int, default=64)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="an empty PostgreSQL database (default: start a throwaway server)")
+    parser.add_argument("--commits", type=int, default=2000)
+    parser.add_argument("--callers", default="1,8,32")
+    parser.add_argument("--one-card", action="store_true", help="every commit on the same card")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        store = await open_store(Path(tmp), "bench.db")
-        try:
-            print(f"a card read while {args.writers} callers commit purchases (microseconds)")
-            print(f"{'':<24} {'median':>8} {'p99':>8} {'max':>9} {'reads/s':>10}")
-            idle = await reads(store, args.seconds, 0, False, 0)
-            on_loop = await reads(store, args.seconds, args.writers, False, 1)
-            threaded = await reads(store, args.seconds, args.writers, True, 2 * 10**8)
-            print(_line("on the loop, no writes", idle, args.seconds))
-            print(_line("on the loop (chosen)", on_loop, args.seconds))
-            print(_line("in a thread", threaded, args.seconds))
-            print(f"median ratio thread / loop: {statistics.median(threaded) / statistics.median(on_loop):.1f}x")
-            print()
-            print("group commit: commit_financial calls and the transactions that carried them, per second")
-            alone, alone_tx = await commits(store, args.seconds, 1, 4 * 10**8)
-            grouped, grouped_tx = await commits(store, args.seconds, args.writers, 6 * 10**8)
-            print(f"{'1 caller':<24} {alone:>10.0f} commits/s {alone_tx:>8.0f} transactions/s")
-            print(f"{f'{args.writers} callers':<24} {grouped:>10.0f} commits/s {grouped_tx:>8.0f} transactions/s "
-                  f"({grouped / grouped_tx:.1f} callers a transaction)")
-            print(f"ratio {args.writers} callers / 1 caller: {grouped / alone:.1f}x")
-        finally:
-            await store.close()
+    callers = [int(c) for c in args.callers.split(",")]
+    if args.url:
+        asyncio.run(measure(args.url, args.commits, callers, args.one_card))
+        return
+    bindir = find_bindir()
+    if bindir is None:
+        sys.exit("no PostgreSQL binaries here: give --url")
+    server = PgServer(bindir, Path(tempfile.mkdtemp(prefix="switchsim-pg-")))
+    server.start()
+    try:
+
+        async def run() -> None:
+            url = await create_database(server)
+            try:
+                await measure(url, args.commits, callers, args.one_card)
+            finally:
+                await drop_database(server, url)
+
+        asyncio.run(run())
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -12,6 +12,9 @@ from specs.framing import Frame, decode_frame
 from switch.engine import Answer, SwitchEngine
 from switchsim import logs
 
+# A real PostgreSQL server (pg_server) and a fresh database per test (pg_url), for any package
+pytest_plugins = ["tests.pgserver"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_logging() -> Iterator[None]:
