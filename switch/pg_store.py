@@ -150,9 +150,10 @@ class PgStore:
     def shared(self) -> bool:
         return True  # other processes and hosts write the same database
 
-    async def schema_version(self) -> int:
+    async def schema_version(self) -> tuple[int, int]:
+        """(the store's schema version, the version this switchsim writes)."""
         async with self._con() as con:
-            return await pg_schema.version(con)
+            return await pg_schema.version(con), pg_schema.latest(self.migrations)
 
     async def upgrade(self) -> tuple[int, int]:
         """Bring the schema up to this switchsim's; (version before, version after). Safe to

@@ -137,7 +137,8 @@ async def open_store(url: str, *, create: bool = True, shared: bool = False, mig
         raise StoreUrlError(
             where.shown, f"the PostgreSQL store needs the Python package {exc.name!r}: pip install {exc.name}"
         ) from None
-    store: Store = await module.PgStore.open(where.target)
+    # `db upgrade` (migrate False) opens a store that is behind; anything else is refused one
+    store: Store = await module.PgStore.open(where.target, create=create, allow_behind=not migrate)
     return store
 
 

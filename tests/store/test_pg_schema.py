@@ -41,7 +41,7 @@ async def test_empty_database_gets_the_current_schema(pg_url: str) -> None:
     assert await _tables(pg_url) == set()
     store = await PgStore.open(pg_url)
     try:
-        assert await store.schema_version() == 1  # one migration so far
+        assert await store.schema_version() == (1, 1)  # one migration so far
         assert await store.upgrade() == (1, 1)  # nothing to do
     finally:
         await store.close()
@@ -63,7 +63,7 @@ async def test_empty_database_gets_the_current_schema(pg_url: str) -> None:
 async def test_two_first_opens_at_once_install_once(pg_url: str) -> None:
     stores = await asyncio.gather(PgStore.open(pg_url), PgStore.open(pg_url))
     try:
-        assert [await s.schema_version() for s in stores] == [1, 1]
+        assert [await s.schema_version() for s in stores] == [(1, 1), (1, 1)]
     finally:
         for s in stores:
             await s.close()
@@ -89,9 +89,9 @@ async def test_a_schema_behind_is_refused_then_upgraded(pg_url: str) -> None:
     assert "notes" not in await _tables(pg_url)  # refusing did not migrate
     store = await NewerPgStore.open(pg_url, allow_behind=True)
     try:
-        assert await store.schema_version() == 1
+        assert await store.schema_version() == (1, 2)
         assert await store.upgrade() == (1, 2)
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == (2, 2)
     finally:
         await store.close()
     assert "notes" in await _tables(pg_url)
