@@ -41,6 +41,8 @@ def build_services(
     store: Store | None = None,
     transport: HsmTransport | None = None,
     observer: Observer = NULL_OBSERVER,
+    *,
+    worker: int = 0,
 ) -> Services:
     store = store if store is not None else SqliteStore(config.db)
     if isinstance(store, SqliteStore):
@@ -53,6 +55,7 @@ def build_services(
         config=config,
         observer=observer,
         ic=icparams.merged(config.capks, config.aids, config.blacklist),
+        worker=worker,
     )
 
 
@@ -161,12 +164,20 @@ async def serve_switch(
     store: Store | None = None,
     transport: HsmTransport | None = None,
     observer: Observer = NULL_OBSERVER,
+    *,
+    worker: int = 0,
 ) -> RunningSwitch:
     """Start a switch on ``config.host:config.port`` (0 picks a free port); ``observer`` hears
-    every exchange, connection, HSM command, store commit, rule fired and unreadable frame."""
+    every exchange, connection, HSM command, store commit, rule fired and unreadable frame.
+
+    ``worker`` N (1-9) is one worker of `serve --workers` (switchsim/workers.py): it shares the
+    port with the others (SO_REUSEPORT), names itself in its RRNs, and leaves the config's
+    declarations alone, which its supervisor applied once before starting the workers (a worker
+    re-registering a terminal as it restarts would end that terminal's session)."""
     hsm = transport if transport is not None else transport_from_url(config.hsm)
-    services = build_services(config, store, hsm, observer)
-    await apply_declarations(services)
+    services = build_services(config, store, hsm, observer, worker=worker)
+    if not worker:
+        await apply_declarations(services)
     server = SwitchServer(
         SwitchEngine(services),
         idle_timeout=config.idle_timeout,
@@ -175,6 +186,7 @@ async def serve_switch(
         max_pipeline=config.max_pipeline,
         capture=Capture(config.capture, services.codec, keep_raw=config.keep_raw) if config.capture else None,
         observer=observer,
+        reuse_port=worker > 0,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)
