@@ -16,6 +16,8 @@ from pathlib import Path
 from specs.codec import codec_for
 from specs.framing import Frame, FrameDecoder, FrameFormat, encode_frame
 from specs.message import Message
+from tests.switch import independent
+from tests.switch.pos import CODEC, MERCHANT, TERMINAL, TMK, TPDU, Pos
 from tests.switchsim.cli import Serving
 
 ISO87 = codec_for("iso87-binary")
@@ -127,3 +129,77 @@ async def lane_to(port: int, framing: FrameFormat, worker: str, probe: Callable[
             return lane
         lane.close()
     raise AssertionError(f"no connection reached worker {worker} in {MAX_TRIES} tries")
+
+
+# -- cup-pos: a POS terminal on a switch of several workers ------------------------------------
+
+PAN, PIN = "6222021234567890123", "123456"
+STRANGER = "99999999"  # a terminal id no test registers
+
+
+def cup_config(tmp: Path, db: Path) -> Path:
+    """A switch config declaring the test POS's terminal (tests/switch/pos.py) and one card."""
+    config = tmp / "switch.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\ndb = "{db}"\n\n'
+        f'[[terminals]]\nmerchant = "{MERCHANT}"\nterminal = "{TERMINAL}"\ntmk = "{TMK.hex()}"\n\n'
+        f'[[cards]]\npan = "{PAN}"\nexpiry = "3012"\npin = "{PIN}"\nbalance = 100000000\n'
+    )
+    return config
+
+
+def purchase(pos: Pos, pin: str = PIN, amount: int = 100) -> Message:
+    """A swiped purchase with its PIN block (ISO format 0) under the POS's PIK; a new STAN."""
+    block = independent.card_pin_block(pin, PAN, pos.pik).hex().upper()
+    message = pos.message("0200", "000", f3="000000", f4=f"{amount:012d}", f22="021", f25="00", f26="12",
+                          f49="156", f35=f"{PAN}D30121010000", f52=block, f53="2600000000000000")
+    return message.replace(f60="22" + message[60][2:])
+
+
+class Till:
+    """The test POS on a switch of several workers. ``exchanges`` keeps every answer it got as
+    (kind, 39, the worker that answered); ``connections`` counts what it opened."""
+
+    def __init__(self, port: int, pos: Pos | None = None) -> None:
+        self.port = port
+        self.pos = pos if pos is not None else Pos()
+        self.stranger = Pos(terminal=STRANGER)
+        self.exchanges: list[tuple[str, str, str]] = []
+        self.connections = 0
+
+    async def ask(self, lane: Lane, kind: str, message: Message, *, mac: bool = False) -> Message:
+        await lane.send(self.pos.wire(message, mac=mac))  # the stranger's echo has no MAC: any POS frames it
+        return self.answer(kind, await lane.frame())
+
+    def answer(self, kind: str, frame: Frame) -> Message:
+        assert frame.tpdu == TPDU.reply()
+        answer = CODEC.decode(frame.body)
+        self.exchanges.append((kind, answer[39], worker_of(answer)))
+        return answer
+
+    async def echo(self, lane: Lane) -> str:
+        """Which worker holds ``lane``: an echo test (0820, 60.3 = 301) of a terminal the switch
+        does not know (97), so that finding a worker leaves this terminal's state alone (a
+        worker that has looked up a terminal's session keeps what it found)."""
+        return worker_of(await self.ask(lane, "echo", self.stranger.message("0820", "301")))
+
+    async def lane(self, worker: str) -> Lane:
+        """A connection of worker ``worker``, found by echo tests on new connections."""
+        before = len(self.exchanges)
+        lane = await lane_to(self.port, CODEC.dialect.framing, worker, self.echo)
+        self.connections += len(self.exchanges) - before
+        return lane
+
+    async def on(self, worker: str, kind: str, message: Message, *, mac: bool = False) -> Message:
+        """``message`` on a new connection of worker ``worker``; its answer."""
+        lane = await self.lane(worker)
+        try:
+            return await self.ask(lane, kind, message, mac=mac)
+        finally:
+            lane.close()
+
+    async def sign_in(self, worker: str) -> Message:
+        answer = await self.on(worker, "signin", self.pos.signin())
+        assert answer[39] == "00", answer[39]
+        self.pos.take_keys(answer)
+        return answer
