@@ -66,5 +66,5 @@ async def test_one_scrape_sums_both_workers_by_kind_and_code(tmp_path: Path) -> 
         after = await scrape_until(serving.metrics_url, lambda s: value(s, "switchsim_switch_connections_open") == 0)
         held.close()
     # What the dead worker had counted (and synced) is still in the sum.
-    for labels, n in series(samples, EXCHANGES).items():
-        assert series(after, EXCHANGES)[labels] >= n
+    for labels, counted in series(samples, EXCHANGES).items():
+        assert series(after, EXCHANGES)[labels] >= counted
