@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -20,10 +21,11 @@ import pytest
 from switch.config import SwitchConfig
 from switchsim.errors import UsageError
 from switchsim.serve_workers import check_workers
-from tests.switchsim.cli import Serving, one_error_line, run
+from tests.switchsim.cli import REPO, Serving, one_error_line, run
 from tests.switchsim.workerwire import (
     ISO87,
     Lane,
+    Till,
     alive,
     iso87_answer,
     network_management,
@@ -198,3 +200,18 @@ def test_workers_stop_by_themselves_when_their_supervisor_is_killed(tmp_path: Pa
         wait_until(lambda: not any(alive(pid) for pid in pids.values()))
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", serving.port), timeout=5).close()
+
+
+async def test_the_readme_workers_command_line_runs_as_written(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    [line] = [x for x in readme.splitlines() if x.startswith("switchsim serve ") and "--workers" in x]
+    argv = shlex.split(line)[2:]
+    for option in ("--port", "--metrics-port"):  # the README's ports may be taken here: any free one
+        argv[argv.index(option) + 1] = "0"
+    with Serving(argv, tmp_path) as serving:
+        till = Till(serving.port)  # a cup-pos switch: found by the echo tests of an unknown terminal
+        for worker in ("1", "2"):
+            (await till.lane(worker)).close()
+        assert serving.metrics_url.startswith("http://127.0.0.1:")
+    assert serving.line.endswith(" workers=2")
+    assert (tmp_path / "switchsim.db").exists()
