@@ -54,6 +54,7 @@ from switchsim.serve_workers import (
     check_workers,
     listen_error,
     reserve_port,
+    startup_errors_to_supervisor,
     stop_when_supervisor_goes,
 )
 
@@ -422,11 +423,12 @@ def _serve(args: argparse.Namespace) -> int:
     # Everything a user wrote is checked before anything starts: config, rules, dialect, HSM
     # address, store (exit 2); then the HSM is asked for its diagnostics and the port is bound
     # (exit 1 when either fails).
+    worker = args.as_worker  # 0, or this process is worker N of a supervisor (--workers)
+    listening = startup_errors_to_supervisor() if worker else (lambda: None)
     config = _config(args)
     sources = rule_sources(config)
     codec_for(config.dialect)
     transport = transport_from_url(config.hsm)
-    worker = args.as_worker  # 0, or this process is worker N of a supervisor (--workers)
     if not worker:
         check_workers(config, args.workers)
     store = SqliteStore(config.db)  # shared between workers (--workers): the store branch adds shared=True
@@ -456,6 +458,7 @@ def _serve(args: argparse.Namespace) -> int:
             stop_when_supervisor_goes(loop, stop.set)
         # Printed once a SIGTERM would stop the switch cleanly: a script may send one at once.
         print(_startup_line(config, running, sources), flush=True)
+        listening()
         await stop.wait()
         await running.close()
         print("switch stopped", flush=True)

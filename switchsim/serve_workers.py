@@ -107,6 +107,20 @@ def worker_argv(argv: Sequence[str], port: int, number: int) -> list[str]:
     return [sys.executable, "-m", "switchsim", *argv, "--port", str(port), WORKER_OPTION, str(number)]
 
 
+def startup_errors_to_supervisor() -> Callable[[], None]:
+    """In a worker, until it listens: what it would write on stderr (the one error line of a
+    failed start, or log lines) goes to stdout, the supervisor's pipe, so that the user reads
+    one line from the supervisor and a restart's death says why. Returns what to call once the
+    worker listens (stderr is the user's again)."""
+    user_stderr = sys.stderr
+    sys.stderr = sys.stdout
+
+    def listening() -> None:
+        sys.stderr = user_stderr
+
+    return listening
+
+
 def stop_when_supervisor_goes(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
     """In a worker: call ``stop`` when stdin, a pipe whose other end only the supervisor holds,
     ends (the supervisor is gone, however it went)."""
@@ -130,10 +144,13 @@ class WorkerFailed(Exception):
 
     number: int
     returncode: int
+    reason: str  # what it said last, "" if nothing
 
     def __str__(self) -> str:
+        if self.reason:
+            return f"worker {self.number} did not start: {self.reason}"
         how = ", ".join(f"{k} {v}" for k, v in exit_fields(self.returncode).items()).replace("_", " ")
-        return f"worker {self.number} ended before it listened ({how})"
+        return f"worker {self.number} did not start ({how})"
 
 
 class Supervisor:
@@ -211,7 +228,7 @@ class Supervisor:
             self._procs[number] = proc
             if self._stopping:  # told to stop while it was being started
                 _signal(proc, signal.SIGTERM)
-            line = await _ready_line(proc)
+            line, said = await _ready_line(proc)
             drain = asyncio.create_task(_drain(proc)) if line is not None else None
             if line is not None:
                 _log.info("worker_started", worker=number, pid=proc.pid)
@@ -225,10 +242,12 @@ class Supervisor:
             if self._stopping:
                 return
             if not ready.done():
-                ready.set_exception(WorkerFailed(number, code))
+                ready.set_exception(WorkerFailed(number, code, said))
                 return
             restart = policy.died(loop.time() - started)
-            extra = {"crash_loop": True, "quick_deaths": restart.quick_deaths} if restart.crash_loop else {}
+            extra: dict[str, object] = {"reason": said} if line is None and said else {}
+            if restart.crash_loop:
+                extra.update(crash_loop=True, quick_deaths=restart.quick_deaths)
             _log.error("worker_died", worker=number, pid=proc.pid, **exit_fields(code),
                        ran_s=round(loop.time() - started, 1), restart_in_s=restart.delay, **extra)
             if restart.delay:
@@ -258,14 +277,22 @@ def _signal(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
         proc.send_signal(sig)
 
 
-async def _ready_line(proc: asyncio.subprocess.Process) -> str | None:
-    """The worker's start-up line; None when its stdout ends first (it did not start)."""
+_ERROR_PREFIX = "switchsim serve: error: "
+
+
+async def _ready_line(proc: asyncio.subprocess.Process) -> tuple[str | None, str]:
+    """The worker's start-up line (None when its stdout ends first: it did not start), and the
+    last other line it wrote before (its error, without the ``switchsim serve: error:`` the
+    supervisor's own line will carry)."""
     assert proc.stdout is not None
+    said = ""
     while line := await proc.stdout.readline():
         text = line.decode(errors="replace").rstrip("\n")
         if text.startswith(READY):
-            return text
-    return None
+            return text, said
+        if text.strip():
+            said = text.removeprefix(_ERROR_PREFIX)
+    return None, said
 
 
 async def _drain(proc: asyncio.subprocess.Process) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from hsm_sim.dispatcher import Dispatcher
+from hsm_sim.server import HsmServerConfig, serve_hsm
 from switch.config import SwitchConfig
 from switchsim.errors import UsageError
 from switchsim.serve_workers import check_workers
@@ -151,8 +154,7 @@ def test_a_worker_that_cannot_start_again_is_restarted_ever_more_slowly(tmp_path
     assert all(d["exit_code"] == 2 for d in died[1:])  # a store that cannot be opened: bad configuration
     assert looping[1]["restart_in_s"] == 2 * looping[0]["restart_in_s"] > 0
     assert [d["quick_deaths"] for d in looping[:2]] == [looping[0]["quick_deaths"], looping[0]["quick_deaths"] + 1]
-    assert serving.result is not None
-    assert f"{folder / 's.db'}: folder {folder} does not exist" in serving.result.stderr
+    assert died[1]["reason"] == f"{folder / 's.db'}: folder {folder} does not exist"  # what the worker said
 
 
 def rules_fired(n: int) -> Callable[[list[dict[str, Any]]], bool]:
@@ -215,3 +217,31 @@ async def test_the_readme_workers_command_line_runs_as_written(tmp_path: Path) -
         assert serving.metrics_url.startswith("http://127.0.0.1:")
     assert serving.line.endswith(" workers=2")
     assert (tmp_path / "switchsim.db").exists()
+
+
+class FirstDiagnosticsOnly:
+    """An HSM that answers its first NC (the supervisor's check) and refuses every later one
+    (error 68, command disabled): the workers, each asking on its own connection, cannot start."""
+
+    def __init__(self) -> None:
+        self._real = Dispatcher()
+        self.asked = 0
+
+    def handle(self, message: bytes) -> bytes:
+        if message.startswith(b"NC"):
+            self.asked += 1
+            if self.asked > 1:
+                return b"ND68"
+        return self._real.handle(message)
+
+
+async def test_a_worker_that_cannot_start_fails_the_serve_in_one_line_and_stops_the_others(tmp_path: Path) -> None:
+    hsm = FirstDiagnosticsOnly()
+    async with await serve_hsm(HsmServerConfig(port=0), handler=hsm) as running:
+        result = await asyncio.to_thread(run, ["serve", "--db", "s.db", *TWO, "--hsm", running.tcp_url], tmp_path)
+    assert result.returncode == 1
+    line = one_error_line(result, "serve")
+    assert re.fullmatch(rf"switchsim serve: error: worker [12] did not start: HSM {running.tcp_url} is not "
+                        r"usable: .*68.*", line), line
+    assert hsm.asked >= 2  # the supervisor's NC, then a worker's
+    assert result.stdout == ""  # no start-up line: the switch never listened
