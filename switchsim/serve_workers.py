@@ -212,7 +212,7 @@ class Supervisor:
         """Run worker ``number``, and again each time it dies, until the supervisor stops."""
         try:
             await self._keep_running(number, ready)
-        except BaseException as exc:
+        except Exception as exc:
             if not ready.done():  # the first start waits for this worker: it must not wait in vain
                 ready.set_exception(exc)
             raise
