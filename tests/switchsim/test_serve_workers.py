@@ -23,7 +23,7 @@ from hsm_sim.dispatcher import Dispatcher
 from hsm_sim.server import HsmServerConfig, serve_hsm
 from switch.config import SwitchConfig
 from switchsim.errors import UsageError
-from switchsim.serve_workers import check_workers
+from switchsim.serve_workers import GRACE, check_workers
 from tests.switchsim.cli import REPO, Serving, one_error_line, run
 from tests.switchsim.workerwire import (
     ISO87,
@@ -245,3 +245,16 @@ async def test_a_worker_that_cannot_start_fails_the_serve_in_one_line_and_stops_
                         r"usable: .*68.*", line), line
     assert hsm.asked >= 2  # the supervisor's NC, then a worker's
     assert result.stdout == ""  # no start-up line: the switch never listened
+
+
+def test_a_worker_that_does_not_stop_within_the_grace_period_is_killed(tmp_path: Path) -> None:
+    with Serving(["--db", "s.db", *TWO], tmp_path) as serving:
+        pids = worker_pids(serving, 2)
+        os.kill(pids[2], signal.SIGSTOP)  # hangs: it cannot hear the SIGTERM
+        started = time.monotonic()
+    took = time.monotonic() - started
+    assert serving.result is not None and serving.result.returncode == 0
+    killed = [e for e in serving.logs() if e.get("event") == "worker_killed"]
+    assert [(e["worker"], e["pid"], e["after_s"]) for e in killed] == [(2, pids[2], GRACE)]
+    assert took >= GRACE
+    assert not any(alive(pid) for pid in pids.values())
