@@ -431,7 +431,9 @@ def _serve(args: argparse.Namespace) -> int:
     transport = transport_from_url(config.hsm)
     if not worker:
         check_workers(config, args.workers)
-    store = SqliteStore(config.db)  # shared between workers (--workers): the store branch adds shared=True
+    # A worker's store is shared with the other workers: with switch/storeurl.py this becomes
+    # open_store(config.db, shared=bool(worker)) (the supervisor's own is closed before they start).
+    store = SqliteStore(config.db)
     logs.configure("info")
     if worker:
         structlog.contextvars.bind_contextvars(worker=worker)  # every log line names its worker
