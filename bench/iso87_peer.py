@@ -35,6 +35,12 @@ def frames(path: Path, n: int) -> Path:
     return path
 
 
+def write_config(tmp: Path) -> Path:
+    config = tmp / "switch.toml"
+    config.write_text(f'[server]\nhost = "127.0.0.1"\ndialect = "iso87-binary"\ndb = "{tmp / "s.db"}"\n')
+    return config
+
+
 def start_peer(port: int) -> subprocess.Popen[bytes] | None:
     exe = SIM_VENV / "bin" / "iso8583sim"
     if not exe.exists():
@@ -58,8 +64,7 @@ def main() -> None:
     shared = Path(args.shared)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        config = tmp / "switch.toml"
-        config.write_text(f'[server]\nhost = "127.0.0.1"\ndialect = "iso87-binary"\ndb = "{tmp / "s.db"}"\n')
+        config = write_config(tmp)
         load = frames(tmp / "nm.frames", args.count)
         ports = {"switchsim": free_port(), "echo host": free_port(), "iso8583sim": free_port()}
         procs = [start_switch(config, ports["switchsim"]), start_echo(shared, ports["echo host"])]

@@ -80,6 +80,17 @@ def purchases(path: Path, pik: bytes, mak: bytes, first_stan: int, n: int) -> Pa
     return path
 
 
+def write_config(tmp: Path) -> Path:
+    """The bench's switch: its terminal, and a card rich enough for every purchase."""
+    config = tmp / "switch.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\ndb = "{tmp / "bench.db"}"\n\n'
+        f'[[terminals]]\nmerchant = "{MERCHANT}"\nterminal = "{TERMINAL}"\ntmk = "{TMK.hex()}"\n\n'
+        f'[[cards]]\npan = "{PAN}"\nexpiry = "3012"\npin = "{PIN}"\nbalance = 900000000000\n'
+    )
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
@@ -88,12 +99,7 @@ def main() -> None:
     shared = Path(args.shared)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        config = tmp / "switch.toml"
-        config.write_text(
-            f'[server]\nhost = "127.0.0.1"\ndb = "{tmp / "bench.db"}"\n\n'
-            f'[[terminals]]\nmerchant = "{MERCHANT}"\nterminal = "{TERMINAL}"\ntmk = "{TMK.hex()}"\n\n'
-            f'[[cards]]\npan = "{PAN}"\nexpiry = "3012"\npin = "{PIN}"\nbalance = 900000000000\n'
-        )
+        config = write_config(tmp)
         switch_port, echo_port = free_port(), free_port()
         switch, echo = start_switch(config, switch_port), start_echo(shared, echo_port)
         try:

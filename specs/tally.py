@@ -178,7 +178,8 @@ class Tally(Collector):
             old, old_sum = before.get(key, ([0] * len(counts), 0.0))
             if counts == old:
                 continue
-            child = self._mirror(family).labels(*key)
+            mirror = self._mirror(family)
+            child = mirror.labels(*key) if key else mirror  # a family without labels is its own child
             # prometheus-client has no public way to add n observations to a bucket; its
             # histogram keeps one value per bucket (not cumulative) and the sum, as we do.
             for i, (n, m) in enumerate(zip(counts, old, strict=True)):

@@ -42,6 +42,8 @@ def build_services(
     store: Store,
     transport: HsmTransport | None = None,
     observer: Observer = NULL_OBSERVER,
+    *,
+    worker: int = 0,
 ) -> Services:
     """The services of a switch over ``store`` (open one with switch.storeurl.open_store)."""
     if isinstance(store, SqliteStore):
@@ -54,6 +56,7 @@ def build_services(
         config=config,
         observer=observer,
         ic=icparams.merged(config.capks, config.aids, config.blacklist),
+        worker=worker,
     )
 
 
@@ -162,17 +165,25 @@ async def serve_switch(
     store: Store | None = None,
     transport: HsmTransport | None = None,
     observer: Observer = NULL_OBSERVER,
+    *,
+    worker: int = 0,
 ) -> RunningSwitch:
     """Start a switch on ``config.host:config.port`` (0 picks a free port) over ``store`` (by
     default the one ``config.db`` names); ``observer`` hears every exchange, connection, HSM
     command, store commit, rule fired and unreadable frame. A store whose schema is not this
-    switchsim's is refused (`switchsim db upgrade` moves it)."""
+    switchsim's is refused (`switchsim db upgrade` moves it).
+
+    ``worker`` N (1-9) is one worker of `serve --workers` (switchsim/serve_workers.py): it shares
+    the port with the others (SO_REUSEPORT), names itself in its RRNs, and leaves the config's
+    declarations alone, which its supervisor applied once before starting the workers (a worker
+    re-registering a terminal as it restarts would end that terminal's session)."""
     hsm = transport if transport is not None else transport_from_url(config.hsm)
     if store is None:
-        store = await open_store(config.db)
+        store = await open_store(config.db, shared=bool(worker))
     await require_current(store, parse_store_url(config.db).shown)
-    services = build_services(config, store, hsm, observer)
-    await apply_declarations(services)
+    services = build_services(config, store, hsm, observer, worker=worker)
+    if not worker:
+        await apply_declarations(services)
     server = SwitchServer(
         SwitchEngine(services),
         idle_timeout=config.idle_timeout,
@@ -181,6 +192,7 @@ async def serve_switch(
         max_pipeline=config.max_pipeline,
         capture=Capture(config.capture, services.codec, keep_raw=config.keep_raw) if config.capture else None,
         observer=observer,
+        reuse_port=worker > 0,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)

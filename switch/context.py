@@ -18,6 +18,8 @@ from switch.ruleset import RuleSet
 from switch.session import NewKeys
 from switch.store import Store
 
+MAX_WORKERS = 9  # the RRN's last digit names the worker (Services.next_rrn)
+
 
 @dataclass(slots=True)
 class Services:
@@ -32,12 +34,20 @@ class Services:
     sessions: dict[TerminalId, SessionKeys | None] = field(default_factory=dict)
     rules: RuleSet | None = None
     observer: Observer = NULL_OBSERVER  # hears sign-ins come and go (terminals signed in)
+    # `serve --workers N`: this process's worker number, 1 to 9 (0: a switch of one process).
+    worker: int = 0
     _rrn: int = 0
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.worker <= MAX_WORKERS:
+            raise ValueError(f"worker must be 0 to {MAX_WORKERS} (one digit of the RRN), got {self.worker}")
+
     def next_rrn(self) -> str:
-        """Retrieval reference number (37): YYDDD + a 6-digit sequence + 0, unique per run-day."""
+        """Retrieval reference number (37): YYDDD + a 6-digit sequence + the worker digit (0 for
+        a single process, 1-9 for worker N of `serve --workers`), so that workers sharing a
+        store never hand out the same RRN: each counts its own sequence."""
         self._rrn = (self._rrn + 1) % 1_000_000
-        return time.strftime("%y%j", time.localtime(self.clock()))[:5] + f"{self._rrn:06d}" + "0"
+        return time.strftime("%y%j", time.localtime(self.clock())) + f"{self._rrn:06d}{self.worker}"
 
     async def session(self, tid: TerminalId) -> SessionKeys | None:
         """The terminal's session. A store shared with other processes is asked every time

@@ -336,6 +336,9 @@ class SwitchServer:
     connections: set[_Connection] = field(default_factory=set)
     capture: Capture | None = None  # serve --capture FILE.pcap
     observer: Observer = NULL_OBSERVER
+    # One of several processes on one port (serve --workers): the kernel spreads the
+    # connections over the listening sockets (SO_REUSEPORT, Linux).
+    reuse_port: bool = False
     _server: asyncio.Server | None = None
 
     def __post_init__(self) -> None:
@@ -348,7 +351,9 @@ class SwitchServer:
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=4096)
+        self._server = await loop.create_server(
+            lambda: _Connection(self), host, port, backlog=4096, reuse_port=self.reuse_port or None
+        )
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
 

@@ -58,6 +58,9 @@ _BAD_INPUT: tuple[type[Exception], ...] = (
 _RUN_FAILED: tuple[type[Exception], ...] = (HsmAnswerError, HsmTransportError, OSError, sqlite3.Error)
 
 _PROG_ATTR = "_switchsim_prog"  # the namespace attribute naming the subcommand that parsed
+#: The namespace attribute holding the command line as given (``serve --workers`` starts each
+#: worker with it, so every option of ``serve`` reaches the workers without being listed again).
+ARGV_ATTR = "_switchsim_argv"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setattr(args, ARGV_ATTR, tuple(sys.argv[1:] if argv is None else argv))
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_usage(sys.stderr)

@@ -10,12 +10,12 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import structlog
 from rich.console import Console
 from rich.table import Table
 
@@ -28,6 +28,7 @@ from specs.observer import Observer
 from switch import admin, terminalview
 from switch.app import (
     RunningSwitch,
+    apply_declarations,
     build_services,
     check_hsm,
     register_terminal,
@@ -37,15 +38,25 @@ from switch.app import (
 )
 from switch.cards import ChipKey, add_card, pin_locked, unlock_card
 from switch.config import SwitchConfig, load_config
-from switch.context import Services
+from switch.context import MAX_WORKERS, Services
 from switch.records import CardStatus, TerminalId
 from switch.ruleset import RuleSet
 from switch.store import Store, StoreError
-from switch.storeurl import StoreUrl, open_store, parse_store_url
+from switch.storeurl import StoreUrl, open_store, parse_store_url, require_current
 from switch.terminalview import session_state
 from switchsim import argtypes, logs
+from switchsim.cli import ARGV_ATTR
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
-from switchsim.metrics_options import add_metrics_options, start_metrics
+from switchsim.metrics_options import add_metrics_options, shared_metrics, start_metrics
+from switchsim.serve_workers import (
+    WORKER_OPTION,
+    Supervisor,
+    check_workers,
+    listen_error,
+    reserve_port,
+    startup_errors_to_supervisor,
+    stop_when_supervisor_goes,
+)
 
 
 def register(sub: Any) -> None:
@@ -89,6 +100,16 @@ def register(sub: Any) -> None:
         help="one log line per approved exchange (default on; off for load runs: declines, refusals "
         "and errors are still logged)",
     )
+    serve.add_argument(
+        "--workers",
+        type=argtypes.positive_int,
+        default=1,
+        metavar="N",
+        help=f"run N switch processes on one port, sharing the store (1 to {MAX_WORKERS}; Linux, SO_REUSEPORT; "
+        "default 1: this process alone)",
+    )
+    # Set by the supervisor of --workers on each worker's command line (switchsim/serve_workers.py).
+    serve.add_argument(WORKER_OPTION, dest="as_worker", type=int, default=0, help=argparse.SUPPRESS)
     add_metrics_options(serve)
     serve.set_defaults(func=_serve)
 
@@ -428,21 +449,31 @@ def _serve(args: argparse.Namespace) -> int:
     # Everything a user wrote is checked before anything starts: config, rules, dialect, HSM
     # address, store (exit 2); then the HSM is asked for its diagnostics and the port is bound
     # (exit 1 when either fails).
+    worker = args.as_worker  # 0, or this process is worker N of a supervisor (--workers)
+    listening = startup_errors_to_supervisor() if worker else (lambda: None)
     config = _config(args)
     sources = rule_sources(config)
     codec_for(config.dialect)
     store_url = parse_store_url(config.db)
     transport = transport_from_url(config.hsm)
+    if not worker:
+        check_workers(config, args.workers)
     logs.configure(args.log_level)
-    if config.keep_raw:
+    if worker:
+        structlog.contextvars.bind_contextvars(worker=worker)  # every log line names its worker
+    if config.keep_raw and not worker:
         print(KEEP_RAW_WARNING, file=sys.stderr, flush=True)
-    metrics = start_metrics(args, "switch")
+    if args.workers > 1 and not worker:
+        return _supervise(args, config, transport)
+    # A worker counts for its supervisor, which serves the sum of all workers on the port.
+    metrics = start_metrics(args, "switch", shard=bool(worker) and args.metrics_port is not None)
 
     async def main() -> int:
         store: Store | None = None
         try:
-            store = await open_store(config.db)
-            running = await _start(config, store, transport, metrics.observer)
+            # A worker's store is shared with the other workers: nothing it holds is cached.
+            store = await open_store(config.db, shared=bool(worker))
+            running = await _start(config, store, transport, metrics.observer, worker)
         except BaseException:
             if store is not None:
                 await store.close()
@@ -453,8 +484,11 @@ def _serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+        if worker:
+            stop_when_supervisor_goes(loop, stop.set)
         # Printed once a SIGTERM would stop the switch cleanly: a script may send one at once.
         print(await _startup_line(config, store_url, running, sources), flush=True)
+        listening()
         await stop.wait()
         await running.close()
         print("switch stopped", flush=True)
@@ -466,18 +500,51 @@ def _serve(args: argparse.Namespace) -> int:
         metrics.close()
 
 
-async def _start(config: SwitchConfig, store: Store, transport: HsmTransport, observer: Observer) -> RunningSwitch:
+async def _start(
+    config: SwitchConfig, store: Store, transport: HsmTransport, observer: Observer, worker: int = 0
+) -> RunningSwitch:
+    await _check_hsm(config, transport)
+    try:
+        return await serve_switch(config, store, transport, observer, worker=worker)
+    except OSError as exc:
+        raise listen_error(config.host, config.port, exc) from None
+
+
+async def _check_hsm(config: SwitchConfig, transport: HsmTransport) -> None:
     try:
         await check_hsm(transport)
     except (HsmTransportError, HsmError) as exc:
         raise RunFailed(f"HSM {config.hsm} is not usable: {exc}") from None
+
+
+def _supervise(args: argparse.Namespace, config: SwitchConfig, transport: HsmTransport) -> int:
+    """``serve --workers N``: the HSM checked and the config's declarations registered once,
+    here; the port reserved; then the workers, each a ``serve`` of its own (switchsim/serve_workers.py)."""
+
+    async def declare() -> None:
+        store: Store | None = None
+        try:
+            await _check_hsm(config, transport)
+            store = await open_store(config.db)
+            await require_current(store, parse_store_url(config.db).shown)
+            await apply_declarations(build_services(config, store, transport))
+        finally:
+            if store is not None:
+                await store.close()  # before the workers open it
+            await transport.close()
+
+    asyncio.run(declare())
+    reserved = reserve_port(config.host, config.port)
     try:
-        return await serve_switch(config, store, transport, observer)
-    except socket.gaierror as exc:
-        raise UsageError(f"cannot listen on {config.host}: {exc.strerror}") from None
-    except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise RunFailed(f"cannot listen on {config.host} port {config.port}: {reason}") from None
+        port = int(reserved.getsockname()[1])
+        with shared_metrics(args) as metrics:
+            env = metrics.env(os.environ) if metrics is not None else dict(os.environ)
+            on_exit = metrics.process_dead if metrics is not None else (lambda _pid: None)
+            supervisor = Supervisor(getattr(args, ARGV_ATTR), args.workers, port, env, on_exit)
+            asyncio.run(supervisor.run(lambda line: print(line, flush=True)))
+    finally:
+        reserved.close()
+    return EXIT_OK
 
 
 _NO_CONFIG = SwitchConfig().source

@@ -20,10 +20,6 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from specs.metrics import MetricsServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +99,15 @@ def run_shards(
 ) -> tuple[list[Path], list[ShardFailure]]:
     """Start every shard, wait for all; the reports written, and the shards that could not run.
     With ``--metrics-port`` the sum of their metrics is served meanwhile."""
-    from specs.metrics import MULTIPROC_ENV, serve_multiprocess
+    from switchsim.metrics_options import SharedMetrics
 
     reports = [workdir / f"shard-{s.index}.json" for s in shards]
-    metrics = args.metrics_port is not None
-    env = dict(os.environ)
-    server: MetricsServer | None = None
-    if metrics:
-        directory = workdir / "metrics"
-        directory.mkdir()
-        env[MULTIPROC_ENV] = str(directory)
-        server = serve_multiprocess(directory, args.metrics_host, args.metrics_port)
-        say(f"metrics on {server.url}")
+    shared = None
+    if args.metrics_port is not None:
+        shared = SharedMetrics(workdir / "metrics", args.metrics_host, args.metrics_port)
+        say(f"metrics on {shared.url}")
+    metrics = shared is not None
+    env = shared.env(os.environ) if shared is not None else dict(os.environ)
     procs = [
         subprocess.Popen(shard_argv(args, s, r, duration, metrics), env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
@@ -126,11 +119,8 @@ def run_shards(
     try:
         for s, proc in zip(shards, procs, strict=True):
             _out, err = proc.communicate()
-            if metrics:
-                from prometheus_client import multiprocess
-
-                # Its live gauges (connections open) leave the sum with it.
-                multiprocess.mark_process_dead(proc.pid, str(workdir / "metrics"))  # type: ignore[no-untyped-call]
+            if shared is not None:
+                shared.process_dead(proc.pid)  # its live gauges (connections open) leave the sum
             # 0 and 1 are verdicts (the report is written); anything else means no report.
             if proc.returncode not in (0, 1) or not reports[s.index].exists():
                 failures.append(ShardFailure(s.index, proc.returncode, err.strip()))
@@ -139,8 +129,8 @@ def run_shards(
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
-        if server is not None:
-            server.close()
+        if shared is not None:
+            shared.close()
     return [r for r in reports if r.exists()], failures
 
 

@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from specs.observer import NULL_OBSERVER, Observer
@@ -66,3 +70,55 @@ def start_metrics(args: argparse.Namespace, role: str, *, shard: bool = False) -
                         f"{exc.strerror or exc}") from None
     print(f"metrics on {server.url}", flush=True)
     return MetricsEndpoint(metrics, server, metrics)
+
+
+class SharedMetrics:
+    """One port serving the sum of several processes' metrics (``serve --workers``,
+    ``fleet --processes``): prometheus-client's multiprocess mode in ``directory``, which the
+    processes are given in their environment (``env``); the refusals they spill too."""
+
+    def __init__(self, directory: Path, host: str, port: int) -> None:
+        from specs.metrics import serve_multiprocess
+
+        self.directory = directory
+        directory.mkdir(exist_ok=True)
+        try:
+            self.server = serve_multiprocess(directory, host, port)
+        except OSError as exc:
+            raise RunFailed(f"cannot serve metrics on {host} port {port}: {exc.strerror or exc}") from None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with the multiprocess directory, for a process that counts into it."""
+        from specs.metrics import MULTIPROC_ENV
+
+        return {**base, MULTIPROC_ENV: str(self.directory)}
+
+    def process_dead(self, pid: int) -> None:
+        """A counting process ended: its live gauges (connections open, ...) leave the sum; what
+        it counted stays in it."""
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, str(self.directory))  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@contextlib.contextmanager
+def shared_metrics(args: argparse.Namespace) -> Iterator[SharedMetrics | None]:
+    """``SharedMetrics`` in a temporary directory when ``--metrics-port`` asks for metrics (its
+    URL said on stdout), None otherwise; closed and removed at the end."""
+    if args.metrics_port is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="switchsim-metrics-") as tmp:
+        metrics = SharedMetrics(Path(tmp) / "metrics", args.metrics_host, args.metrics_port)
+        print(f"metrics on {metrics.url}", flush=True)
+        try:
+            yield metrics
+        finally:
+            metrics.close()

@@ -7,16 +7,20 @@ one line on stderr, `switchsim <command>: error: ...`, and never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -66,14 +70,25 @@ def one_error_line(result: Result, command: str) -> str:
 
 class Serving:
     """`switchsim serve ARGS` until the end of the `with` block; `.port`, `.line` (the start-up
-    line) and, after the block, `.result` (status 0 after SIGTERM is checked)."""
+    line), `.metrics_url` (with --metrics-port, said on the line before), `.logs()` (the JSON log
+    lines so far) and, after the block, `.result` (status 0 after ``stop_signal`` is checked)."""
 
-    def __init__(self, argv: Sequence[str], cwd: Path, *, startup_timeout: float = 60) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        *,
+        startup_timeout: float = 60,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
         self.argv = ["serve", *argv]
         self.cwd = cwd
         self.startup_timeout = startup_timeout
+        self.stop_signal = stop_signal
         self.line = ""
         self.port = 0
+        self.metrics_url = ""
+        self._killed = False
         self.result: Result | None = None
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -95,6 +110,9 @@ class Serving:
         threading.Thread(target=pump, daemon=True).start()
         try:
             first = self._lines.get(timeout=self.startup_timeout)
+            if first is not None and first.startswith("metrics on "):
+                self.metrics_url = first.split()[-1]
+                first = self._lines.get(timeout=self.startup_timeout)
         except queue.Empty:
             first = None
         if first is None or not first.startswith("switch listening on "):
@@ -106,10 +124,41 @@ class Serving:
         self.port = int(self.line.split()[3].rsplit(":", 1)[1])
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def logs(self) -> list[dict[str, Any]]:
+        """The JSON log lines written to stderr so far (other lines left out)."""
+        found = []
+        for line in list(self._errors):
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    found.append(entry)
+        return found
+
+    def wait_log(self, check: Callable[[list[dict[str, Any]]], bool], timeout: float = 60) -> list[dict[str, Any]]:
+        """The log lines once ``check`` holds for them (they are read by a thread as they come)."""
+        deadline = time.monotonic() + timeout
+        while not check(entries := self.logs()):
+            assert self._proc is not None and self._proc.poll() is None, "serve ended"
+            assert time.monotonic() < deadline, f"not in the log within {timeout} s: {entries[-20:]}"
+            time.sleep(0.02)
+        return entries
+
+    def kill(self) -> int:
+        """SIGKILL serve itself (no clean stop to check at the end); its return code."""
+        assert self._proc is not None
+        self._killed = True
+        self._proc.kill()
+        return self._proc.wait(30)
+
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         proc = self._proc
         assert proc is not None
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(self.stop_signal)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
@@ -121,6 +170,6 @@ class Serving:
         while (line := self._lines.get(timeout=10)) is not None:
             rest.append(line)
         self.result = Result(tuple(self.argv), proc.returncode, self.line + "\n" + "".join(rest), err)
-        if kind is None:
+        if kind is None and not self._killed:
             assert proc.returncode == 0, err[-2000:]
             assert "Traceback" not in err
