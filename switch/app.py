@@ -164,6 +164,7 @@ async def serve_switch(
 ) -> RunningSwitch:
     """Start a switch on ``config.host:config.port`` (0 picks a free port); ``observer`` hears
     every exchange, connection, HSM command, store commit, rule fired and unreadable frame."""
+    tls = config.tls.context() if config.tls is not None else None  # a bad file: before anything opens
     hsm = transport if transport is not None else transport_from_url(config.hsm)
     services = build_services(config, store, hsm, observer)
     await apply_declarations(services)
@@ -175,6 +176,7 @@ async def serve_switch(
         max_pipeline=config.max_pipeline,
         capture=Capture(config.capture, services.codec, keep_raw=config.keep_raw) if config.capture else None,
         observer=observer,
+        tls=tls,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)

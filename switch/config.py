@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from specs.icrecords import AidParameters, CaPublicKey
+from specs.tls import ServerTls
 from switch.icparams import AID_KEYS, BLACKLIST_KEYS, CAPK_KEYS, IcParamError, parse_aid, parse_blacklist, parse_capk
 
 
@@ -94,6 +95,7 @@ class SwitchConfig:
     # `serve --keep-raw` only (no file key): the journal and a capture keep frames unmasked
     keep_raw: bool = False
     capture: str | None = None  # `serve --capture FILE.pcap` only: every frame in and out, as pcap
+    tls: ServerTls | None = None  # `serve --tls-cert/--tls-key/--tls-client-ca` only: TLS on the listener
 
 
 _Kind = type | tuple[type, ...]
