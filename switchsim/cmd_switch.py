@@ -46,6 +46,7 @@ from switch.terminalview import session_state
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
 from switchsim.metrics_options import add_metrics_options, start_metrics
+from switchsim.tls_options import add_server_tls_options, server_tls
 
 
 def register(sub: Any) -> None:
@@ -78,6 +79,7 @@ def register(sub: Any) -> None:
         help="test labs only: the journal and --capture keep frames unmasked (PAN, tracks, PIN blocks, keys)",
     )
     add_metrics_options(serve)
+    add_server_tls_options(serve)
     serve.set_defaults(func=_serve)
 
     term = sub.add_parser("terminal", help="register and manage terminals")
@@ -402,7 +404,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Everything a user wrote is checked before anything starts: config, rules, dialect, HSM
     # address, store (exit 2); then the HSM is asked for its diagnostics and the port is bound
     # (exit 1 when either fails).
-    config = _config(args)
+    config = replace(_config(args), tls=server_tls(args))
     sources = rule_sources(config)
     codec_for(config.dialect)
     transport = transport_from_url(config.hsm)
@@ -477,6 +479,8 @@ def _startup_line(config: SwitchConfig, running: RunningSwitch, sources: tuple[t
     ]
     if config.strict_checks:  # said only when not the default, so the usual line stays as it was
         parts.append("checks=strict")
+    if config.tls is not None:
+        parts.append("tls=mutual" if config.tls.mutual else "tls=on")
     if config.keep_raw:
         parts.append("raw=kept")
     if config.capture:

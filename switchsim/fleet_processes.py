@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from switchsim.tls_options import client_tls_argv
+
 if TYPE_CHECKING:
     from specs.metrics import MetricsServer
 
@@ -86,6 +88,7 @@ def shard_argv(
         argv += ["--random-seed", str(args.random_seed + shard.index)]
     if args.uvloop:
         argv.append("--uvloop")
+    argv += client_tls_argv(args)
     if metrics:
         argv.append("--metrics-shard")
     return argv
