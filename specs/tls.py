@@ -280,6 +280,10 @@ class _Handshake(asyncio.Protocol):
             except (OSError, EOFError) as exc:
                 if is_plaintext(exc):
                     owner.refused(self._remote, "tls_plaintext", PLAINTEXT, tls_reason(exc))
+                elif isinstance(exc, ConnectionError | EOFError) and not isinstance(exc, ssl.SSLError):
+                    # A client that does not trust our certificate hangs up after its alert.
+                    why = f"closed by the peer during the TLS handshake ({type(exc).__name__})"
+                    owner.refused(self._remote, "tls_handshake", why)
                 else:
                     owner.refused(self._remote, "tls_handshake", tls_reason(exc))
                 raw.abort()

@@ -35,7 +35,7 @@ def server_tls(args: argparse.Namespace) -> ServerTls | None:
         given = [name for name, value in (("--tls-key", args.tls_key), ("--tls-client-ca", args.tls_client_ca))
                  if value is not None]
         if given:
-            raise UsageError(f"{' and '.join(given)} need --tls-cert")
+            raise UsageError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --tls-cert")
         return None
     tls = ServerTls(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca)
     tls.context()
