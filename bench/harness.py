@@ -50,9 +50,10 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-def start_switch(config: Path, port: int) -> subprocess.Popen[bytes]:
+def start_switch(config: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """``switchsim serve --config CONFIG --port PORT EXTRA...`` as a child process."""
     return subprocess.Popen(
-        [sys.executable, "-m", "switchsim.cli", "serve", "--config", str(config), "--port", str(port)],
+        [sys.executable, "-m", "switchsim.cli", "serve", "--config", str(config), "--port", str(port), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
