@@ -43,7 +43,7 @@ def _blast(shared: Path) -> ModuleType:
 
 async def pipelined(blast: Any, port: int, frames: Path, conns: int, depth: int, count: int,
                     tls: ssl.SSLContext | None) -> dict[str, float]:
-    """blast.py's main, with TLS when ``tls`` is given; connecting is not timed."""
+    """blast.py's main, with TLS when ``tls`` is given; timed from the first connect, as blast.py times."""
     loop = asyncio.get_running_loop()
     runner = blast.Runner(blast.load_frames(str(frames)), count, depth)
     opened = []

@@ -327,8 +327,8 @@ class _TlsAccept:
 
 async def listen(
     factory: Callable[[], asyncio.Protocol],
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     *,
     tls: ssl.SSLContext | None = None,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
@@ -337,10 +337,11 @@ async def listen(
     **options: Any,
 ) -> Listener:
     """Listen on ``host:port`` (0: a free port); ``options`` go to `loop.create_server` (backlog,
-    reuse_address, reuse_port). With ``tls``, connections reach ``factory``'s protocol only once
-    their handshake is done (see the module's docstring); ``log`` is the caller's logger, so the
-    refusal lines read as the server's own, and ``on_refused`` hears a label for each refusal
-    (``tls_plaintext``, ``tls_timeout``, ``tls_handshake``)."""
+    reuse_address, reuse_port, or ``sock``, a socket bound already, with host and port None).
+    With ``tls``, connections reach ``factory``'s protocol only once their handshake is done
+    (see the module's docstring); ``log`` is the caller's logger, so the refusal lines read as
+    the server's own, and ``on_refused`` hears a label for each refusal (``tls_plaintext``,
+    ``tls_timeout``, ``tls_handshake``)."""
     if not handshake_timeout > 0:
         raise ValueError(f"handshake_timeout must be more than 0 seconds, got {handshake_timeout}")
     loop = asyncio.get_running_loop()

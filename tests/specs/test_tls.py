@@ -254,3 +254,19 @@ async def test_closing_the_listener_ends_handshakes_under_way(pki: Pki) -> None:
     await listener.wait_closed()
     assert await asyncio.wait_for(reader.read(100), 5) == b""
     writer.close()
+
+
+async def test_a_socket_bound_already_can_be_handed_to_the_listener(pki: Pki) -> None:
+    # A supervisor that binds once and hands the socket on (serve --workers) uses sock=.
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    Echo.made = []
+    ctx = ServerTls(cert=str(pki.server_cert), key=str(pki.server_key)).context()
+    listener = await listen(Echo, None, None, tls=ctx, sock=sock)
+    try:
+        assert listener.port == sock.getsockname()[1]
+        assert await echo_once(listener.port, client(pki)) == b"ping"
+    finally:
+        listener.close()
