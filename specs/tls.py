@@ -227,7 +227,7 @@ class _Handshake(asyncio.Protocol):
     the listener's protocol. Bytes the peer sends right after its last handshake message (before
     the hand-over) are kept and passed on in order."""
 
-    __slots__ = ("_early", "_eof", "_factory", "_lost", "_owner", "_remote", "_task", "_transport")
+    __slots__ = ("_app", "_early", "_eof", "_factory", "_lost", "_owner", "_remote", "_task", "_transport")
 
     def __init__(self, owner: _TlsAccept, factory: Callable[[], asyncio.Protocol]) -> None:
         self._owner = owner
@@ -238,6 +238,7 @@ class _Handshake(asyncio.Protocol):
         self._remote = "?"
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
+        self._app: asyncio.Protocol | None = None  # the listener's protocol, once handed over
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
@@ -256,7 +257,11 @@ class _Handshake(asyncio.Protocol):
         return True  # the listener's protocol decides, once it has the connection
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # The TLS layer names the protocol to tell when it schedules the call: a loss scheduled
+        # just before the hand-over reaches this one and is passed on.
         self._lost = True
+        if self._app is not None:
+            self._app.connection_lost(exc)
 
     def abort(self) -> None:
         if self._task is not None:
@@ -297,7 +302,7 @@ class _Handshake(asyncio.Protocol):
             owner.handshakes.discard(self)
 
     def _hand_over(self, tls: asyncio.Transport) -> None:
-        protocol = self._factory()
+        protocol = self._app = self._factory()
         tls.set_protocol(protocol)
         protocol.connection_made(tls)
         for data in self._early:
