@@ -50,16 +50,17 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-def start_switch(config: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
-    """``switchsim serve --config CONFIG --port PORT``; with ``workers`` > 1 (``--workers``) it
-    returns once every worker listens (the start-up line), since the port answers as soon as the
-    first one does."""
-    argv = [sys.executable, "-m", "switchsim.cli", "serve", "--config", str(config), "--port", str(port)]
+def start_switch(config: Path, port: int, *extra: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    """``switchsim serve --config CONFIG --port PORT EXTRA...`` as a child process; with
+    ``workers`` > 1 (``--workers``) it returns once every worker listens (the start-up line),
+    since the port answers as soon as the first one does."""
+    argv = [sys.executable, "-m", "switchsim.cli", "serve", "--config", str(config), "--port", str(port), *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if workers == 1:
-        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
-    proc = subprocess.Popen([*argv, "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [*argv, "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith(b"switch listening on "):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import ssl
 import tempfile
 from pathlib import Path
 
@@ -40,10 +41,23 @@ def wire(message: Message, mak: bytes | None = None) -> bytes:
     return encode_frame(CODEC.dialect.framing, CODEC.encode(message), tpdu=TPDU, header=HEADER)
 
 
-def sign_in(port: int) -> tuple[bytes, bytes]:
-    """(PIK, MAK) in clear, as the terminal's PED holds them."""
+def write_config(tmp: Path, db: str = "bench.db") -> Path:
+    """The switch's config: the terminal, and the card with a balance no run exhausts."""
+    config = tmp / f"{Path(db).stem}.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\ndb = "{tmp / db}"\n\n'
+        f'[[terminals]]\nmerchant = "{MERCHANT}"\nterminal = "{TERMINAL}"\ntmk = "{TMK.hex()}"\n\n'
+        f'[[cards]]\npan = "{PAN}"\nexpiry = "3012"\npin = "{PIN}"\nbalance = 900000000000\n'
+    )
+    return config
+
+
+def sign_in(port: int, tls: ssl.SSLContext | None = None) -> tuple[bytes, bytes]:
+    """(PIK, MAK) in clear, as the terminal's PED holds them (over TLS with ``tls``)."""
     request = CODEC.message("0800", {11: "000001", 41: TERMINAL, 42: MERCHANT, 60: "00000001003", 63: "001"})
-    with socket.create_connection(("127.0.0.1", port)) as s:
+    with socket.create_connection(("127.0.0.1", port)) as raw, (
+        tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls is not None else raw
+    ) as s:
         s.sendall(wire(request))
         data = b""
         while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
@@ -78,17 +92,6 @@ def purchases(path: Path, pik: bytes, mak: bytes, first_stan: int, n: int) -> Pa
         frames += wire(message, mak)
     path.write_bytes(bytes(frames))
     return path
-
-
-def write_config(tmp: Path) -> Path:
-    """The bench's switch: its terminal, and a card rich enough for every purchase."""
-    config = tmp / "switch.toml"
-    config.write_text(
-        f'[server]\nhost = "127.0.0.1"\ndb = "{tmp / "bench.db"}"\n\n'
-        f'[[terminals]]\nmerchant = "{MERCHANT}"\nterminal = "{TERMINAL}"\ntmk = "{TMK.hex()}"\n\n'
-        f'[[cards]]\npan = "{PAN}"\nexpiry = "3012"\npin = "{PIN}"\nbalance = 900000000000\n'
-    )
-    return config
 
 
 def main() -> None:

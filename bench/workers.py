@@ -31,7 +31,7 @@ def run_iso87(shared: Path, tmp: Path, workers: int, count: int) -> float:
     config = iso87_peer.write_config(tmp)
     load = iso87_peer.frames(tmp / "nm.frames", count)
     port = free_port()
-    switch = start_switch(config, port, workers)
+    switch = start_switch(config, port, workers=workers)
     try:
         wait_port(port)
         blast(shared, port, load, 4, min(count, 2000))  # warm-up
@@ -43,7 +43,7 @@ def run_iso87(shared: Path, tmp: Path, workers: int, count: int) -> float:
 def run_purchases(shared: Path, tmp: Path, workers: int, count: int) -> float:
     config = switch_tps.write_config(tmp)
     port = free_port()
-    switch = start_switch(config, port, workers)
+    switch = start_switch(config, port, workers=workers)
     try:
         wait_port(port)
         pik, mak = switch_tps.sign_in(port)

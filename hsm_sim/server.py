@@ -10,6 +10,12 @@ cannot make the server buffer without bound.
 Logs carry the peer, the 2-character command and error codes and the latency, never a field.
 An ``Observer`` (specs/observer.py) hears every command answered (code, error code, seconds),
 every connection opened and closed (with why) and every rejected frame.
+
+TLS (``hsm serve --tls-cert``) is for the TCP listener only, through specs/tls.py's listener: a
+handshake must finish within ``handshake_timeout`` of the accept (the HSM has no frame deadline
+of its own), and a plaintext or refused client is closed with one log line. UDP has no TLS
+(no DTLS here), so a TLS config refuses a UDP port rather than answer host commands in clear
+beside it.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from specs.errors import FramingError
 from specs.framing import DEFAULT_MAX_FRAME, FrameDecoder, FrameFormat, KeepAlive, encode_frame
 from specs.logs import get_logger
 from specs.observer import NULL_OBSERVER, Observer
+from specs.tls import DEFAULT_HANDSHAKE_TIMEOUT, Listener, ServerTls, listen
 
 DEFAULT_PORT = 1500
 # The answer to a request can be longer than the request (hex output): allow what 2 bytes hold.
@@ -62,9 +69,15 @@ class HsmServerConfig:
     lmk: Lmk | None = None
     test_mode: bool = False
     shutdown_timeout: float = 5.0
+    tls: ServerTls | None = None  # TLS on the TCP listener
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
 
     def __post_init__(self) -> None:
         check_header_length(self.header_length)
+        if self.tls is not None and self.udp_port is not None:
+            raise ValueError("UDP has no TLS: a TLS HSM takes no UDP port (it would answer host commands in clear)")
+        if not self.handshake_timeout > 0:
+            raise ValueError(f"handshake_timeout must be more than 0 seconds, got {self.handshake_timeout}")
         for name, port in (("port", self.port), ("udp_port", self.udp_port)):
             if port is not None and not 0 <= port <= 0xFFFF:
                 raise ValueError(f"{name} must be 0..65535, got {port}")
@@ -331,17 +344,19 @@ class RunningHsm:
     host: str
     port: int
     udp_port: int | None
-    _server: asyncio.Server
+    _server: Listener
     _connections: _Connections
     _udp_stream: Any
     _udp_task: asyncio.Task[None] | None
     _shutdown_timeout: float
     _log: Any
     _closed: bool = field(default=False)
+    tls: bool = False
 
     @property
     def tcp_url(self) -> str:
-        return f"tcp://{self.host}:{self.port}"
+        """Where the TCP (or TLS) listener is, as an address `transport_from_url` takes."""
+        return f"{'tls' if self.tls else 'tcp'}://{self.host}:{self.port}"
 
     @property
     def udp_url(self) -> str | None:
@@ -406,14 +421,18 @@ async def serve_hsm(
     exchange = _Exchange(dispatcher, config.header_length, log, observer)
     in_fmt = host_frame_format(config.max_frame)
     connections = _Connections()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
+    tls = config.tls.context() if config.tls is not None else None
+    server = await listen(
         lambda: _HsmConnection(exchange, in_fmt, connections),
-        host=config.host,
-        port=config.port,
+        config.host,
+        config.port,
+        tls=tls,
+        handshake_timeout=config.handshake_timeout,
+        log=log,
+        on_refused=observer.connection_refused,
         reuse_address=True,
     )
-    port = int(server.sockets[0].getsockname()[1])
+    port = server.port
     udp_stream: Any = None
     udp_task: asyncio.Task[None] | None = None
     udp_port: int | None = None
@@ -434,6 +453,7 @@ async def serve_hsm(
         port=port,
         udp_port=udp_port,
         header_length=config.header_length,
+        tls="off" if config.tls is None else "mutual" if config.tls.mutual else "on",
     )
     return RunningHsm(
         host=config.host,
@@ -445,4 +465,5 @@ async def serve_hsm(
         _udp_task=udp_task,
         _shutdown_timeout=config.shutdown_timeout,
         _log=log,
+        tls=tls is not None,
     )

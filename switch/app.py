@@ -177,6 +177,7 @@ async def serve_switch(
     the port with the others (SO_REUSEPORT), names itself in its RRNs, and leaves the config's
     declarations alone, which its supervisor applied once before starting the workers (a worker
     re-registering a terminal as it restarts would end that terminal's session)."""
+    tls = config.tls.context() if config.tls is not None else None  # a bad file: before anything opens
     hsm = transport if transport is not None else transport_from_url(config.hsm)
     if store is None:
         store = await open_store(config.db, shared=bool(worker))
@@ -193,6 +194,7 @@ async def serve_switch(
         capture=Capture(config.capture, services.codec, keep_raw=config.keep_raw) if config.capture else None,
         observer=observer,
         reuse_port=worker > 0,
+        tls=tls,
     )
     port = await server.start(config.host, config.port)
     return RunningSwitch(services, server, port, hsm)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from specs.icrecords import AidParameters, CaPublicKey
+from specs.tls import ServerTls
 from switch.icparams import AID_KEYS, BLACKLIST_KEYS, CAPK_KEYS, IcParamError, parse_aid, parse_blacklist, parse_capk
 
 
@@ -97,6 +98,7 @@ class SwitchConfig:
     # `serve --log-exchanges off` only: no info line per answered exchange (load runs); declines,
     # refusals and errors are still logged
     log_exchanges: bool = True
+    tls: ServerTls | None = None  # `serve --tls-cert/--tls-key/--tls-client-ca` only: TLS on the listener
 
 
 _Kind = type | tuple[type, ...]

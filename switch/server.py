@@ -12,12 +12,17 @@ answer out (bytes of an unfinished frame do not count), and a frame must be whol
 `frame_timeout` after its first byte (later bytes do not move that deadline; it stands still
 while the switch itself is not reading). Shutdown: stop accepting, let connections answer what
 they have decoded (bounded by a timeout), then abort what is left.
+
+TLS (``serve --tls-cert``): the listener of specs/tls.py holds each connection through its
+handshake, to the same ``frame_timeout`` as an unfinished frame, and closes a plaintext or
+refused client with one log line; a connection reaches `_Connection` only once it speaks TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -25,6 +30,7 @@ from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder
 from specs.logs import get_logger
 from specs.observer import NULL_OBSERVER, Observer
+from specs.tls import Listener, listen
 from switch.capture import Capture
 from switch.engine import SwitchEngine
 from switch.journalwire import request_wire
@@ -339,7 +345,8 @@ class SwitchServer:
     # One of several processes on one port (serve --workers): the kernel spreads the
     # connections over the listening sockets (SO_REUSEPORT, Linux).
     reuse_port: bool = False
-    _server: asyncio.Server | None = None
+    tls: ssl.SSLContext | None = None  # serve --tls-cert/--tls-key [--tls-client-ca]
+    _server: Listener | None = None
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "frame_timeout"):
@@ -350,12 +357,18 @@ class SwitchServer:
                 raise ValueError(f"{name} must be 1 or more, got {getattr(self, name)}")
 
     async def start(self, host: str, port: int) -> int:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Connection(self), host, port, backlog=4096, reuse_port=self.reuse_port or None
+        self._server = await listen(
+            lambda: _Connection(self),
+            host,
+            port,
+            tls=self.tls,
+            handshake_timeout=self.frame_timeout,
+            log=_log,
+            on_refused=self.observer.connection_refused,
+            backlog=4096,
+            reuse_port=self.reuse_port or None,
         )
-        sock = self._server.sockets[0]
-        return int(sock.getsockname()[1])
+        return self._server.port
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop accepting, let in-flight requests finish (up to ``timeout``), then abort."""

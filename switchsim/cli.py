@@ -41,6 +41,7 @@ _COMMAND_MODULES = (
     "switchsim.cmd_fleet",
     "switchsim.cmd_report",
     "switchsim.cmd_top",
+    "switchsim.cmd_tls",
 )
 
 # Library errors that mean the input was wrong (a file, a value, a name) and those that mean

@@ -23,6 +23,7 @@ from switchsim.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from switchsim.fleet_processes import Shard, plan_shards, run_shards, temporary_workdir
 from switchsim.metrics_options import add_metrics_options, start_metrics
 from switchsim.provisioning import provision
+from switchsim.tls_options import add_client_tls_options, client_tls
 from terminals_sim.chipcard import ChipProfile
 from terminals_sim.conformance import (
     CHECK_NAMES,
@@ -158,6 +159,7 @@ def register(subparsers: Any) -> None:
         "into one report and one summary (default 1)",
     )
     add_metrics_options(fleet)
+    add_client_tls_options(fleet)
     # A shard of --processes: count into the multiprocess directory, the parent serves it.
     fleet.add_argument("--metrics-shard", action="store_true", help=argparse.SUPPRESS)
     fleet.set_defaults(func=_fleet)
@@ -244,6 +246,7 @@ def register(subparsers: Any) -> None:
     )
     conf.add_argument("--junit", type=Path, metavar="FILE.xml", help="write JUnit XML here")
     _dialect_option(conf)
+    add_client_tls_options(conf)
     conf.set_defaults(func=_conformance)
 
 
@@ -367,6 +370,7 @@ def _fleet(args: argparse.Namespace) -> int:
     thresholds = thresholds_from(args) or Thresholds()
     # Checked before --provision writes anything.
     host, port = _target(args.target) if args.target is not None else ("", 0)
+    tls = client_tls(args)
     scenario = load_scenario(args.scenario) if args.target is not None else None
     if args.provision:
         _provision(args, err)
@@ -390,6 +394,7 @@ def _fleet(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         random_seed=args.random_seed,
         dialect=args.dialect,
+        tls=tls,
     )
     run = _runner(args.uvloop)
     if args.processes > 1:
@@ -499,10 +504,12 @@ def _conformance(args: argparse.Namespace) -> int:
         card=_card(args),
         chip_card=_chip_card(args),
         dialect=args.dialect,
+        tls=client_tls(args),
     )
     only = frozenset(args.only) if args.only else None
     results = asyncio.run(run_conformance(target, only))
-    table = Table(title=f"{args.dialect} conformance against {host}:{port}")
+    over = " over TLS" if target.tls is not None else ""
+    table = Table(title=f"{args.dialect} conformance against {host}:{port}{over}")
     table.add_column("check")
     table.add_column("result")
     table.add_column("reason / what it checks")

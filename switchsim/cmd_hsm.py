@@ -19,6 +19,7 @@ from specs.observer import Observer
 from switchsim import argtypes, logs
 from switchsim.errors import EXIT_OK, EXIT_USAGE, RunFailed, UsageError
 from switchsim.metrics_options import add_metrics_options, start_metrics
+from switchsim.tls_options import add_server_tls_options, server_tls
 
 
 def register(subparsers: Any) -> None:
@@ -43,7 +44,7 @@ def register(subparsers: Any) -> None:
         type=argtypes.port,
         default=None,
         metavar="PORT",
-        help="also answer host commands over UDP on this port",
+        help="also answer host commands over UDP on this port (not with TLS: UDP has none)",
     )
     serve.add_argument(
         "--header-length",
@@ -63,6 +64,7 @@ def register(subparsers: Any) -> None:
         help="log level on stderr; debug logs every command (default info)",
     )
     add_metrics_options(serve)
+    add_server_tls_options(serve)
     serve.set_defaults(func=_serve)
 
     send = sub.add_parser("send", help="send one host command and print the answer")
@@ -70,7 +72,8 @@ def register(subparsers: Any) -> None:
         "--to",
         default=f"tcp://127.0.0.1:{DEFAULT_PORT}",
         metavar="URL",
-        help=f"tcp://HOST:PORT, udp://HOST:PORT or inproc (default tcp://127.0.0.1:{DEFAULT_PORT})",
+        help="tcp://HOST:PORT, udp://HOST:PORT, tls://HOST:PORT[?ca=FILE&cert=FILE&key=FILE] or inproc "
+        f"(default tcp://127.0.0.1:{DEFAULT_PORT})",
     )
     send.add_argument(
         "--header-length",
@@ -123,6 +126,7 @@ def _serve(args: argparse.Namespace) -> int:
         header_length=args.header_length,
         lmk=lmk,
         test_mode=args.test_mode,
+        tls=server_tls(args),
     )
     logs.configure(args.log_level)
     metrics = start_metrics(args, "hsm")

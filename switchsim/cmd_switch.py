@@ -57,6 +57,7 @@ from switchsim.serve_workers import (
     startup_errors_to_supervisor,
     stop_when_supervisor_goes,
 )
+from switchsim.tls_options import add_server_tls_options, server_tls
 
 
 def register(sub: Any) -> None:
@@ -111,6 +112,7 @@ def register(sub: Any) -> None:
     # Set by the supervisor of --workers on each worker's command line (switchsim/serve_workers.py).
     serve.add_argument(WORKER_OPTION, dest="as_worker", type=int, default=0, help=argparse.SUPPRESS)
     add_metrics_options(serve)
+    add_server_tls_options(serve)
     serve.set_defaults(func=_serve)
 
     term = sub.add_parser("terminal", help="register and manage terminals")
@@ -451,7 +453,7 @@ def _serve(args: argparse.Namespace) -> int:
     # (exit 1 when either fails).
     worker = args.as_worker  # 0, or this process is worker N of a supervisor (--workers)
     listening = startup_errors_to_supervisor() if worker else (lambda: None)
-    config = _config(args)
+    config = replace(_config(args), tls=server_tls(args))
     sources = rule_sources(config)
     codec_for(config.dialect)
     store_url = parse_store_url(config.db)
@@ -574,6 +576,8 @@ async def _startup_line(
     ]
     if config.strict_checks:  # said only when not the default, so the usual line stays as it was
         parts.append("checks=strict")
+    if config.tls is not None:
+        parts.append("tls=mutual" if config.tls.mutual else "tls=on")
     if config.keep_raw:
         parts.append("raw=kept")
     if config.capture:

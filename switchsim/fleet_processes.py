@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from switchsim.tls_options import client_tls_argv
+
 
 @dataclass(frozen=True, slots=True)
 class Shard:
@@ -82,6 +84,7 @@ def shard_argv(
         argv += ["--random-seed", str(args.random_seed + shard.index)]
     if args.uvloop:
         argv.append("--uvloop")
+    argv += client_tls_argv(args)
     if metrics:
         argv.append("--metrics-shard")
     return argv

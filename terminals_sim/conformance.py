@@ -20,6 +20,7 @@ downloads, does not do chip cards: those checks are skipped with that reason.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,7 @@ from specs.framing import decode_frame, encode_frame
 from specs.message import Message
 from specs.response import describe as describe_code
 from specs.testcards import CHIP_CARD, DEFAULT_TEST_CARDS
+from specs.tls import ClientTls
 from specs.tlv import Tlv, build, parse
 from terminals_sim import junit
 from terminals_sim.connection import ExchangeFailed, exchange_once
@@ -78,6 +80,7 @@ class ConformanceTarget:
     card: CardProfile = DEFAULT_CARD
     dialect: str = DEFAULT_DIALECT
     chip_card: CardProfile = DEFAULT_CHIP_CARD
+    tls: ClientTls | None = None  # conformance --tls: every exchange over TLS
 
     def __post_init__(self) -> None:
         try:
@@ -98,6 +101,7 @@ class _CheckSkipped(Exception):
 class _Run:
     target: ConformanceTarget
     terminal: VirtualTerminal
+    tls: ssl.SSLContext | None = None  # built once from target.tls
 
     @property
     def codec(self) -> Codec:
@@ -118,7 +122,7 @@ class _Run:
         t = self.target
         fmt = self.codec.dialect.framing
         try:
-            answer = await exchange_once(t.host, t.port, fmt, frame, t.timeout)
+            answer = await exchange_once(t.host, t.port, fmt, frame, t.timeout, self.tls)
         except ExchangeFailed as exc:
             return terminal.fail_pending(exc.failure, exc.detail), None
         outcome = terminal.receive(answer)
@@ -267,7 +271,7 @@ async def _check_malformed_frame(run: _Run) -> None:
     frame = encode_frame(fmt, whole.body[:-2], tpdu=whole.tpdu, header=whole.header)
     t = run.target
     try:
-        answer = await exchange_once(t.host, t.port, fmt, frame, t.timeout)
+        answer = await exchange_once(t.host, t.port, fmt, frame, t.timeout, run.tls)
     except ExchangeFailed as exc:
         if exc.failure is Failure.RESET:
             raise _CheckSkipped("the host closed the connection instead of answering 39 = 30") from None
@@ -507,7 +511,7 @@ async def run_conformance(target: ConformanceTarget, only: frozenset[str] | None
         card=target.card,
         dialect=target.dialect,
     )
-    run = _Run(target, VirtualTerminal(profile))
+    run = _Run(target, VirtualTerminal(profile), target.tls.context() if target.tls is not None else None)
     catalogue = catalogue_for(target.dialect)
     results: list[CheckResult] = []
     for name, _description, check in CHECKS:

@@ -1,14 +1,19 @@
-"""The asyncio shell between a virtual terminal and a host: one TCP connection, one exchange
-at a time, a timer per exchange, failures mapped onto `Failure` at this one boundary."""
+"""The asyncio shell between a virtual terminal and a host: one TCP connection (TLS when given a
+context, through specs/tls.py's connector), one exchange at a time, a timer per exchange,
+failures mapped onto `Failure` at this one boundary: a TLS handshake that fails is ``refused``
+with the TLS reason, a connection the host's TLS ends (mutual TLS without a certificate) is
+``reset`` with it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from typing import cast
 
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder, FrameFormat, KeepAlive
+from specs.tls import connect, tls_reason
 from terminals_sim.outcome import Failure
 
 
@@ -62,7 +67,10 @@ class HostConnection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if self._lost is None:
-            detail = f"connection reset ({type(exc).__name__})" if exc else "connection closed by the host"
+            if isinstance(exc, ssl.SSLError):
+                detail = f"connection reset (TLS: {tls_reason(exc)})"
+            else:
+                detail = f"connection reset ({type(exc).__name__})" if exc else "connection closed by the host"
             self._lost = ExchangeFailed(Failure.RESET, detail)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -119,14 +127,20 @@ class HostConnection(asyncio.Protocol):
             self._transport.close()
 
 
-async def open_connection(host: str, port: int, fmt: FrameFormat, timeout: float) -> HostConnection:
-    """Connect, mapping every failure onto ExchangeFailed (refused, or timeout)."""
-    loop = asyncio.get_running_loop()
+async def open_connection(
+    host: str, port: int, fmt: FrameFormat, timeout: float, tls: ssl.SSLContext | None = None
+) -> HostConnection:
+    """Connect (over TLS with ``tls``), mapping every failure onto ExchangeFailed (refused, or
+    timeout)."""
     try:
         async with asyncio.timeout(timeout):
-            _transport, protocol = await loop.create_connection(lambda: HostConnection(fmt), host, port)
+            _transport, protocol = await connect(
+                lambda: HostConnection(fmt), host, port, tls=tls, handshake_timeout=timeout
+            )
     except TimeoutError:
         raise ExchangeFailed(Failure.TIMEOUT, f"connect took longer than {timeout:g} s") from None
+    except ssl.SSLError as exc:
+        raise ExchangeFailed(Failure.REFUSED, f"TLS handshake failed: {tls_reason(exc)}") from None
     except ConnectionRefusedError:
         raise ExchangeFailed(Failure.REFUSED, "connection refused") from None
     except OSError as exc:
@@ -136,10 +150,10 @@ async def open_connection(host: str, port: int, fmt: FrameFormat, timeout: float
 
 
 async def exchange_once(
-    host: str, port: int, fmt: FrameFormat, frame: bytes, timeout: float
+    host: str, port: int, fmt: FrameFormat, frame: bytes, timeout: float, tls: ssl.SSLContext | None = None
 ) -> Frame:
     """Connect, exchange one frame, close (the per-exchange connection habit)."""
-    conn = await open_connection(host, port, fmt, timeout)
+    conn = await open_connection(host, port, fmt, timeout, tls)
     try:
         return await conn.exchange(frame, timeout)
     finally:

@@ -35,6 +35,7 @@ from specs.codec import codec_for
 from specs.errors import SpecError, WireError
 from specs.framing import Frame
 from specs.observer import NULL_OBSERVER, Observer
+from specs.tls import ClientTls
 from terminals_sim.chipcard import ChipProfile
 from terminals_sim.connection import ExchangeFailed, HostConnection, open_connection
 from terminals_sim.financial import CHIP_KINDS, FINANCIAL_KINDS, SHAPES, TRANSACTION_KINDS, CardProfile
@@ -92,6 +93,7 @@ class FleetConfig:
     operator: str = "01"
     password: str = field(default="0000", repr=False)
     dialect: str = DEFAULT_DIALECT  # what the terminals speak: its message catalogue has every step
+    tls: ClientTls | None = None  # fleet --tls: every connection over TLS
 
     def __post_init__(self) -> None:
         try:
@@ -366,7 +368,7 @@ class TerminalDriver:
         self.drop_connection()
         fleet = self.fleet
         cfg = fleet.config
-        self.conn = await open_connection(cfg.host, cfg.port, fleet.fmt, cfg.timeout)
+        self.conn = await open_connection(cfg.host, cfg.port, fleet.fmt, cfg.timeout, fleet.tls)
         fleet.stats.connection_opened()
         fleet.observer.connection_opened()
         return self.conn
@@ -394,6 +396,7 @@ class Fleet:
         self.observer = observer
         self.codec = codec_for(config.dialect)
         self.fmt = self.codec.dialect.framing
+        self.tls = config.tls.context() if config.tls is not None else None  # one for every terminal
         self.rng = random.Random(config.random_seed)
         self.bucket = TokenBucket(config.rate) if config.rate else None
         self.per_exchange = config.scenario.connection is ConnectionHabit.PER_EXCHANGE

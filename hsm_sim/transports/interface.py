@@ -13,7 +13,10 @@ for "the HSM could not be asked".
 from __future__ import annotations
 
 import os
+import ssl
 from typing import Protocol, runtime_checkable
+
+from specs.tls import tls_reason
 
 DEFAULT_PORT = 1500
 DEFAULT_TIMEOUT = 2.0
@@ -48,7 +51,10 @@ class HsmProtocolError(HsmTransportError):
 
 
 def os_reason(exc: BaseException) -> str:
-    """A short, value-free reason for a socket failure ("Connection refused")."""
+    """A short, value-free reason for a socket failure ("Connection refused"), or a TLS one
+    ("TLS: certificate verify failed: ...")."""
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {tls_reason(exc)}"  # its errno is OpenSSL's, not the OS's
     if isinstance(exc, OSError):
         # asyncio puts its own text in strerror ("Connect call failed ..."); the errno is clearer.
         if exc.errno:

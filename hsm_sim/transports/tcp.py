@@ -4,12 +4,17 @@ Each connection pipelines: requests go out as soon as they are made (one write p
 and answers are matched to them in order. A request that times out resets its connection,
 because from then on nobody can tell which answer belongs to which request; the next request
 reconnects. The 2-byte length prefix and the message header are added and taken off here.
+
+With a TLS context (``tls://`` addresses, hsm_sim/transports/url.py) every pooled connection
+is a TLS one, opened through specs/tls.py's connector: the HSM's certificate is verified
+against the host dialled, and a failed handshake is `HsmUnavailable` with the TLS reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 
 from hsm_sim.hostframe import check_header_length, host_frame_format
 from hsm_sim.transports.interface import (
@@ -23,6 +28,7 @@ from hsm_sim.transports.interface import (
 )
 from specs.errors import FramingError
 from specs.framing import FrameDecoder, FrameFormat, KeepAlive, encode_frame
+from specs.tls import connect
 
 DEFAULT_POOL_SIZE = 4
 _MAX_FRAME = 0xFFFF  # what a 2-byte length can carry, both ways
@@ -181,6 +187,7 @@ class TcpTransport:
         header: bytes = b"0000",
         pool_size: int = DEFAULT_POOL_SIZE,
         timeout: float = DEFAULT_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         check_header_length(len(header))
         if pool_size < 1:
@@ -189,7 +196,8 @@ class TcpTransport:
             raise ValueError(f"timeout must be positive, got {timeout}")
         self.host = host
         self.port = port
-        self.url = f"tcp://{host}:{port}"
+        self.url = f"{'tls' if tls is not None else 'tcp'}://{host}:{port}"
+        self._tls = tls
         self._header = bytes(header)
         self._timeout = timeout
         self._fmt = FrameFormat(length=host_frame_format().length, max_frame=_MAX_FRAME)
@@ -221,13 +229,14 @@ class TcpTransport:
                 return conn
             if self._closed:
                 raise HsmUnavailable(f"transport to {self.url} is closed")
-            loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout(self._timeout):
-                    _, conn = await loop.create_connection(
+                    _, conn = await connect(
                         lambda: _PipelinedConnection(self.url, self._header, self._timeout),
                         self.host,
                         self.port,
+                        tls=self._tls,
+                        handshake_timeout=self._timeout,
                     )
             except TimeoutError:
                 raise HsmUnavailable(

@@ -109,3 +109,19 @@ def test_multiprocess_mode_serves_the_sum_of_processes(tmp_path: Path) -> None:
     assert value(samples, "switchsim_fleet_connections_open") == 0  # both processes are gone
     assert value(samples, "switchsim_fleet_connections_accepted_total") == 2
     assert [r["reason"] for r in refusals] == ["unexpected_code: 39 = 51, expected 00"] * 2
+
+
+def test_each_shard_is_given_the_tls_options() -> None:
+    from switchsim.cli import build_parser
+    from switchsim.fleet_processes import shard_argv
+
+    tls = ["--tls-ca", "tls/ca.pem", "--tls-cert", "tls/client.pem", "--tls-key", "tls/client.key"]
+    args = build_parser().parse_args(["fleet", "--target", "127.0.0.1:5800", "--processes", "2", *tls])
+    [shard, _] = plan_shards(2, 10, 1, None, None, None)
+    argv = shard_argv(args, shard, Path("shard.json"), 5.0, False)
+    assert argv[:3] == [sys.executable, "-m", "switchsim.cli"]
+    child = build_parser().parse_args(argv[3:])
+    assert (child.tls, child.tls_ca, child.tls_cert, child.tls_key) == (True, "tls/ca.pem", "tls/client.pem",
+                                                                         "tls/client.key")
+    plain = shard_argv(build_parser().parse_args(["fleet", "--target", "h:1"]), shard, Path("s.json"), 5.0, False)
+    assert not any(a.startswith("--tls") for a in plain)
