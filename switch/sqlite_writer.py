@@ -1,8 +1,10 @@
 """The SQLite store's one writer thread: group commit for awaited writes, batches for the journal.
 
 Every write of the store is a job, a function of the write connection, queued here by an
-awaiting caller; the event loop never runs a commit nor waits for a lock. The thread takes every
-job queued while its previous transaction ran and commits them together (BEGIN IMMEDIATE ...
+awaiting caller; the event loop never runs a commit nor waits for a lock. The jobs of one turn
+of the loop are handed over together at its end (one wake-up of the thread for all the
+approvals that turn decided), and the thread takes every job handed over while its previous
+transaction ran and commits them together (BEGIN IMMEDIATE ...
 COMMIT), each inside a SAVEPOINT: a job that fails (a repeated STAN) is rolled back alone and
 fails only its caller; the others commit. A caller's future is resolved, on its own loop, only
 after the COMMIT: an answer that waits for its write leaves with it on disk.
@@ -57,9 +59,11 @@ class GroupWriter:
         self._on_exit = on_exit
         self._cond = threading.Condition(threading.Lock())
         self._jobs: list[_Pending] = []
+        self._staged: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}  # this turn's, by loop
         self._rows: list[tuple[object, ...]] = []
         self._oldest = 0.0  # time.monotonic() of the oldest queued row
         self._stopping = False
+        self._closed = False  # the thread took its last jobs: nothing more is run
         self.commits = 0  # transactions committed: how well writes were grouped
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._thread.start()
@@ -68,15 +72,29 @@ class GroupWriter:
 
     async def submit(self, job: Job | None) -> Any:
         """Run ``job`` in the next transaction; its value once that transaction committed, or
-        the exception it raised (nothing of it applied)."""
+        the exception it raised (nothing of it applied). The jobs submitted in one turn of the
+        loop are handed to the thread together, at the end of the turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        with self._cond:
-            if self._stopping:
-                raise StoreError("the store is closed")
-            self._jobs.append(_Pending(job, future, loop))
-            self._cond.notify()
+        if self._stopping:
+            raise StoreError("the store is closed")
+        staged = self._staged.get(loop)
+        if staged is None:
+            staged = self._staged[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        staged.append(_Pending(job, future, loop))
         return await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        staged = self._staged.pop(loop, None)
+        if not staged:
+            return
+        with self._cond:
+            if not self._closed:
+                self._jobs += staged
+                self._cond.notify()
+                return
+        _resolve(staged, [(False, StoreError("the store is closed"))] * len(staged))
 
     def queue_journal(self, row: tuple[object, ...]) -> bool:
         """Queue one journal row; False when the queue is full (or the store closed)."""
@@ -98,6 +116,7 @@ class GroupWriter:
 
     async def close(self) -> None:
         """Write everything queued, stop the thread and close the connection."""
+        self._hand_over(asyncio.get_running_loop())  # this turn's writes go first
         self.stop()
         await asyncio.to_thread(self._thread.join)
 
@@ -132,6 +151,7 @@ class GroupWriter:
             rows: list[tuple[object, ...]] = []
             if flush:
                 rows, self._rows = self._rows, []
+            self._closed = self._stopping
             return jobs, rows, self._stopping
 
     def _journal_due(self) -> bool:
@@ -140,24 +160,49 @@ class GroupWriter:
         )
 
     def _transaction(self, jobs: list[_Pending], rows: list[tuple[object, ...]]) -> list[tuple[bool, Any]]:
-        db = self._db
-        outcomes: list[tuple[bool, Any]] = []
+        """Commit the group. First without savepoints: every statement costs the GIL twice, and
+        a busy loop hands it back only at its switch interval, so the usual group (where nothing
+        fails) runs as few as it can; when a job fails, the group is rolled back and run again
+        with a savepoint per job, so that the failure is that job's alone."""
         try:
-            db.execute("BEGIN IMMEDIATE")  # waits here (busy_timeout) for another process, not on the loop
-            try:
-                for pending in jobs:
-                    outcomes.append(_savepoint(db, pending.job))
-                if rows:
-                    db.executemany(self._journal_sql, rows)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            outcomes = self._attempt(jobs, rows, isolated=False)
+            if outcomes is None:
+                outcomes = self._attempt(jobs, rows, isolated=True)
         except sqlite3.Error as exc:
             _log.error("store_write_failed", writes=len(jobs), journal_rows=len(rows), error=str(exc))
             return [(False, StoreError(f"store write failed: {exc}")) for _ in jobs]
+        assert outcomes is not None
         self.commits += 1
+        return outcomes
+
+    def _attempt(
+        self, jobs: list[_Pending], rows: list[tuple[object, ...]], *, isolated: bool
+    ) -> list[tuple[bool, Any]] | None:
+        """One transaction of the group, committed; None when a job failed (not ``isolated``:
+        the transaction is rolled back whole)."""
+        db = self._db
+        outcomes: list[tuple[bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")  # waits here (busy_timeout) for another process, not on the loop
+        try:
+            for pending in jobs:
+                if isolated:
+                    outcomes.append(_savepoint(db, pending.job))
+                elif pending.job is not None:
+                    try:
+                        outcomes.append((True, pending.job(db)))
+                    except Exception:
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                        return None
+                else:
+                    outcomes.append((True, None))
+            if rows:
+                db.executemany(self._journal_sql, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
         return outcomes
 
 
