@@ -1,7 +1,7 @@
 """Our switch in the iso87-binary dialect beside the Python peer iso8583sim 1.6.0 (run only,
 never imported) and the bare echo host, on the same 0800 network-management load, same client.
 
-usage: python bench/iso87_peer.py [--shared ../shared] [--count 20000]
+usage: python bench/iso87_peer.py [--shared ../shared] [--count 20000] [--log-exchanges on|off]
 
 iso8583sim is installed on first use into /tmp/sim-venv, outside the repository
 (`python3 -m venv /tmp/sim-venv && /tmp/sim-venv/bin/pip install iso8583sim==1.6.0`) and started
@@ -60,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--log-exchanges", choices=("on", "off"), default="on", help="serve --log-exchanges")
     args = parser.parse_args()
     shared = Path(args.shared)
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -67,7 +68,10 @@ def main() -> None:
         config = write_config(tmp)
         load = frames(tmp / "nm.frames", args.count)
         ports = {"switchsim": free_port(), "echo host": free_port(), "iso8583sim": free_port()}
-        procs = [start_switch(config, ports["switchsim"]), start_echo(shared, ports["echo host"])]
+        procs = [
+            start_switch(config, ports["switchsim"], "--log-exchanges", args.log_exchanges),
+            start_echo(shared, ports["echo host"]),
+        ]
         peer = start_peer(ports["iso8583sim"])
         if peer is None:
             del ports["iso8583sim"]

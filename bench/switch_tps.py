@@ -1,6 +1,6 @@
 """Purchase-with-PIN TPS through the whole switch path, beside the bare echo host, same client.
 
-usage: python bench/switch_tps.py [--shared ../shared] [--count 4000]
+usage: python bench/switch_tps.py [--shared ../shared] [--count 4000] [--log-exchanges on|off]
 
 The switch runs as its own process (in-process HSM, SQLite store). One terminal signs in; then
 pre-encoded purchases (each with its own STAN, a PIN block under the session PIK and the
@@ -42,10 +42,12 @@ def wire(message: Message, mak: bytes | None = None) -> bytes:
 
 
 def write_config(tmp: Path, db: str = "bench.db") -> Path:
-    """The switch's config: the terminal, and the card with a balance no run exhausts."""
-    config = tmp / f"{Path(db).stem}.toml"
+    """The switch's config: the terminal, and the card with a balance no run exhausts; ``db`` a
+    file name in ``tmp``, or a store URL (postgresql://...)."""
+    url = "://" in db
+    config = tmp / ("store-url.toml" if url else f"{Path(db).stem}.toml")
     config.write_text(
-        f'[server]\nhost = "127.0.0.1"\ndb = "{tmp / db}"\n\n'
+        f'[server]\nhost = "127.0.0.1"\ndb = "{db if url else tmp / db}"\n\n'
         f'[[terminals]]\nmerchant = "{MERCHANT}"\nterminal = "{TERMINAL}"\ntmk = "{TMK.hex()}"\n\n'
         f'[[cards]]\npan = "{PAN}"\nexpiry = "3012"\npin = "{PIN}"\nbalance = 900000000000\n'
     )
@@ -55,9 +57,10 @@ def write_config(tmp: Path, db: str = "bench.db") -> Path:
 def sign_in(port: int, tls: ssl.SSLContext | None = None) -> tuple[bytes, bytes]:
     """(PIK, MAK) in clear, as the terminal's PED holds them (over TLS with ``tls``)."""
     request = CODEC.message("0800", {11: "000001", 41: TERMINAL, 42: MERCHANT, 60: "00000001003", 63: "001"})
-    with socket.create_connection(("127.0.0.1", port)) as raw, (
-        tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls is not None else raw
-    ) as s:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls is not None else raw as s,
+    ):
         s.sendall(wire(request))
         data = b""
         while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
@@ -98,13 +101,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--log-exchanges", choices=("on", "off"), default="on", help="serve --log-exchanges")
     args = parser.parse_args()
     shared = Path(args.shared)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         config = write_config(tmp)
         switch_port, echo_port = free_port(), free_port()
-        switch, echo = start_switch(config, switch_port), start_echo(shared, echo_port)
+        switch, echo = (
+            start_switch(config, switch_port, "--log-exchanges", args.log_exchanges),
+            start_echo(shared, echo_port),
+        )
         try:
             wait_port(switch_port)
             wait_port(echo_port)

@@ -31,6 +31,10 @@ from switch.store import StoreError
 
 Job = Callable[[sqlite3.Connection], Any]
 _log = get_logger("store")
+# The text the journal queue holds at most (masked frames and their fields, as hex and JSON),
+# besides its count of rows: big frames (8 KB each) from a client that writes fast must not turn
+# the queue into tens of megabytes while the thread writes; beyond it rows are dropped (counted).
+JOURNAL_BYTES = 4 * 2**20
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class GroupWriter:
         self._jobs: list[_Pending] = []
         self._staged: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}  # this turn's, by loop
         self._rows: list[tuple[object, ...]] = []
+        self._row_bytes = 0  # the text the queued rows hold (see JOURNAL_BYTES)
         self._oldest = 0.0  # time.monotonic() of the oldest queued row
         self._stopping = False
         self._closed = False  # the thread took its last jobs: nothing more is run
@@ -100,9 +105,12 @@ class GroupWriter:
         """Queue one journal row; False when the queue is full (or the store closed)."""
         with self._cond:
             waiting = len(self._rows)
-            if waiting >= self._limit or self._stopping:
+            size = sum(len(value) for value in row if isinstance(value, str))
+            full = waiting >= self._limit or (waiting and self._row_bytes + size > JOURNAL_BYTES)
+            if full or self._stopping:
                 return False
             self._rows.append(row)
+            self._row_bytes += size
             if waiting == 0:
                 self._oldest = time.monotonic()
                 self._cond.notify()  # the thread starts the row's clock
@@ -150,7 +158,7 @@ class GroupWriter:
             flush = self._stopping or any(p.job is None for p in jobs) or self._journal_due()
             rows: list[tuple[object, ...]] = []
             if flush:
-                rows, self._rows = self._rows, []
+                rows, self._rows, self._row_bytes = self._rows, [], 0
             self._closed = self._stopping
             return jobs, rows, self._stopping
 

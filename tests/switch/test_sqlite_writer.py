@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,25 @@ async def test_a_full_journal_queue_drops_entries_with_one_counted_warning(tmp_p
     assert len(warnings) == 1 and warnings[0]["dropped"] == 7 and warnings[0]["log_level"] == "warning"
     kept = await store.list_journal(TERMINAL, 20)
     assert [e.stan for e in kept] == ["000000", "000001", "000002"]  # the first three, queued in time
+
+
+async def test_the_journal_queue_is_bounded_by_the_text_it_holds_too(tmp_path: Path) -> None:
+    # 4 MiB of queued text at most (switch/sqlite_writer.py, JOURNAL_BYTES): entries of 1.5 MiB
+    # of frame hex each, so the third does not fit while the first two wait; once written, the
+    # queue takes entries again.
+    store = SqliteStore(tmp_path / "s.db", journal_delay=60)
+    big = "A" * (3 * 2**19)
+    with capture_logs():
+        for n in range(5):
+            store.add_journal(replace(entry(f"{n:06d}"), wire=big))
+        assert store.journal_dropped == 3
+        await store.flush()
+        store.add_journal(replace(entry("000009"), wire=big))
+        await store.flush()
+    kept = await store.list_journal(TERMINAL, 20)
+    assert [e.stan for e in kept] == ["000000", "000001", "000009"]
+    assert all(len(e.wire) == len(big) for e in kept)
+    await store.close()
     await store.close()
 
 
