@@ -30,36 +30,34 @@ from switch.records import (
     AuditEvent,
     AuditRecord,
     Card,
-    CardStatus,
     IssuedKeys,
     JournalEntry,
     Operator,
     OperatorFailures,
-    Role,
     SessionKeys,
     Terminal,
     TerminalId,
     Transaction,
-    TxnKind,
     TxnStatus,
 )
 from switch.store import DuplicateTransaction, StoreError
+from switch.storerows import (
+    CARD_COLUMNS,
+    OPERATOR_COLUMNS,
+    TERMINAL_COLUMNS,
+    TXN_COLUMNS,
+    card_from_row,
+    operator_from_row,
+    terminal_from_row,
+    txn_args,
+    txn_from_row,
+)
 
 _KEPT_KEY_SETS = 2  # the current working keys of a terminal and the ones before
 # pg_advisory_xact_lock(class, key) class for numbering a terminal's keys; the key is a hash
 # of the terminal, so two sign-ins of one terminal take turns and other terminals do not wait
 _KEYS_LOCK = 0x7377_0002
 
-_TXN_COLUMNS = (
-    "merchant, terminal, batch, stan, kind, mti, processing_code, amount, pan_ref, pan_masked, "
-    "response_code, status, rrn, auth_code, date, time, original_id, remaining"
-)
-_CARD_COLUMNS = (
-    "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures, "
-    "imk_ac_lmk, psn, atc"
-)
-_TERMINAL_COLUMNS = "merchant, terminal, tmk_lmk, tmk_kcv, enabled, batch, key_generation"
-_OPERATOR_COLUMNS = "merchant, terminal, operator, role, pin_lmk, enabled, locked, failures"
 _JOURNAL_COLUMNS = (
     "time",
     "direction",
@@ -87,7 +85,7 @@ _APPLY = (
 )
 _COMMIT_NEW = (
     "WITH ins AS ("
-    f"INSERT INTO transactions ({_TXN_COLUMNS}) "
+    f"INSERT INTO transactions ({TXN_COLUMNS}) "
     "VALUES ($6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) "
     "ON CONFLICT ON CONSTRAINT txn_stan DO NOTHING RETURNING id), "
     + _APPLY.format(when=" AND EXISTS (SELECT 1 FROM ins)")
@@ -185,7 +183,7 @@ class PgStore:
         t = terminal
         async with self._con() as con:
             await con.execute(
-                f"INSERT INTO terminals ({_TERMINAL_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7) "
+                f"INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7) "
                 "ON CONFLICT (merchant, terminal) DO UPDATE SET tmk_lmk=EXCLUDED.tmk_lmk, "
                 "tmk_kcv=EXCLUDED.tmk_kcv, enabled=EXCLUDED.enabled, batch=EXCLUDED.batch, "
                 "key_generation=EXCLUDED.key_generation",
@@ -201,11 +199,11 @@ class PgStore:
     async def get_terminal(self, tid: TerminalId) -> Terminal | None:
         async with self._con() as con:
             row = await con.fetchrow(
-                f"SELECT {_TERMINAL_COLUMNS} FROM terminals WHERE merchant=$1 AND terminal=$2",
+                f"SELECT {TERMINAL_COLUMNS} FROM terminals WHERE merchant=$1 AND terminal=$2",
                 tid.merchant,
                 tid.terminal,
             )
-        return _terminal(row) if row else None
+        return terminal_from_row(row) if row else None
 
     async def merchant_exists(self, merchant: str) -> bool:
         async with self._con() as con:
@@ -215,9 +213,9 @@ class PgStore:
         async with self._con() as con:
             # COLLATE "C": byte order, as SQLite sorts, whatever the database's locale
             rows = await con.fetch(
-                f'SELECT {_TERMINAL_COLUMNS} FROM terminals ORDER BY merchant COLLATE "C", terminal COLLATE "C"'
+                f'SELECT {TERMINAL_COLUMNS} FROM terminals ORDER BY merchant COLLATE "C", terminal COLLATE "C"'
             )
-        return [_terminal(r) for r in rows]
+        return [terminal_from_row(r) for r in rows]
 
     async def set_terminal_enabled(self, tid: TerminalId, enabled: bool) -> None:
         async with self._con() as con:
@@ -239,7 +237,7 @@ class PgStore:
         c = card
         async with self._con() as con:
             await con.execute(
-                f"INSERT INTO cards ({_CARD_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "
+                f"INSERT INTO cards ({CARD_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "
                 "ON CONFLICT (pan_ref) DO UPDATE SET pan_masked=EXCLUDED.pan_masked, expiry=EXCLUDED.expiry, "
                 "service_code=EXCLUDED.service_code, pin_lmk=EXCLUDED.pin_lmk, pin_lmk_nopan=EXCLUDED.pin_lmk_nopan, "
                 "balance=EXCLUDED.balance, card_limit=EXCLUDED.card_limit, status=EXCLUDED.status, "
@@ -262,13 +260,13 @@ class PgStore:
 
     async def get_card(self, pan_ref: str) -> Card | None:
         async with self._con() as con:
-            row = await con.fetchrow(f"SELECT {_CARD_COLUMNS} FROM cards WHERE pan_ref=$1", pan_ref)
-        return _card(row) if row else None
+            row = await con.fetchrow(f"SELECT {CARD_COLUMNS} FROM cards WHERE pan_ref=$1", pan_ref)
+        return card_from_row(row) if row else None
 
     async def list_cards(self) -> Sequence[Card]:
         async with self._con() as con:
-            rows = await con.fetch(f'SELECT {_CARD_COLUMNS} FROM cards ORDER BY pan_masked COLLATE "C"')
-        return [_card(r) for r in rows]
+            rows = await con.fetch(f'SELECT {CARD_COLUMNS} FROM cards ORDER BY pan_masked COLLATE "C"')
+        return [card_from_row(r) for r in rows]
 
     async def set_card_pin_failures(self, pan_ref: str, failures: int) -> None:
         async with self._con() as con:
@@ -307,7 +305,7 @@ class PgStore:
                 await con.execute(_COMMIT_UPDATES, *args)
                 new_id = None
             else:
-                new_id = await con.fetchval(_COMMIT_NEW, *args, *_txn_args(new))
+                new_id = await con.fetchval(_COMMIT_NEW, *args, *txn_args(new))
                 if new_id is None:
                     raise DuplicateTransaction(
                         f"{new.merchant}/{new.terminal}: STAN {new.stan} already recorded in batch {new.batch}"
@@ -319,9 +317,9 @@ class PgStore:
         order = "DESC" if newest else "ASC"
         async with self._con() as con:
             row = await con.fetchrow(
-                f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", *args
+                f"SELECT id, {TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", *args
             )
-        return _txn(row) if row else None
+        return txn_from_row(row) if row else None
 
     async def get_transaction(self, txn_id: int) -> Transaction | None:
         return await self._one_txn("id=$1", txn_id)
@@ -387,7 +385,7 @@ class PgStore:
         o = operator
         async with self._con() as con:
             await con.execute(
-                f"INSERT INTO operators ({_OPERATOR_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
+                f"INSERT INTO operators ({OPERATOR_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) "
                 "ON CONFLICT (merchant, terminal, operator) DO UPDATE SET role=EXCLUDED.role, "
                 "pin_lmk=EXCLUDED.pin_lmk, enabled=EXCLUDED.enabled, locked=EXCLUDED.locked, "
                 "failures=EXCLUDED.failures",
@@ -404,22 +402,22 @@ class PgStore:
     async def get_operator(self, tid: TerminalId, operator_id: str) -> Operator | None:
         async with self._con() as con:
             row = await con.fetchrow(
-                f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE merchant=$1 AND terminal=$2 AND operator=$3",
+                f"SELECT {OPERATOR_COLUMNS} FROM operators WHERE merchant=$1 AND terminal=$2 AND operator=$3",
                 tid.merchant,
                 tid.terminal,
                 operator_id,
             )
-        return _operator(row) if row else None
+        return operator_from_row(row) if row else None
 
     async def list_operators(self, tid: TerminalId) -> Sequence[Operator]:
         async with self._con() as con:
             rows = await con.fetch(
-                f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE merchant=$1 AND terminal=$2 "
+                f"SELECT {OPERATOR_COLUMNS} FROM operators WHERE merchant=$1 AND terminal=$2 "
                 'ORDER BY operator COLLATE "C"',
                 tid.merchant,
                 tid.terminal,
             )
-        return [_operator(r) for r in rows]
+        return [operator_from_row(r) for r in rows]
 
     async def add_operator_failure(self, tid: TerminalId, operator_id: str, lock_at: int) -> Operator | None:
         """One more refused sign-in of a real operator, locking when the count reaches
@@ -427,13 +425,13 @@ class PgStore:
         async with self._con() as con:
             row = await con.fetchrow(
                 "UPDATE operators SET failures = failures + 1, locked = locked OR failures + 1 >= $4 "
-                f"WHERE merchant=$1 AND terminal=$2 AND operator=$3 RETURNING {_OPERATOR_COLUMNS}",
+                f"WHERE merchant=$1 AND terminal=$2 AND operator=$3 RETURNING {OPERATOR_COLUMNS}",
                 tid.merchant,
                 tid.terminal,
                 operator_id,
                 lock_at,
             )
-        return _operator(row) if row else None
+        return operator_from_row(row) if row else None
 
     async def get_operator_failures(self, tid: TerminalId, operator_id: str) -> OperatorFailures | None:
         async with self._con() as con:
@@ -671,82 +669,6 @@ def _count(status: str) -> int:
 
 def _text_or_none(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _txn_args(t: Transaction) -> tuple[object, ...]:
-    return (
-        t.merchant,
-        t.terminal,
-        t.batch,
-        t.stan,
-        t.kind.value,
-        t.mti,
-        t.processing_code,
-        t.amount,
-        t.pan_ref,
-        t.pan_masked,
-        t.response_code,
-        t.status.value,
-        t.rrn,
-        t.auth_code,
-        t.date,
-        t.time,
-        t.original_id,
-        t.remaining,
-    )
-
-
-def _txn(r: Record) -> Transaction:
-    original = r[17]
-    return Transaction(
-        merchant=str(r[1]),
-        terminal=str(r[2]),
-        batch=str(r[3]),
-        stan=str(r[4]),
-        kind=TxnKind(r[5]),
-        mti=str(r[6]),
-        processing_code=str(r[7]),
-        amount=int(r[8]),
-        pan_ref=str(r[9]),
-        pan_masked=str(r[10]),
-        response_code=str(r[11]),
-        status=TxnStatus(r[12]),
-        rrn=str(r[13]),
-        auth_code=str(r[14]),
-        date=str(r[15]),
-        time=float(r[16]),
-        original_id=None if original is None else int(original),
-        remaining=int(r[18]),
-        id=int(r[0]),
-    )
-
-
-def _card(r: Record) -> Card:
-    return Card(
-        pan_ref=str(r[0]),
-        pan_masked=str(r[1]),
-        expiry=str(r[2]),
-        service_code=str(r[3]),
-        pin_lmk=str(r[4]),
-        pin_lmk_nopan=str(r[5]),
-        balance=int(r[6]),
-        limit=int(r[7]),
-        status=CardStatus(r[8]),
-        pin_failures=int(r[9]),
-        imk_ac_lmk=str(r[10]),
-        psn=str(r[11]),
-        atc=int(r[12]),
-    )
-
-
-def _terminal(r: Record) -> Terminal:
-    return Terminal(TerminalId(str(r[0]), str(r[1])), str(r[2]), str(r[3]), bool(r[4]), str(r[5]), int(r[6]))
-
-
-def _operator(r: Record) -> Operator:
-    return Operator(
-        TerminalId(str(r[0]), str(r[1])), str(r[2]), Role(r[3]), str(r[4]), bool(r[5]), bool(r[6]), int(r[7])
-    )
 
 
 def _journal_row(e: JournalEntry) -> tuple[object, ...]:

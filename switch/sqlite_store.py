@@ -36,22 +36,29 @@ from switch.records import (
     AuditEvent,
     AuditRecord,
     Card,
-    CardStatus,
     IssuedKeys,
     JournalEntry,
     Operator,
     OperatorFailures,
-    Role,
     SessionKeys,
     Terminal,
     TerminalId,
     Transaction,
-    TxnKind,
     TxnStatus,
 )
 from switch.sqlite_schema import SCHEMA_VERSION
 from switch.sqlite_writer import GroupWriter
 from switch.store import DuplicateTransaction, StoreError
+from switch.storerows import (
+    CARD_COLUMNS,
+    OPERATOR_COLUMNS,
+    TXN_COLUMNS,
+    card_from_row,
+    operator_from_row,
+    terminal_from_row,
+    txn_args,
+    txn_from_row,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -61,15 +68,6 @@ JOURNAL_DELAY = 0.1  # seconds the oldest queued journal entry may wait for its 
 JOURNAL_BATCH = 256  # entries that make a batch at once
 JOURNAL_QUEUE = 20_000  # entries queued at most; more are dropped (counted)
 
-_TXN_COLUMNS = (
-    "merchant, terminal, batch, stan, kind, mti, processing_code, amount, pan_ref, pan_masked, "
-    "response_code, status, rrn, auth_code, date, time, original_id, remaining"
-)
-_CARD_COLUMNS = (
-    "pan_ref, pan_masked, expiry, service_code, pin_lmk, pin_lmk_nopan, balance, card_limit, status, pin_failures, "
-    "imk_ac_lmk, psn, atc"
-)
-_OPERATOR_COLUMNS = "merchant, terminal, operator, role, pin_lmk, enabled, locked, failures"
 _JOURNAL_INSERT = (
     "INSERT INTO journal (time, direction, merchant, terminal, remote, mti, stan, "
     "response_code, masked_json, error, reason, warnings, wire, raw) "
@@ -215,7 +213,7 @@ class SqliteStore:
             "WHERE merchant=? AND terminal=?",
             (tid.merchant, tid.terminal),
         )
-        return _terminal(row) if row else None
+        return terminal_from_row(row) if row else None
 
     async def merchant_exists(self, merchant: str) -> bool:
         return self._row("SELECT 1 FROM terminals WHERE merchant=? LIMIT 1", (merchant,)) is not None
@@ -225,7 +223,7 @@ class SqliteStore:
             "SELECT merchant, terminal, tmk_lmk, tmk_kcv, enabled, batch, key_generation FROM terminals "
             "ORDER BY merchant, terminal"
         )
-        return [_terminal(r) for r in rows]
+        return [terminal_from_row(r) for r in rows]
 
     async def set_terminal_enabled(self, tid: TerminalId, enabled: bool) -> None:
         changed = await self._write(
@@ -245,7 +243,7 @@ class SqliteStore:
     async def put_card(self, card: Card) -> None:
         c = card
         await self._write(
-            f"INSERT OR REPLACE INTO cards ({_CARD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO cards ({CARD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 c.pan_ref,
                 c.pan_masked,
@@ -264,11 +262,11 @@ class SqliteStore:
         )
 
     async def get_card(self, pan_ref: str) -> Card | None:
-        row = self._row(f"SELECT {_CARD_COLUMNS} FROM cards WHERE pan_ref=?", (pan_ref,))
-        return _card(row) if row else None
+        row = self._row(f"SELECT {CARD_COLUMNS} FROM cards WHERE pan_ref=?", (pan_ref,))
+        return card_from_row(row) if row else None
 
     async def list_cards(self) -> Sequence[Card]:
-        return [_card(r) for r in self._rows(f"SELECT {_CARD_COLUMNS} FROM cards ORDER BY pan_masked")]
+        return [card_from_row(r) for r in self._rows(f"SELECT {CARD_COLUMNS} FROM cards ORDER BY pan_masked")]
 
     async def set_card_pin_failures(self, pan_ref: str, failures: int) -> None:
         await self._write("UPDATE cards SET pin_failures=? WHERE pan_ref=?", (failures, pan_ref))
@@ -316,14 +314,14 @@ class SqliteStore:
         (merchant, terminal, batch, STAN) is already recorded raises `DuplicateTransaction`
         and applies nothing."""
         started = time.perf_counter()
-        row = _txn_row(new) if new is not None else None
+        row = txn_args(new) if new is not None else None
 
         def job(db: sqlite3.Connection) -> int | None:
             new_id = None
             if row is not None:
                 try:
                     cur = db.execute(
-                        f"INSERT INTO transactions ({_TXN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row
+                        f"INSERT INTO transactions ({TXN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row
                     )
                 except sqlite3.IntegrityError:
                     merchant, terminal, batch, stan = row[:4]
@@ -345,8 +343,8 @@ class SqliteStore:
 
     def _one_txn(self, where: str, args: tuple[object, ...], newest: bool = False) -> Transaction | None:
         order = "DESC" if newest else "ASC"
-        row = self._row(f"SELECT id, {_TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", args)
-        return _txn(row) if row else None
+        row = self._row(f"SELECT id, {TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", args)
+        return txn_from_row(row) if row else None
 
     async def get_transaction(self, txn_id: int) -> Transaction | None:
         return self._one_txn("id=?", (txn_id,))
@@ -389,7 +387,7 @@ class SqliteStore:
     async def put_operator(self, operator: Operator) -> None:
         o = operator
         await self._write(
-            f"INSERT OR REPLACE INTO operators ({_OPERATOR_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO operators ({OPERATOR_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
             (
                 o.terminal.merchant,
                 o.terminal.terminal,
@@ -404,17 +402,17 @@ class SqliteStore:
 
     async def get_operator(self, tid: TerminalId, operator_id: str) -> Operator | None:
         row = self._row(
-            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE merchant=? AND terminal=? AND operator=?",
+            f"SELECT {OPERATOR_COLUMNS} FROM operators WHERE merchant=? AND terminal=? AND operator=?",
             (tid.merchant, tid.terminal, operator_id),
         )
-        return _operator(row) if row else None
+        return operator_from_row(row) if row else None
 
     async def list_operators(self, tid: TerminalId) -> Sequence[Operator]:
         rows = self._rows(
-            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE merchant=? AND terminal=? ORDER BY operator",
+            f"SELECT {OPERATOR_COLUMNS} FROM operators WHERE merchant=? AND terminal=? ORDER BY operator",
             (tid.merchant, tid.terminal),
         )
-        return [_operator(r) for r in rows]
+        return [operator_from_row(r) for r in rows]
 
     async def get_operator_failures(self, tid: TerminalId, operator_id: str) -> OperatorFailures | None:
         row = self._row(
@@ -438,10 +436,10 @@ class SqliteStore:
             rows = db.execute(
                 "UPDATE operators SET failures = failures + 1, "
                 "locked = CASE WHEN failures + 1 >= ? THEN 1 ELSE locked END "
-                f"WHERE merchant=? AND terminal=? AND operator=? RETURNING {_OPERATOR_COLUMNS}",
+                f"WHERE merchant=? AND terminal=? AND operator=? RETURNING {OPERATOR_COLUMNS}",
                 (lock_at, tid.merchant, tid.terminal, operator_id),
             ).fetchall()
-            return _operator(rows[0]) if rows else None
+            return operator_from_row(rows[0]) if rows else None
 
         after: Operator | None = await self._writer.submit(job)
         return after
@@ -608,29 +606,6 @@ def _note_keys(db: sqlite3.Connection, s: SessionKeys) -> None:
     )
 
 
-def _txn_row(t: Transaction) -> tuple[object, ...]:
-    return (
-        t.merchant,
-        t.terminal,
-        t.batch,
-        t.stan,
-        t.kind.value,
-        t.mti,
-        t.processing_code,
-        t.amount,
-        t.pan_ref,
-        t.pan_masked,
-        t.response_code,
-        t.status.value,
-        t.rrn,
-        t.auth_code,
-        t.date,
-        t.time,
-        t.original_id,
-        t.remaining,
-    )
-
-
 def _journal_row(e: JournalEntry) -> tuple[object, ...]:
     return (
         e.time,
@@ -650,86 +625,10 @@ def _journal_row(e: JournalEntry) -> tuple[object, ...]:
     )
 
 
-def _txn(row: tuple[Any, ...]) -> Transaction:
-    (
-        txn_id,
-        merchant,
-        terminal,
-        batch,
-        stan,
-        kind,
-        mti,
-        pcode,
-        amount,
-        pan_ref,
-        pan_masked,
-        rc,
-        status,
-        rrn,
-        auth,
-        date,
-        when,
-        original,
-        remaining,
-    ) = row
-    return Transaction(
-        merchant,
-        terminal,
-        batch,
-        stan,
-        TxnKind(kind),
-        mti,
-        pcode,
-        amount,
-        pan_ref,
-        pan_masked,
-        rc,
-        TxnStatus(status),
-        rrn,
-        auth,
-        date,
-        when,
-        original,
-        remaining,
-        txn_id,
-    )
-
-
 def _journal(row: tuple[Any, ...]) -> JournalEntry:
     when, direction, merchant, terminal, remote, mti, stan, code, masked, error = row[:10]
     reason, warnings, wire, raw, row_id = row[10:]
     listed = tuple(str(w) for w in json.loads(warnings)) if warnings else ()
     return JournalEntry(
         when, direction, merchant, terminal, remote, mti, stan, code, masked, error, reason, listed, wire, raw, row_id
-    )
-
-
-def _card(row: tuple[Any, ...]) -> Card:
-    pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, status, failures, imk, psn, atc = row
-    status_ = CardStatus(status)
-    return Card(pan_ref, masked, expiry, service, pin_lmk, pin_nopan, balance, limit, status_, failures, imk, psn, atc)
-
-
-def _terminal(row: tuple[object, ...]) -> Terminal:
-    merchant, terminal, tmk_lmk, tmk_kcv, enabled, batch, generation = row
-    return Terminal(
-        TerminalId(str(merchant), str(terminal)),
-        str(tmk_lmk),
-        str(tmk_kcv),
-        bool(enabled),
-        str(batch),
-        int(str(generation)),
-    )
-
-
-def _operator(row: tuple[object, ...]) -> Operator:
-    merchant, terminal, operator, role, pin_lmk, enabled, locked, failures = row
-    return Operator(
-        TerminalId(str(merchant), str(terminal)),
-        str(operator),
-        Role(str(role)),
-        str(pin_lmk),
-        bool(enabled),
-        bool(locked),
-        int(str(failures)),
     )
