@@ -88,3 +88,22 @@ class Pos:
     def check_mac(self, answer: Message) -> None:
         body = CODEC.encode(answer.replace(f64="0" * 16), validate=False)
         assert bytes.fromhex(answer[64]) == independent.cup_pos_mac(self.mak, body[:-8])
+
+    def swiped_purchase(self, pan: str, pin: str, amount: int) -> bytes:
+        """The frame of a swiped purchase with PIN (22 = 021, track 2, a PIN block under the PIK)
+        and its MAC, under the next STAN."""
+        block = independent.card_pin_block(pin, pan, self.pik).hex().upper()
+        message = self.message(
+            "0200",
+            "000",
+            f3="000000",
+            f4=f"{amount:012d}",
+            f22="021",
+            f25="00",
+            f26="12",
+            f49="156",
+            f35=f"{pan}D30121010000",
+            f52=block,
+            f53="2600000000000000",
+        )
+        return self.wire(message.replace(f60="22" + message[60][2:]), mac=True)

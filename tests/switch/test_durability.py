@@ -18,7 +18,6 @@ from specs.framing import Frame, FrameDecoder
 from switch.cards import pan_ref
 from switch.records import TerminalId, TxnStatus
 from switch.sqlite_store import SqliteStore
-from tests.switch import independent
 from tests.switch.pos import CODEC, MERCHANT, TERMINAL, Pos
 
 PAN, PIN, BALANCE = "6222021234567890123", "123456", 10_000_000
@@ -84,23 +83,9 @@ async def test_kill_9_loses_no_approved_transaction(tmp_path: Path) -> None:
         await _wait_port(port)
         pos = Pos()
         pos.take_keys(pos.read(_rewire(await _roundtrip(port, pos.wire(pos.signin())))))
-        block = independent.card_pin_block(PIN, PAN, pos.pik).hex().upper()
 
         def purchase(amount: int) -> bytes:
-            message = pos.message(
-                "0200",
-                "000",
-                f3="000000",
-                f4=f"{amount:012d}",
-                f22="021",
-                f25="00",
-                f26="12",
-                f49="156",
-                f35=f"{PAN}D30121010000",
-                f52=block,
-                f53="2600000000000000",
-            )
-            return pos.wire(message.replace(f60="22" + message[60][2:]), mac=True)
+            return pos.swiped_purchase(PAN, PIN, amount)
 
         async def lane() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)

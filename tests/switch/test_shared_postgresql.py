@@ -23,7 +23,6 @@ from specs.message import Message
 from switch.cards import pan_ref
 from switch.pg_store import PgStore
 from switch.records import TerminalId, TxnStatus
-from tests.switch import independent
 from tests.switch.pos import CODEC, MERCHANT, TERMINAL, Pos
 
 PAN, PIN, BALANCE = "6222021234567890123", "123456", 10_000_000
@@ -113,21 +112,7 @@ async def _ask(port: int, wire: bytes) -> Message:
 
 
 def _purchase(pos: Pos, amount: int) -> bytes:
-    block = independent.card_pin_block(PIN, PAN, pos.pik).hex().upper()
-    message = pos.message(
-        "0200",
-        "000",
-        f3="000000",
-        f4=f"{amount:012d}",
-        f22="021",
-        f25="00",
-        f26="12",
-        f49="156",
-        f35=f"{PAN}D30121010000",
-        f52=block,
-        f53="2600000000000000",
-    )
-    return pos.wire(message.replace(f60="22" + message[60][2:]), mac=True)
+    return pos.swiped_purchase(PAN, PIN, amount)
 
 
 async def _signed_in(port: int) -> Pos:
