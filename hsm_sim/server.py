@@ -25,7 +25,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import asyncio_dgram
 
@@ -209,7 +209,8 @@ class _HsmConnection(asyncio.Protocol):
         self.answered = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A cast, not an isinstance check: uvloop's TCP transport is not an asyncio.Transport.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         self._log = self._exchange.log.bind(peer=_peer_text(transport.get_extra_info("peername")))
         self._connections.add(self)

@@ -19,7 +19,7 @@ from iso8583.decoder import DecodeError
 from iso8583.encoder import EncodeError, _encode_field
 
 from specs import hexbinary, loader
-from specs.dialect import APPROVED, Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind
+from specs.dialect import APPROVED, Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind, Sensitivity
 from specs.errors import CodecError
 from specs.message import Message, split_subfields
 from specs.track2 import SEPARATORS as TRACK_SEPARATORS
@@ -83,6 +83,8 @@ class Codec:
         self._hex_bitmap = dialect.bitmap_encoding is Encoding.HEX
         self._bitmap_len = 16 if self._hex_bitmap else 8
         self._with_subfields = tuple(n for n, s in dialect.fields.items() if s.subfields)
+        # The fields every view masks (specs/masking.py): the journal asks for each entry.
+        self.sensitive = frozenset(n for n, s in dialect.fields.items() if s.sensitivity is not Sensitivity.NONE)
         self._hex_text = frozenset(str(n) for n, c in self._checks.items() if c.hex_text)
         has_secondary = any(n > 64 for n in dialect.fields)
         primary = sum(1 << (64 - n) for n in dialect.fields if n <= 64) | (has_secondary << 63)

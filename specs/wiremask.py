@@ -138,10 +138,19 @@ def _bitmap_fields(message: Message, body: bytes) -> set[int] | None:
 
 def masked_hex(wire: bytes, spans: tuple[Span, ...]) -> str:
     """The frame's hex, each hidden nibble a `*`."""
-    chars = list(wire.hex().upper())
-    for span in spans:
-        chars[span.start : span.end] = _STAR * (span.end - span.start)
-    return "".join(chars)
+    text = wire.hex().upper()
+    if not spans:
+        return text  # most frames: nothing hidden
+    pieces: list[str] = []
+    at = 0
+    for span in sorted(spans, key=lambda s: s.start):
+        start = max(span.start, at)  # spans may touch or overlap: a nibble is hidden once
+        if span.end <= start:
+            continue
+        pieces += (text[at:start], _STAR * (span.end - start))
+        at = span.end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 def masked_bytes(wire: bytes, spans: tuple[Span, ...]) -> bytes:

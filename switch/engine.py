@@ -29,7 +29,7 @@ from specs.response import ResponseCode
 from switch import macdiag, malformed
 from switch.chip import with_script
 from switch.context import Exchange, Result, Services, audit
-from switch.journalwire import request_wire, views
+from switch.journalwire import record_json, request_wire, views
 from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
@@ -305,13 +305,7 @@ class SwitchEngine:
         # Masked values only; subfields are derived again when `switchsim trace` prints them.
         seen = views(self.codec, wire or request_wire(self.codec, ex.frame), message, keep_raw=self.keep_raw)
         refused = result is not None and result.code != ResponseCode.APPROVED
-        record: dict[str, object] = {"mti": message.mti}
-        if direction == "in" and ex.frame.tpdu is not None:
-            record["tpdu"] = ex.frame.tpdu.to_bytes().hex().upper()
-        if direction == "in" and ex.frame.header is not None:
-            record["header"] = ex.frame.header.to_bytes().hex().upper()
-        record["fields"] = {str(n): v for n, v in message.masked_fields().items()}
-        masked = json.dumps(record)
+        masked = record_json(self.codec, message, ex.frame if direction == "in" else None)
         self.services.store.add_journal(
             JournalEntry(
                 time=self.services.clock(),

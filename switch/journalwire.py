@@ -4,10 +4,12 @@ only when the switch runs with `serve --keep-raw` (a test lab's explicit opt-in)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quoted
 
 from specs.codec import Codec
 from specs.dialect import Sensitivity
 from specs.framing import Frame, encode_frame
+from specs.masking import mask_value
 from specs.message import Message
 from specs.wiremask import masked_hex, plan
 
@@ -45,3 +47,22 @@ def views(codec: Codec, wire: bytes, message: Message | None, *, keep_raw: bool)
 def _has_sensitive(message: Message) -> bool:
     fields = message.dialect.fields
     return any(n in fields and fields[n].sensitivity is not Sensitivity.NONE for n in message.fields)
+
+
+def record_json(codec: Codec, message: Message, frame: Frame | None) -> str:
+    """The masked decode a journal entry keeps: MTI, the request's TPDU and header (``frame``,
+    None for an answer) and the fields, masked as every view masks them. The text is what
+    ``json.dumps`` writes for that object; it is put together here because the journal writes
+    two of them per exchange and the general encoder costs more than the rest of the entry."""
+    parts = ['{"mti": ', _quoted(message.mti)]
+    if frame is not None and frame.tpdu is not None:
+        parts += (', "tpdu": "', frame.tpdu.to_bytes().hex().upper(), '"')
+    if frame is not None and frame.header is not None:
+        parts += (', "header": "', frame.header.to_bytes().hex().upper(), '"')
+    sensitive, specs = codec.sensitive, codec.dialect.fields
+    shown = [
+        f'"{n}": {_quoted(mask_value(specs[n].sensitivity, v) if n in sensitive else v)}'
+        for n, v in message.fields.items()
+    ]
+    parts += (', "fields": {', ", ".join(shown), "}}")
+    return "".join(parts)

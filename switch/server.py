@@ -25,6 +25,7 @@ import contextlib
 import ssl
 from collections import deque
 from dataclasses import dataclass, field
+from typing import cast
 
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder
@@ -126,7 +127,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A cast, not an isinstance check: uvloop's TCP transport is not an asyncio.Transport.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self._remote = f"{peer[0]}:{peer[1]}" if peer else "?"

@@ -532,7 +532,9 @@ class SqliteStore:
     def add_journal(self, entry: JournalEntry) -> None:
         """Queued for the writer; when the queue is full the entry is dropped and counted, and
         the burst of drops is logged once, with its count, when the queue takes entries again."""
-        if self._writer.queue_journal(_journal_row(entry)):
+        # What the queue's bound counts: the texts that grow with the frame (the rest are short).
+        size = len(entry.masked_json) + len(entry.wire) + len(entry.raw) + len(entry.error) + len(entry.reason)
+        if self._writer.queue_journal(_journal_row(entry), size):
             if self._burst:
                 self._end_drop_burst()
             return

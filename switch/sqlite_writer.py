@@ -101,11 +101,11 @@ class GroupWriter:
                 return
         _resolve(staged, [(False, StoreError("the store is closed"))] * len(staged))
 
-    def queue_journal(self, row: tuple[object, ...]) -> bool:
-        """Queue one journal row; False when the queue is full (or the store closed)."""
+    def queue_journal(self, row: tuple[object, ...], size: int) -> bool:
+        """Queue one journal row of ``size`` characters of text; False when the queue is full
+        (or the store closed)."""
         with self._cond:
             waiting = len(self._rows)
-            size = sum(len(value) for value in row if isinstance(value, str))
             full = waiting >= self._limit or (waiting and self._row_bytes + size > JOURNAL_BYTES)
             if full or self._stopping:
                 return False

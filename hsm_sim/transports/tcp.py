@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from typing import cast
 
 from hsm_sim.hostframe import check_header_length, host_frame_format
 from hsm_sim.transports.interface import (
@@ -72,7 +73,8 @@ class _PipelinedConnection(asyncio.Protocol):
     # asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A cast, not an isinstance check: uvloop's TCP transport is not an asyncio.Transport.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         self.usable = True
 
