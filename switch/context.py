@@ -37,6 +37,8 @@ class Services:
     # `serve --workers N`: this process's worker number, 1 to 9 (0: a switch of one process).
     worker: int = 0
     _rrn: int = 0
+    _rrn_second: int = -1
+    _rrn_date: str = ""
 
     def __post_init__(self) -> None:
         if not 0 <= self.worker <= MAX_WORKERS:
@@ -47,7 +49,10 @@ class Services:
         a single process, 1-9 for worker N of `serve --workers`), so that workers sharing a
         store never hand out the same RRN: each counts its own sequence."""
         self._rrn = (self._rrn + 1) % 1_000_000
-        return time.strftime("%y%j", time.localtime(self.clock())) + f"{self._rrn:06d}{self.worker}"
+        second = int(self.clock())
+        if second != self._rrn_second:  # the date part, formatted once a second
+            self._rrn_second, self._rrn_date = second, time.strftime("%y%j", time.localtime(second))
+        return f"{self._rrn_date}{self._rrn:06d}{self.worker}"
 
     async def session(self, tid: TerminalId) -> SessionKeys | None:
         """The terminal's session. A store shared with other processes is asked every time

@@ -59,6 +59,8 @@ class SwitchEngine:
         self.observer = services.observer
         self._observed = self.observer is not NULL_OBSERVER  # the kind is looked up only for a listener
         self._log_approvals = services.config.log_exchanges  # `serve --log-exchanges off`
+        self._echoed: dict[str, frozenset[int]] = {}  # by answer MTI (_echo)
+        self._clock_second, self._clock_text = -1, ("", "")  # (_clock_fields)
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -207,13 +209,13 @@ class SwitchEngine:
         answer_mti = self.catalogue.response_mti(request.mti)
         # The echoed values passed the strict decode of the request: only the new ones are
         # normalised and checked again.
-        echoed = Message.build(
-            self.codec.dialect, answer_mti, self._echo(answer_mti, request.fields), checked=request.checked
-        )
-        now = time.localtime(self.services.clock())
+        # Not sorted here: amend builds (and sorts) the answer once.
+        echo = self._echo(answer_mti, request.fields)
+        echoed = Message(answer_mti, echo, self.codec.dialect, checked=request.checked)
+        local_time, local_date = self._clock_fields()
         fields = {
-            12: time.strftime("%H%M%S", now),
-            13: time.strftime("%m%d", now),
+            12: local_time,
+            13: local_date,
             37: self.services.next_rrn(),
             39: str(result.code),
             **result.fields,
@@ -229,9 +231,20 @@ class SwitchEngine:
     def _echo(self, answer_mti: str, request: Mapping[int, str]) -> dict[int, str]:
         """The request's fields an answer repeats: the usual echo set, and what the answer's rule
         makes mandatory in an approval (0510 repeats 48), less what the answer may not carry."""
-        rule = self.codec.dialect.messages.get(answer_mti)
-        wanted = (_ECHOED | rule.mandatory) - rule.forbidden if rule is not None else _ECHOED
+        wanted = self._echoed.get(answer_mti)
+        if wanted is None:  # worked out once per answer MTI: the dialect does not change
+            rule = self.codec.dialect.messages.get(answer_mti)
+            wanted = (_ECHOED | rule.mandatory) - rule.forbidden if rule is not None else _ECHOED
+            self._echoed[answer_mti] = wanted
         return {n: v for n, v in request.items() if n in wanted}
+
+    def _clock_fields(self) -> tuple[str, str]:
+        """Fields 12 and 13 (local time hhmmss, date MMDD), formatted once a second."""
+        second = int(self.services.clock())
+        if second != self._clock_second:
+            now = time.localtime(second)
+            self._clock_second, self._clock_text = second, (time.strftime("%H%M%S", now), time.strftime("%m%d", now))
+        return self._clock_text
 
     def _frame(self, request: Frame, body: bytes, requirement: int) -> bytes:
         """The answer's body on the wire, with the header's processing requirement (3: sign in
