@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -37,6 +38,18 @@ _log = get_logger("store")
 JOURNAL_BYTES = 4 * 2**20
 
 
+@dataclass(frozen=True, slots=True)
+class JournalStatements:
+    """How the thread writes journal rows: ``batch`` inserts a whole batch given as one JSON
+    array of rows (one statement: the thread takes the GIL back once for the batch, where
+    ``executemany`` takes it back for every row, each time waiting for a busy loop's switch
+    interval); ``each`` inserts one row, for a batch holding a NUL, where SQLite's JSON text
+    would end."""
+
+    each: str
+    batch: str
+
+
 @dataclass(slots=True)
 class _Pending:
     job: Job | None  # None: a flush (the journal rows queued before it are written)
@@ -50,7 +63,7 @@ class GroupWriter:
     def __init__(
         self,
         db: sqlite3.Connection,
-        journal_sql: str,
+        journal_sql: JournalStatements,
         *,
         journal_queue: int,
         journal_batch: int,
@@ -205,13 +218,20 @@ class GroupWriter:
                 else:
                     outcomes.append((True, None))
             if rows:
-                db.executemany(self._journal_sql, rows)
+                self._write_journal(rows)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
         return outcomes
+
+    def _write_journal(self, rows: list[tuple[object, ...]]) -> None:
+        text = json.dumps(rows)
+        if "\\u0000" in text:  # a NUL (escaped by json): those rows go one by one
+            self._db.executemany(self._journal_sql.each, rows)
+        else:
+            self._db.execute(self._journal_sql.batch, (text,))
 
 
 def _savepoint(db: sqlite3.Connection, job: Job | None) -> tuple[bool, Any]:

@@ -246,3 +246,25 @@ async def test_answers_all_leave_while_the_full_journal_queue_drops_their_entrie
         ("in", "000001"), ("out", "000001"), ("in", "000002")
     ]
     await store.close()
+
+
+@pytest.mark.parametrize("nul", [False, True])
+async def test_a_journal_batch_keeps_every_value_exactly(tmp_path: Path, nul: bool) -> None:
+    # A batch is written as one JSON array (switch/sqlite_writer.py, JournalStatements); these
+    # values are what such text must carry unchanged: quotes, backslashes, non-ASCII, a time
+    # with all its digits, warnings, and (the one-by-one fallback) a NUL.
+    odd = 'q"uote \\ back é' + ("\x00nul" if nul else "")
+    store = SqliteStore(tmp_path / "s.db", journal_delay=60)
+    written = [
+        JournalEntry(1764633600.123456, "in", MERCHANT, TERMINAL, "127.0.0.1:5", "0200", "000001", "", '{"a": 1}', ""),
+        JournalEntry(
+            1764633600.9876543, "out", MERCHANT, TERMINAL, "127.0.0.1:5", "0210", "000001", "55", "{}", odd,
+            reason="bad PIN", warnings=("w1", "w2"), wire="0012AB**", raw="",
+        ),
+    ]
+    for e in written:
+        store.add_journal(e)
+    await store.flush()
+    kept = sorted(await store.list_journal(TERMINAL, 5), key=lambda e: e.time)
+    assert [replace(e, id=None) for e in kept] == written
+    await store.close()
