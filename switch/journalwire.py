@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quoted
 
 from specs.codec import Codec
-from specs.dialect import Sensitivity
 from specs.framing import Frame, encode_frame
 from specs.masking import mask_value
 from specs.message import Message
@@ -35,18 +34,15 @@ def views(codec: Codec, wire: bytes, message: Message | None, *, keep_raw: bool)
     body with offsets, or a built one without (it is decoded again only when it holds a
     sensitive field), or None for a body that did not decode (its readable part is decoded
     here)."""
+    raw = wire.hex().upper() if keep_raw else ""
+    if message is not None and codec.sensitive.isdisjoint(message.fields):
+        return WireViews(wire.hex().upper(), raw)  # most frames: nothing to hide, nothing to plan
     start = body_start(codec)
     failed_at: int | None = None
-    if message is None or (not message.offsets and _has_sensitive(message)):
+    if message is None or not message.offsets:
         partial = codec.decode_partial(wire[start:])
         message, failed_at = partial.message, None if partial.error is None else partial.end
-    masked = masked_hex(wire, plan(message, wire, start, failed_at))
-    return WireViews(masked, wire.hex().upper() if keep_raw else "")
-
-
-def _has_sensitive(message: Message) -> bool:
-    fields = message.dialect.fields
-    return any(n in fields and fields[n].sensitivity is not Sensitivity.NONE for n in message.fields)
+    return WireViews(masked_hex(wire, plan(message, wire, start, failed_at)), raw)
 
 
 def record_json(codec: Codec, message: Message, frame: Frame | None) -> str:
