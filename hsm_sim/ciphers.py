@@ -6,6 +6,7 @@ deprecates); single DES is K|K|K, double-length is K1|K2|K1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -97,6 +98,14 @@ def tdes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
 def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
     _check_blocks(data, 8)
     return _tdes_ecb_decryptor(des_expand(bytes(key))).update(data)
+
+
+def tdes_ecb_block_encryptor(key: bytes) -> Callable[[bytes], bytes]:
+    """TDES-ECB encryption under ``key`` as one function, for a caller that encrypts several
+    blocks under the same key (the UnionPay POS MAC): the key is expanded and its cached context
+    looked up once, not per block. The function must only be given whole 8-byte blocks (a part
+    block would stay buffered in the shared context); ``tdes_ecb_encrypt`` checks that for you."""
+    return _tdes_ecb_encryptor(des_expand(bytes(key))).update
 
 
 def tdes_cbc_encrypt(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:

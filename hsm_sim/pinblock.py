@@ -80,6 +80,11 @@ def _pan_block_03(pan: str) -> bytes:
     return bytes.fromhex("0000" + pan12(pan))
 
 
+@lru_cache(maxsize=4096)
+def _pan_int_03(pan: str) -> int:
+    return int.from_bytes(_pan_block_03(pan), "big")
+
+
 def build_pinblock(fmt: PinBlockFormat | int, pin: str, pan: str = "") -> bytes:
     """Build a clear PIN block (format 4: the 16-byte plaintext PIN field)."""
     fmt = _format(fmt)
@@ -124,31 +129,34 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
         raise PinBlockFormatError(
             f"control nibble {control:X} does not match format {int(expected)}",
         )
-    want_len = 16 if actual is PinBlockFormat.ISO4 else 8
+    want_len = 16 if control == 4 else 8
     if len(block) != want_len:
-        raise InputError(f"format {int(actual)} PIN block must be {want_len} bytes")
-    if actual in (PinBlockFormat.ISO0, PinBlockFormat.ISO3):
-        block = _xor(block, _pan_block_03(pan))
-    nibbles = block.hex().upper()
-    n = int(nibbles[1], 16)
+        raise InputError(f"format {control} PIN block must be {want_len} bytes")
+    # Tables are keyed by the control nibble (an int): hashing an enum member is a Python call.
+    if control in _PAN_CONTROLS:  # 8 bytes, checked above: XOR the PAN field as one integer
+        nibbles = f"{int.from_bytes(block, 'big') ^ _pan_int_03(pan):016X}"
+    else:
+        nibbles = block.hex().upper()
+    n = _NIBBLE[nibbles[1]]
     if not MIN_PIN_LENGTH <= n <= MAX_PIN_LENGTH:
         raise PinLengthError(f"PIN length nibble {n} outside 4..12")
     pin = nibbles[2 : 2 + n]
     if not _DIGITS.issuperset(pin):
         raise PinBlockContentError("PIN digit not decimal")
-    fill = nibbles[2 + n : 16]
-    if not _FILL[actual].issuperset(fill):
-        raise PinBlockContentError(f"fill digits invalid for format {int(actual)}")
+    if not _FILL[control].issuperset(nibbles[2 + n : 16]):
+        raise PinBlockContentError(f"fill digits invalid for format {control}")
     return pin
 
 
 _BY_CONTROL = {int(f): f for f in PinBlockFormat}
+_PAN_CONTROLS = frozenset((PinBlockFormat.ISO0.value, PinBlockFormat.ISO3.value))
+_NIBBLE = {digit: int(digit, 16) for digit in _HEX_UPPER}
 _FILL = {
-    PinBlockFormat.ISO0: frozenset("F"),
-    PinBlockFormat.ISO1: frozenset(_HEX_UPPER),
-    PinBlockFormat.ISO2: frozenset("F"),
-    PinBlockFormat.ISO3: frozenset("ABCDEF"),
-    PinBlockFormat.ISO4: frozenset("A"),
+    PinBlockFormat.ISO0.value: frozenset("F"),
+    PinBlockFormat.ISO1.value: frozenset(_HEX_UPPER),
+    PinBlockFormat.ISO2.value: frozenset("F"),
+    PinBlockFormat.ISO3.value: frozenset("ABCDEF"),
+    PinBlockFormat.ISO4.value: frozenset("A"),
 }
 
 
