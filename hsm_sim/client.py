@@ -197,19 +197,6 @@ class HsmClient:
             )
         return answer
 
-    async def _judged(self, raw: bytes, *, verify: bool) -> tuple[ErrorCode, bytes]:
-        """Send ``raw`` and judge the error code of its answer: 00 passes, 01 only when
-        ``verify`` is set. Returns the code and the answer's fields."""
-        answer = await self._exchange(raw)
-        error = _ERROR_CODES.get(answer[2:4])
-        if error is None:
-            raise HsmProtocolError(
-                f"{_command_of(raw)}: HSM answered unknown error code {answer[2:4].decode('latin-1')!r}"
-            )
-        if error is not ErrorCode.NO_ERROR and not (verify and error is ErrorCode.VERIFICATION_FAILURE):
-            raise HsmAnswerError(_command_of(raw), error)
-        return error, answer[4:]
-
     async def _ask(
         self, message: str | bytes, parse: Callable[[FieldCursor, ErrorCode], _T], *, verify: bool = False
     ) -> _T:
@@ -217,15 +204,16 @@ class HsmClient:
         passes only when ``verify`` is set. A field that does not parse is the HSM's mistake,
         not the caller's: it leaves as ``HsmProtocolError``."""
         raw = message.encode("ascii") if isinstance(message, str) else message
-        error, fields = await self._judged(raw, verify=verify)
-        return _parsed(raw, fields, parse, error)
+        answer = await self._exchange(raw)
+        return _parsed(raw, answer[4:], parse, _judged(raw, answer, verify))
 
     async def _verified(self, message: str | bytes) -> bool:
         raw = message.encode("ascii") if isinstance(message, str) else message
-        error, fields = await self._judged(raw, verify=True)
-        if not fields:  # the usual verdict: nothing after the error code, nothing to parse
+        answer = await self._exchange(raw)
+        error = _judged(raw, answer, True)
+        if len(answer) == 4:  # the usual verdict: nothing after the error code, nothing to parse
             return error is ErrorCode.NO_ERROR
-        return _parsed(raw, fields, _verdict, error)
+        return _parsed(raw, answer[4:], _verdict, error)
 
     # --- diagnostics ----------------------------------------------------------------------
 
@@ -447,6 +435,18 @@ def _mac_request(
 _ERROR_CODES: dict[bytes, ErrorCode] = {code.value.encode("ascii"): code for code in ErrorCode}
 #: Response codes of the commands the client sends most, as bytes; others are computed.
 _RESPONSE_CODES: dict[str, bytes] = {c: response_code(c).encode("ascii") for c in ("BC", "M6", "M8", "CA", "JC")}
+
+
+def _judged(raw: bytes, answer: bytes, verify: bool) -> ErrorCode:
+    """The error code of ``answer`` (to ``raw``) if it passes: 00, and 01 only when ``verify``."""
+    error = _ERROR_CODES.get(answer[2:4])
+    if error is None:
+        raise HsmProtocolError(
+            f"{_command_of(raw)}: HSM answered unknown error code {answer[2:4].decode('latin-1')!r}"
+        )
+    if error is not ErrorCode.NO_ERROR and not (verify and error is ErrorCode.VERIFICATION_FAILURE):
+        raise HsmAnswerError(_command_of(raw), error)
+    return error
 
 
 def _command_of(raw: bytes) -> str:

@@ -408,6 +408,11 @@ def response_code(command: str) -> str:
 Field = str | bytes
 
 
+@lru_cache(maxsize=1024)
+def _response_head(command: str, code: str) -> bytes:
+    return (response_code(command) + code).encode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What a handler answers: an error code (00, or 01 for a failed verification) and fields."""
@@ -422,7 +427,7 @@ def ok(*fields: Field) -> Reply:
 
 def build_response(command: str, code: ErrorCode | str, *fields: Field) -> bytes:
     """``response code (2A) + error code (2A) + fields``; text fields are ASCII."""
-    head = (response_code(command) + code).encode("ascii")
+    head = _response_head(command, code)
     if not fields:
         return head
     return head + b"".join(f if isinstance(f, bytes) else f.encode("ascii") for f in fields)

@@ -11,6 +11,7 @@ that short and host commands carry exactly that field.
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import IntEnum
 from functools import lru_cache
@@ -137,7 +138,9 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
         nibbles = f"{int.from_bytes(block, 'big') ^ _pan_int_03(pan):016X}"
     else:
         nibbles = block.hex().upper()
-    n = _NIBBLE[nibbles[1]]
+    if _WELL_FORMED[control].fullmatch(nibbles) is not None:  # the usual case, in one match
+        return nibbles[2 : 2 + _NIBBLE[nibbles[1]]]
+    n = _NIBBLE[nibbles[1]]  # something is wrong: find what, in the order the errors are ranked
     if not MIN_PIN_LENGTH <= n <= MAX_PIN_LENGTH:
         raise PinLengthError(f"PIN length nibble {n} outside 4..12")
     pin = nibbles[2 : 2 + n]
@@ -151,6 +154,19 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
 _BY_CONTROL = {int(f): f for f in PinBlockFormat}
 _PAN_CONTROLS = frozenset((PinBlockFormat.ISO0.value, PinBlockFormat.ISO3.value))
 _NIBBLE = {digit: int(digit, 16) for digit in _HEX_UPPER}
+_FILL_CLASS = {0: "F", 1: "0-9A-F", 2: "F", 3: "A-F", 4: "A"}
+#: A valid block's nibbles by control nibble: length nibble, that many decimal digits, then fill
+#: (to 16 nibbles; format 4's random second half is not checked, as below).
+_WELL_FORMED = {
+    control: re.compile(
+        "|".join(
+            f"{control}{length:X}[0-9]{{{length}}}[{fill}]{{{16 - 2 - length}}}"
+            + ("[0-9A-F]{16}" if control == 4 else "")
+            for length in range(MIN_PIN_LENGTH, MAX_PIN_LENGTH + 1)
+        )
+    )
+    for control, fill in _FILL_CLASS.items()
+}
 _FILL = {
     PinBlockFormat.ISO0.value: frozenset("F"),
     PinBlockFormat.ISO1.value: frozenset(_HEX_UPPER),
