@@ -212,7 +212,7 @@ class HsmClient:
         answer = await self._exchange(raw)
         error = _judged(raw, answer, True)
         if len(answer) == 4:  # the usual verdict: nothing after the error code, nothing to parse
-            return error is ErrorCode.NO_ERROR
+            return error is _NO_ERROR
         return _parsed(raw, answer[4:], _verdict, error)
 
     # --- diagnostics ----------------------------------------------------------------------
@@ -431,6 +431,9 @@ def _mac_request(
 
 # --- answer parsers: ``parse(cursor, error code)`` for ``HsmClient._ask`` ----------------------
 
+# Enum members as module constants: an enum attribute lookup is a Python-level call in 3.11.
+_NO_ERROR = ErrorCode.NO_ERROR
+_VERIFICATION_FAILURE = ErrorCode.VERIFICATION_FAILURE
 #: Error codes by their two bytes on the wire (a dict lookup, not an enum call, per answer).
 _ERROR_CODES: dict[bytes, ErrorCode] = {code.value.encode("ascii"): code for code in ErrorCode}
 #: Response codes of the commands the client sends most, as bytes; others are computed.
@@ -444,7 +447,7 @@ def _judged(raw: bytes, answer: bytes, verify: bool) -> ErrorCode:
         raise HsmProtocolError(
             f"{_command_of(raw)}: HSM answered unknown error code {answer[2:4].decode('latin-1')!r}"
         )
-    if error is not ErrorCode.NO_ERROR and not (verify and error is ErrorCode.VERIFICATION_FAILURE):
+    if error is not _NO_ERROR and not (verify and error is _VERIFICATION_FAILURE):
         raise HsmAnswerError(_command_of(raw), error)
     return error
 

@@ -256,7 +256,12 @@ class FieldCursor:
 
     def take_hex_text(self, n: int, name: str, code: ErrorCode = ErrorCode.INPUT_DATA) -> str:
         """``n`` hex characters, upper-cased, as text."""
-        start = self.offset
+        pos = self._pos
+        raw = self._data[pos : pos + n]
+        if len(raw) == n and n >= 0 and not raw.translate(None, _HEX_BYTES):  # well formed: done
+            self._pos = pos + n
+            return raw.decode("ascii").upper()
+        start = self.offset  # the checked way, for the error
         text = self.take(n, name)
         if not _HEX.issuperset(text):
             raise HsmError(code, f"{name}: expected {n} hex characters at offset {start}")
@@ -423,6 +428,17 @@ class Reply:
 
 def ok(*fields: Field) -> Reply:
     return Reply(ErrorCode.NO_ERROR, tuple(fields))
+
+
+#: The two answers of a verification without fields, built once: a Reply is frozen, so one
+#: instance serves every command, and building a frozen dataclass costs more than the check.
+VERIFIED = Reply(ErrorCode.NO_ERROR)
+NOT_VERIFIED = Reply(ErrorCode.VERIFICATION_FAILURE)
+
+
+def verdict(passed: bool) -> Reply:
+    """00 when a verification passed, 01 when it did not."""
+    return VERIFIED if passed else NOT_VERIFIED
 
 
 def build_response(command: str, code: ErrorCode | str, *fields: Field) -> bytes:

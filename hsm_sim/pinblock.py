@@ -119,7 +119,7 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
     ``fmt`` None takes the format from the control nibble. Errors: 23 wrong or unknown
     format code, 24 PIN length outside 4..12, 20 non-decimal PIN digit or wrong fill.
     """
-    expected = None if fmt is None else _format(fmt)
+    expected = fmt if type(fmt) is PinBlockFormat else None if fmt is None else _format(fmt)
     if len(block) not in (8, 16):
         raise InputError(f"PIN block must be 8 or 16 bytes, got {len(block)}")
     control = block[0] >> 4

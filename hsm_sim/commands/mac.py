@@ -27,6 +27,7 @@ from hsm_sim.hostcmd import (
     HsmContext,
     Reply,
     ok,
+    verdict,
 )
 from hsm_sim.mac import cup_pos_mac, iso9797_alg1, iso9797_alg3, iso9797_pad
 
@@ -173,7 +174,7 @@ def _m8(ctx: HsmContext, cur: FieldCursor) -> Reply:
     given = cur.take_hex_text(8 if size == "0" else 16, "MAC")
     cur.finish()
     same = hmac.compare_digest(expected, given)
-    return Reply(_E.NO_ERROR if same else _E.VERIFICATION_FAILURE)
+    return verdict(same)
 
 
 M6 = Command(M6_SPEC, _m6)

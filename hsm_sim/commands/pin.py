@@ -33,6 +33,7 @@ from hsm_sim.hostcmd import (
     HsmContext,
     Reply,
     ok,
+    verdict,
 )
 from hsm_sim.pinblock import MAX_PIN_LENGTH, MIN_PIN_LENGTH, PinBlockFormat, build_pinblock
 from hsm_sim.pinblock import parse_pinblock as _parse_pinblock
@@ -390,7 +391,7 @@ def _bc(ctx: HsmContext, cur: FieldCursor) -> Reply:
     stored = decrypt_pin(ctx.lmk, lmk_pin, account)
     cur.finish()
     entered = _pin_from_block(tpk, block, fmt, account)
-    return Reply(_E.NO_ERROR if entered == stored else _E.VERIFICATION_FAILURE)
+    return verdict(entered == stored)
 
 
 BC = Command(BC_SPEC, _bc)
