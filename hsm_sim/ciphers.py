@@ -92,6 +92,9 @@ def _aes_cbc(key: bytes, iv: bytes) -> Cipher[modes.CBC]:
 
 # The same contexts again, keyed by the key as callers hold it (8, 16 or 24 bytes): a hit skips
 # the expansion to 24 bytes, which every PIN and MAC command would otherwise pay per operation.
+# Safe for the same reason as every cache here: the clear keys they are keyed by exist only in
+# this (the HSM's) process, as they do while a command runs; nothing here logs or returns them,
+# and the bound (_CACHE_SIZE entries each) caps what they hold.
 @lru_cache(maxsize=_CACHE_SIZE)
 def _tdes_ecb_encryptor_of(key: bytes) -> CipherContext:
     return _tdes_ecb_encryptor(des_expand(key))

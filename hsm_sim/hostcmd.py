@@ -175,6 +175,8 @@ class FixedRun:
                 case FieldKind.CHOICE:
                     # take_choice upper-cases before it compares: accept either case here too.
                     codes = sorted(c for c in spec.codes if len(c) == n)
+                    if not codes:  # an empty alternation would match nothing as a value
+                        raise TypeError(f"{spec.name}: a choice with no {n}-character code")
                     parts.append(b"(?i:" + b"|".join(re.escape(c.encode("ascii")) for c in codes) + b")")
                 case _:
                     raise TypeError(f"{spec.name}: a {spec.kind} field cannot be part of a fixed run")
