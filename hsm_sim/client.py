@@ -164,11 +164,20 @@ class HsmClient:
         the error code is the caller's to read (``switchsim hsm send`` prints it). Raises
         ``HsmTransportError`` when the HSM cannot be asked or the answer is not one to this
         command, ``HsmError`` when ``message`` does not start with a command code."""
+        answer = await self._exchange(message)
+        return Answer(answer[:2].decode("latin-1"), answer[2:4].decode("latin-1"), answer[4:])
+
+    async def _exchange(self, message: bytes) -> bytes:
+        """``send`` without the split: the answer, checked to carry this command's response
+        code and an error code (not yet judged)."""
         command = message[:2].decode("latin-1")
         try:
-            expected = response_code(command)
-        except ValueError:
-            raise HsmError(ErrorCode.INPUT_DATA, f"{command!r} is not a host command code") from None
+            expected = _RESPONSE_CODES[command]
+        except KeyError:
+            try:
+                expected = response_code(command).encode("latin-1")
+            except ValueError:
+                raise HsmError(ErrorCode.INPUT_DATA, f"{command!r} is not a host command code") from None
         try:
             answer = await self._transport.request(message)
         except HsmTransportError:
@@ -181,10 +190,12 @@ class HsmClient:
             raise HsmProtocolError(
                 f"{command}: answer of {len(answer)} bytes is too short for response and error codes"
             )
-        got = answer[:2].decode("latin-1")
-        if got != expected:
-            raise HsmProtocolError(f"{command}: answer carries response code {got!r}, expected {expected}")
-        return Answer(got, answer[2:4].decode("latin-1"), answer[4:])
+        if answer[:2] != expected:
+            got = answer[:2].decode("latin-1")
+            raise HsmProtocolError(
+                f"{command}: answer carries response code {got!r}, expected {expected.decode('latin-1')}"
+            )
+        return answer
 
     async def _ask(
         self, message: str | bytes, parse: Callable[[FieldCursor, ErrorCode], _T], *, verify: bool = False
@@ -193,21 +204,16 @@ class HsmClient:
         passes only when ``verify`` is set. A field that does not parse is the HSM's mistake,
         not the caller's: it leaves as ``HsmProtocolError``."""
         raw = message.encode("ascii") if isinstance(message, str) else message
-        answer = await self.send(raw)
-        command = raw[:2].decode("ascii").upper()
-        try:
-            error = ErrorCode(answer.error_code)
-        except ValueError:
-            raise HsmProtocolError(f"{command}: HSM answered unknown error code {answer.error_code!r}") from None
-        if error is not ErrorCode.NO_ERROR and not (verify and error is ErrorCode.VERIFICATION_FAILURE):
-            raise HsmAnswerError(command, error)
-        try:
-            return parse(FieldCursor(answer.fields), error)
-        except HsmError as exc:
-            raise HsmProtocolError(f"{command}: malformed answer from the HSM: {exc.reason}") from None
+        answer = await self._exchange(raw)
+        return _parsed(raw, answer[4:], parse, _judged(raw, answer, verify))
 
     async def _verified(self, message: str | bytes) -> bool:
-        return await self._ask(message, _verdict, verify=True)
+        raw = message.encode("ascii") if isinstance(message, str) else message
+        answer = await self._exchange(raw)
+        error = _judged(raw, answer, True)
+        if len(answer) == 4:  # the usual verdict: nothing after the error code, nothing to parse
+            return error is _NO_ERROR
+        return _parsed(raw, answer[4:], _verdict, error)
 
     # --- diagnostics ----------------------------------------------------------------------
 
@@ -424,6 +430,38 @@ def _mac_request(
 
 
 # --- answer parsers: ``parse(cursor, error code)`` for ``HsmClient._ask`` ----------------------
+
+# Enum members as module constants: an enum attribute lookup is a Python-level call in 3.11.
+_NO_ERROR = ErrorCode.NO_ERROR
+_VERIFICATION_FAILURE = ErrorCode.VERIFICATION_FAILURE
+#: Error codes by their two bytes on the wire (a dict lookup, not an enum call, per answer).
+_ERROR_CODES: dict[bytes, ErrorCode] = {code.value.encode("ascii"): code for code in ErrorCode}
+#: Response codes of the commands the client sends most, as bytes; others are computed.
+_RESPONSE_CODES: dict[str, bytes] = {c: response_code(c).encode("ascii") for c in ("BC", "M6", "M8", "CA", "JC")}
+
+
+def _judged(raw: bytes, answer: bytes, verify: bool) -> ErrorCode:
+    """The error code of ``answer`` (to ``raw``) if it passes: 00, and 01 only when ``verify``."""
+    error = _ERROR_CODES.get(answer[2:4])
+    if error is None:
+        raise HsmProtocolError(
+            f"{_command_of(raw)}: HSM answered unknown error code {answer[2:4].decode('latin-1')!r}"
+        )
+    if error is not _NO_ERROR and not (verify and error is _VERIFICATION_FAILURE):
+        raise HsmAnswerError(_command_of(raw), error)
+    return error
+
+
+def _command_of(raw: bytes) -> str:
+    return raw[:2].decode("ascii").upper()
+
+
+def _parsed(raw: bytes, fields: bytes, parse: Callable[[FieldCursor, ErrorCode], _T], error: ErrorCode) -> _T:
+    try:
+        return parse(FieldCursor(fields), error)
+    except HsmError as exc:
+        raise HsmProtocolError(f"{_command_of(raw)}: malformed answer from the HSM: {exc.reason}") from None
+
 
 
 def _verdict(cur: FieldCursor, error: ErrorCode) -> bool:

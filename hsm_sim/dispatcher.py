@@ -81,6 +81,9 @@ class Dispatcher:
     ) -> None:
         self._ctx = HsmContext(lmk=lmk or Lmk.default(), test_mode=test_mode, firmware=firmware)
         self._reraise_bugs = reraise_bugs
+        # ``COMMANDS`` by the two bytes of a request as they arrive, in any letter case: one
+        # dictionary probe instead of checking, decoding and upper-casing every request's code.
+        self._by_wire_code = _wire_index(COMMANDS)
 
     @property
     def context(self) -> HsmContext:
@@ -90,11 +93,15 @@ class Dispatcher:
         """Execute one host command (``code + fields``) and return ``response code + error +
         fields``. Never raises unless ``reraise_bugs`` is set."""
         raw_code = message[:2]
-        if len(raw_code) < 2 or not raw_code.isalnum() or not raw_code.isascii():
-            _log.info("hsm_command_rejected", reason="no valid command code")
-            return (NO_COMMAND_CODE + ErrorCode.INPUT_DATA).encode("ascii")
-        code = raw_code.decode("ascii").upper()
-        command = COMMANDS.get(code)
+        known = self._by_wire_code.get(raw_code)
+        if known is not None:
+            code, command = known
+        else:
+            if len(raw_code) < 2 or not raw_code.isalnum() or not raw_code.isascii():
+                _log.info("hsm_command_rejected", reason="no valid command code")
+                return (NO_COMMAND_CODE + ErrorCode.INPUT_DATA).encode("ascii")
+            code = raw_code.decode("ascii").upper()
+            command = None  # every code of COMMANDS is in the index, in every letter case
         if command is None:
             _log.info("hsm_command_rejected", command=code, error=str(UNKNOWN_COMMAND))
             return build_response(code, UNKNOWN_COMMAND)
@@ -126,3 +133,12 @@ class Dispatcher:
                 raise
             return build_response(code, ErrorCode.INPUT_DATA)
         return build_response(code, reply.code, *reply.fields) + cursor.trailer
+
+
+def _wire_index(commands: Mapping[str, Command]) -> dict[bytes, tuple[str, Command]]:
+    index: dict[bytes, tuple[str, Command]] = {}
+    for code, command in commands.items():
+        for first in {code[0], code[0].lower()}:
+            for second in {code[1], code[1].lower()}:
+                index[(first + second).encode("ascii")] = (code, command)
+    return index

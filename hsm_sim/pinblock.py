@@ -11,6 +11,7 @@ that short and host commands carry exactly that field.
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import IntEnum
 from functools import lru_cache
@@ -80,6 +81,11 @@ def _pan_block_03(pan: str) -> bytes:
     return bytes.fromhex("0000" + pan12(pan))
 
 
+@lru_cache(maxsize=4096)
+def _pan_int_03(pan: str) -> int:
+    return int.from_bytes(_pan_block_03(pan), "big")
+
+
 def build_pinblock(fmt: PinBlockFormat | int, pin: str, pan: str = "") -> bytes:
     """Build a clear PIN block (format 4: the 16-byte plaintext PIN field)."""
     fmt = _format(fmt)
@@ -113,7 +119,7 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
     ``fmt`` None takes the format from the control nibble. Errors: 23 wrong or unknown
     format code, 24 PIN length outside 4..12, 20 non-decimal PIN digit or wrong fill.
     """
-    expected = None if fmt is None else _format(fmt)
+    expected = fmt if type(fmt) is PinBlockFormat else None if fmt is None else _format(fmt)
     if len(block) not in (8, 16):
         raise InputError(f"PIN block must be 8 or 16 bytes, got {len(block)}")
     control = block[0] >> 4
@@ -124,31 +130,49 @@ def parse_pinblock(block: bytes, pan: str = "", fmt: PinBlockFormat | int | None
         raise PinBlockFormatError(
             f"control nibble {control:X} does not match format {int(expected)}",
         )
-    want_len = 16 if actual is PinBlockFormat.ISO4 else 8
+    want_len = 16 if control == 4 else 8
     if len(block) != want_len:
-        raise InputError(f"format {int(actual)} PIN block must be {want_len} bytes")
-    if actual in (PinBlockFormat.ISO0, PinBlockFormat.ISO3):
-        block = _xor(block, _pan_block_03(pan))
-    nibbles = block.hex().upper()
-    n = int(nibbles[1], 16)
+        raise InputError(f"format {control} PIN block must be {want_len} bytes")
+    # Tables are keyed by the control nibble (an int): hashing an enum member is a Python call.
+    if control in _PAN_CONTROLS:  # 8 bytes, checked above: XOR the PAN field as one integer
+        nibbles = f"{int.from_bytes(block, 'big') ^ _pan_int_03(pan):016X}"
+    else:
+        nibbles = block.hex().upper()
+    if _WELL_FORMED[control].fullmatch(nibbles) is not None:  # the usual case, in one match
+        return nibbles[2 : 2 + _NIBBLE[nibbles[1]]]
+    n = _NIBBLE[nibbles[1]]  # something is wrong: find what, in the order the errors are ranked
     if not MIN_PIN_LENGTH <= n <= MAX_PIN_LENGTH:
         raise PinLengthError(f"PIN length nibble {n} outside 4..12")
     pin = nibbles[2 : 2 + n]
     if not _DIGITS.issuperset(pin):
         raise PinBlockContentError("PIN digit not decimal")
-    fill = nibbles[2 + n : 16]
-    if not _FILL[actual].issuperset(fill):
-        raise PinBlockContentError(f"fill digits invalid for format {int(actual)}")
+    if not _FILL[control].issuperset(nibbles[2 + n : 16]):
+        raise PinBlockContentError(f"fill digits invalid for format {control}")
     return pin
 
 
 _BY_CONTROL = {int(f): f for f in PinBlockFormat}
+_PAN_CONTROLS = frozenset((PinBlockFormat.ISO0.value, PinBlockFormat.ISO3.value))
+_NIBBLE = {digit: int(digit, 16) for digit in _HEX_UPPER}
+_FILL_CLASS = {0: "F", 1: "0-9A-F", 2: "F", 3: "A-F", 4: "A"}
+#: A valid block's nibbles by control nibble: length nibble, that many decimal digits, then fill
+#: (to 16 nibbles; format 4's random second half is not checked, as below).
+_WELL_FORMED = {
+    control: re.compile(
+        "|".join(
+            f"{control}{length:X}[0-9]{{{length}}}[{fill}]{{{16 - 2 - length}}}"
+            + ("[0-9A-F]{16}" if control == 4 else "")
+            for length in range(MIN_PIN_LENGTH, MAX_PIN_LENGTH + 1)
+        )
+    )
+    for control, fill in _FILL_CLASS.items()
+}
 _FILL = {
-    PinBlockFormat.ISO0: frozenset("F"),
-    PinBlockFormat.ISO1: frozenset(_HEX_UPPER),
-    PinBlockFormat.ISO2: frozenset("F"),
-    PinBlockFormat.ISO3: frozenset("ABCDEF"),
-    PinBlockFormat.ISO4: frozenset("A"),
+    PinBlockFormat.ISO0.value: frozenset("F"),
+    PinBlockFormat.ISO1.value: frozenset(_HEX_UPPER),
+    PinBlockFormat.ISO2.value: frozenset("F"),
+    PinBlockFormat.ISO3.value: frozenset("ABCDEF"),
+    PinBlockFormat.ISO4.value: frozenset("A"),
 }
 
 

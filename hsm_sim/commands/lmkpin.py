@@ -40,7 +40,7 @@ def decrypt_pin(lmk: Lmk, encrypted: str, account: str) -> str:
         raise HsmError(ErrorCode.INPUT_DATA, f"PIN (LMK): must be {LMK_PIN_LENGTH} hex characters")
     block = tdes_ecb_decrypt(lmk.pair(PIN_PAIR), raw)
     try:
-        return parse_pinblock(block, account, PinBlockFormat.ISO0)
+        return parse_pinblock(block, account, _ISO0)
     except CryptoError:
         # One answer for every failure: which check failed would leak PIN-block structure.
         raise HsmError(ErrorCode.PIN_BLOCK_INVALID, "PIN (LMK): not a valid PIN under LMK") from None
@@ -53,4 +53,5 @@ def reference_number(lmk: Lmk, account: str) -> str:
     return enc.hex().upper().translate(_DECIMALISE)[:12]
 
 
+_ISO0 = PinBlockFormat.ISO0  # a constant: an enum attribute lookup is a Python-level call
 _DECIMALISE = str.maketrans("ABCDEF", "012345")

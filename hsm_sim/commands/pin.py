@@ -29,9 +29,11 @@ from hsm_sim.hostcmd import (
     FieldCursor,
     FieldKind,
     FieldSpec,
+    FixedRun,
     HsmContext,
     Reply,
     ok,
+    verdict,
 )
 from hsm_sim.pinblock import MAX_PIN_LENGTH, MIN_PIN_LENGTH, PinBlockFormat, build_pinblock
 from hsm_sim.pinblock import parse_pinblock as _parse_pinblock
@@ -378,15 +380,18 @@ BC_SPEC = CommandSpec(
 )
 
 
+# Everything after the TPK is fixed-length: one run (same values, same errors, fewer calls).
+_BC_AFTER_KEY = FixedRun(*BC_SPEC.request[1:])
+
+
 def _bc(ctx: HsmContext, cur: FieldCursor) -> Reply:
     tpk = from_lmk(ctx.lmk, KEY_TYPE_TMK, cur.read_key(_TPK), "TPK")
-    block = cur.read(BC_SPEC.field("PIN block"))
-    fmt = _read_format(cur, BC_SPEC.field("PIN block format"))
-    account = cur.read(_ACCOUNT)
-    stored = decrypt_pin(ctx.lmk, cur.read(_LMK_PIN), account)
+    block, fmt_code, account, lmk_pin = cur.read_run(_BC_AFTER_KEY)
+    fmt = PIN_BLOCK_FORMATS[fmt_code]
+    stored = decrypt_pin(ctx.lmk, lmk_pin, account)
     cur.finish()
     entered = _pin_from_block(tpk, block, fmt, account)
-    return Reply(_E.NO_ERROR if entered == stored else _E.VERIFICATION_FAILURE)
+    return verdict(entered == stored)
 
 
 BC = Command(BC_SPEC, _bc)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from hsm_sim import ciphers
 from hsm_sim.ciphers import (
     aes_cbc_decrypt,
     aes_cbc_encrypt,
@@ -12,6 +13,7 @@ from hsm_sim.ciphers import (
     tdes_cbc_decrypt,
     tdes_cbc_encrypt,
     tdes_cmac,
+    tdes_ecb_block_encryptor,
     tdes_ecb_decrypt,
     tdes_ecb_encrypt,
 )
@@ -107,3 +109,41 @@ def test_tdes_cmac_sp800_38b_vector() -> None:
     assert tdes_cmac(key, b"") == H("B7A688E122FFAF95")
     msg = H("6BC1BEE22E409F96")
     assert tdes_cmac(key, msg) == H("8E8F293136283797")
+
+
+def test_tdes_ecb_contexts_cached_per_key_give_each_key_its_own_result() -> None:
+    # Two published vectors in turn, twice: a context cached for one key never serves another.
+    for _ in range(2):
+        assert tdes_ecb_encrypt(H("0123456789ABCDEF"), bytes(8)) == H("D5D44FF720683D0D")
+        assert tdes_ecb_encrypt(H("133457799BBCDFF1"), H("0123456789ABCDEF")) == H("85E813540F0AB405")
+        assert tdes_ecb_decrypt(H("133457799BBCDFF1"), H("85E813540F0AB405")) == H("0123456789ABCDEF")
+
+
+def test_tdes_ecb_takes_a_bytearray_key_and_still_refuses_a_bad_length() -> None:
+    # bytes-typed, but callers have passed bytearrays (an unhashable cache key): still served.
+    key: bytes = bytearray(H("0123456789ABCDEF"))  # type: ignore[assignment]
+    assert tdes_ecb_encrypt(key, bytes(8)) == H("D5D44FF720683D0D")
+    for _ in range(2):  # an error is not cached as a result
+        with pytest.raises(KeyLengthError):
+            tdes_ecb_encrypt(bytes(7), bytes(8))
+
+
+def test_tdes_ecb_block_encryptor_is_the_ecb_of_its_key() -> None:
+    encrypt = tdes_ecb_block_encryptor(H("133457799BBCDFF1"))
+    assert encrypt(H("0123456789ABCDEF")) == H("85E813540F0AB405")
+    assert encrypt(H("0123456789ABCDEF") * 2) == H("85E813540F0AB405") * 2
+    with pytest.raises(KeyLengthError):
+        tdes_ecb_block_encryptor(bytes(12))
+
+
+def test_tdes_ecb_context_caches_stay_within_their_bound() -> None:
+    bound = ciphers._tdes_ecb_encryptor_of.cache_info().maxsize
+    assert bound is not None
+    for i in range(bound + 100):
+        key = i.to_bytes(8, "big")
+        tdes_ecb_encrypt(key, bytes(8))
+        tdes_ecb_decrypt(key, bytes(8))
+    for cache in (ciphers._tdes_ecb_encryptor_of, ciphers._tdes_ecb_decryptor_of, ciphers._tdes_ecb_encryptor):
+        assert cache.cache_info().currsize <= bound
+    # ... and a key pushed out long ago still gives its published result.
+    assert tdes_ecb_encrypt(H("0123456789ABCDEF"), bytes(8)) == H("D5D44FF720683D0D")

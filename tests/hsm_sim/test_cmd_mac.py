@@ -11,7 +11,16 @@ from __future__ import annotations
 import pytest
 
 from hsm_sim.dispatcher import COMMANDS, Dispatcher
-from tests.hsm_sim.test_cmd_oracle import DES_KEY, TDES_KEY, des3, des3_cbc_mac, lmk_field
+from tests.hsm_sim.test_cmd_oracle import (
+    DES_KEY,
+    TDES_KEY,
+    clear_from_field,
+    des3,
+    des3_cbc_mac,
+    lmk_field,
+    odd_parity,
+    with_odd_parity,
+)
 
 H = bytes.fromhex
 HSM = Dispatcher(reraise_bugs=True)
@@ -141,3 +150,43 @@ def test_m8_verifies_unionpay_mac() -> None:
 
 def test_m8_missing_mac_is_15() -> None:
     assert call(m6("031", "003", TAK2, X919_DATA).replace(b"M6", b"M8", 1)) == "M915"
+
+
+# --- keys under the LMK are decrypted once and kept (hsm_sim/lmk.py): the cache must not show ---
+
+MAK_A = DES_KEY
+MAK_B = with_odd_parity(H("3333333333333333"))
+BAD_PARITY_MAK = H("0123456789ABCDEE")  # last byte 0xEE has six bits set: even parity
+
+
+def m8(opts: str, key_type: str, key: str, data: bytes, mac: str) -> bytes:
+    return m6(opts, key_type, key, data).replace(b"M6", b"M8", 1) + mac.encode()
+
+
+def test_m6_after_the_mak_of_the_same_key_type_changes_uses_the_new_mak() -> None:
+    # One LMK slot (key type 003, pair 16-17), the key under it changing back and forth.
+    for mak in (MAK_A, MAK_B, MAK_A, MAK_B):
+        assert call(m6("091", "003", lmk_field("003", mak), SIGN_IN)) == "M700" + cup_mac_reference(mak, SIGN_IN)
+
+
+def test_m8_with_the_old_mak_after_a_change_fails_verification() -> None:
+    mac_a = cup_mac_reference(MAK_A, SIGN_IN)
+    assert call(m8("091", "003", lmk_field("003", MAK_A), SIGN_IN, mac_a)) == "M900"
+    assert call(m8("091", "003", lmk_field("003", MAK_B), SIGN_IN, mac_a)) == "M901"
+
+
+def test_a_mak_with_bad_parity_answers_10_every_time_between_good_ones() -> None:
+    good, bad = lmk_field("003", MAK_A), lmk_field("003", BAD_PARITY_MAK)
+    answers = [call(m6("091", "003", key, SIGN_IN)) for key in (good, bad, good, bad)]
+    expected_good = "M700" + cup_mac_reference(MAK_A, SIGN_IN)
+    assert answers == [expected_good, "M710", expected_good, "M710"]
+
+
+def test_the_same_field_under_another_key_type_is_another_key() -> None:
+    # A TAK field (003, pair 16-17) sent as a ZAK (008, pair 26-27) decrypts to another key,
+    # whatever the HSM kept from the TAK request: the oracle says which, independently.
+    tak = lmk_field("003", MAK_A)
+    assert call(m6("091", "003", tak, SIGN_IN)) == "M700" + cup_mac_reference(MAK_A, SIGN_IN)
+    as_zak = clear_from_field("008", tak)
+    expected = "M700" + cup_mac_reference(as_zak, SIGN_IN) if odd_parity(as_zak) else "M710"
+    assert call(m6("091", "008", tak, SIGN_IN)) == expected

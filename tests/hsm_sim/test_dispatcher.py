@@ -48,6 +48,15 @@ def test_nc_with_extra_data_is_input_error() -> None:
     assert Dispatcher().handle(b"NCXX") == b"ND15"
 
 
+@pytest.mark.parametrize("code", [b"NC", b"nc", b"Nc", b"nC"])
+def test_command_code_in_any_letter_case_is_the_command(code: bytes) -> None:
+    assert Dispatcher().handle(code) == b"ND00" + TEST_LMK_CHECK + b"0007-E000"
+
+
+def test_unknown_command_in_lower_case_answers_its_upper_case_response_with_67() -> None:
+    assert Dispatcher().handle(b"zq") == b"ZR67"
+
+
 def test_unknown_command_answers_next_code_with_67() -> None:
     assert Dispatcher().handle(b"ZQ1234") == b"ZR67"
 

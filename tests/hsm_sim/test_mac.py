@@ -131,7 +131,7 @@ def _cup_reference(mak: bytes, data: bytes) -> bytes:
     return out.hex().upper().encode()[:8]
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 45, 200])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 16, 45, 200, 255, 1000, 4097])
 def test_cup_pos_mac_matches_reference_transcription(n: int) -> None:
     data = bytes((i * 37 + 11) % 256 for i in range(n))
     for mak in (H("3333333333333333"), X919_KEY):

@@ -14,6 +14,7 @@ from hsm_sim.pinblock import (
     parse_iso4_encrypted,
     parse_pinblock,
 )
+from tests.switch import independent
 
 H = bytes.fromhex
 AES_KEY = H("2B7E151628AED2A6ABF7158809CF4F3C")
@@ -217,3 +218,36 @@ def test_property_garbage_only_raises_pin_block_errors(block: bytes, fmt: int | 
         pass
     else:
         assert pin.isdigit() and 4 <= len(pin) <= 12
+
+
+# Nibble strings near a valid format 0 PIN field: a control nibble, a length nibble, digits and
+# fill drawn mostly from what a valid field holds, so both accepted and refused fields come up.
+_near_iso0_fields = st.tuples(
+    st.sampled_from("00001"),
+    st.sampled_from("3456789ABCD"),
+    st.lists(st.sampled_from("0123456789999FFFFFFFFA"), min_size=14, max_size=14),
+).map(lambda parts: parts[0] + parts[1] + "".join(parts[2]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(field=_near_iso0_fields, pan=pans)
+def test_property_format0_agrees_with_the_independent_reader(field: str, pan: str) -> None:
+    # tests/switch/independent.py reads a format 0 block from the ISO 9564 definition alone.
+    block = _xor(H(field), H("0000" + pan[-13:-1]))
+    expected = independent.iso0_pin(block, pan)
+    if expected is None:
+        with pytest.raises((PinBlockFormatError, PinLengthError, PinBlockContentError)):
+            parse_pinblock(block, pan, PinBlockFormat.ISO0)
+    else:
+        assert parse_pinblock(block, pan, PinBlockFormat.ISO0) == expected
+
+
+@pytest.mark.parametrize("length", range(4, 13))
+@pytest.mark.parametrize(("fmt", "fill"), [(0, "F"), (1, "7"), (2, "F"), (3, "C")])
+def test_every_pin_length_parses_in_every_format(fmt: int, fill: str, length: int) -> None:
+    # Hand-built clear PIN fields; formats 0 and 3 XOR the account field in, 1 and 2 take none.
+    pin = "9876543210987"[:length]
+    field = H(f"{fmt}{length:X}{pin}".ljust(16, fill))
+    account = "400000123456"
+    block = _xor(field, H("0000" + account)) if fmt in (0, 3) else field
+    assert parse_pinblock(block, account, fmt) == pin
