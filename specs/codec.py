@@ -4,6 +4,10 @@ Added here: the pyiso8583 spec built from dialect data, character-set checks tha
 does not make (BCD digits, an/ans), subfields, per-MTI mandatory and forbidden fields, and
 typed errors. Every failure is a `CodecError` carrying field, byte offset, reason and the
 response code 30; nothing else escapes `decode` or `encode`.
+
+Each message first tries the fast path compiled from the same pyiso8583 spec
+(specs/fastcodec.py); when it gives up, the pyiso8583 path (`_decode_reference`,
+`_encode_fields`) runs and names the error.
 """
 
 from __future__ import annotations
