@@ -4,6 +4,10 @@ Added here: the pyiso8583 spec built from dialect data, character-set checks tha
 does not make (BCD digits, an/ans), subfields, per-MTI mandatory and forbidden fields, and
 typed errors. Every failure is a `CodecError` carrying field, byte offset, reason and the
 response code 30; nothing else escapes `decode` or `encode`.
+
+Each message first tries the fast path compiled from the same pyiso8583 spec
+(specs/fastcodec.py); when it gives up, the pyiso8583 path (`_decode_reference`,
+`_encode_fields`) runs and names the error.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from iso8583.encoder import EncodeError, _encode_field
 from specs import hexbinary, loader
 from specs.dialect import APPROVED, Align, Dialect, Encoding, FieldSpec, FieldType, LengthKind, Sensitivity
 from specs.errors import CodecError
+from specs.fastcodec import FastCodec
 from specs.message import Message, split_subfields
 from specs.track2 import SEPARATORS as TRACK_SEPARATORS
 
@@ -90,6 +95,13 @@ class Codec:
         primary = sum(1 << (64 - n) for n in dialect.fields if n <= 64) | (has_secondary << 63)
         secondary = sum(1 << (128 - n) for n in dialect.fields if n > 64)
         self._allowed_bits = (primary, secondary) if has_secondary else (primary,)
+        # split_subfields' verdict depends only on a value's length: the lengths it accepts
+        self._subfield_lengths = {
+            n: frozenset(size for size in range(self._checks[n].maximum + 1) if _splits(n, size, dialect))
+            for n in self._with_subfields
+        }
+        alphabets = {n: (c.alphabet, c.hex_text) for n, c in self._checks.items()}
+        self._fast = FastCodec(self._spec, alphabets, self._allowed_bits)
 
     # -- decode ---------------------------------------------------------------------------
 
@@ -102,7 +114,30 @@ class Codec:
                 raise
             raise CodecError(exc.field, exc.offset + base_offset, exc.reason) from None
 
-    def _decode(self, body: bytes, validate: bool) -> Message:
+    def _decode(self, body: bytes, validate: bool, *, fast_path: bool = True) -> Message:
+        """The message in ``body``; ``fast_path=False`` takes pyiso8583's path only (tests, bench)."""
+        fast = self._fast.decode(body) if fast_path else None
+        mti, fields, offsets = self._decode_reference(body) if fast is None else fast
+        for number in self._with_subfields:
+            if number in fields and len(fields[number]) not in self._subfield_lengths[number]:
+                try:
+                    split_subfields(number, fields[number], self.dialect)
+                except CodecError as exc:
+                    raise CodecError(exc.field, offsets[str(number)], exc.reason) from None
+        message = Message(
+            checked=True,
+            mti=mti,
+            fields=MappingProxyType(fields),
+            dialect=self.dialect,
+            offsets=MappingProxyType(offsets),
+        )
+        if validate:
+            self.check_rules(message)
+        return message
+
+    def _decode_reference(self, body: bytes) -> tuple[str, dict[int, str], dict[str, int]]:
+        """MTI, fields and part offsets by pyiso8583: the reference the fast path (specs/fastcodec.py)
+        must match, and the path that names every error."""
         self._check_bitmap(body)
         try:
             decoded, encoded = iso8583.decode(body, self._spec)
@@ -133,22 +168,7 @@ class Codec:
                     raise CodecError(key, pos, f"value is not {check.label}")
                 fields[number] = value
             pos += len(part["len"]) + len(part["data"])
-        for number in self._with_subfields:
-            if number in fields:
-                try:
-                    split_subfields(number, fields[number], self.dialect)
-                except CodecError as exc:
-                    raise CodecError(exc.field, offsets[str(number)], exc.reason) from None
-        message = Message(
-            checked=True,
-            mti=mti,
-            fields=MappingProxyType(fields),
-            dialect=self.dialect,
-            offsets=MappingProxyType(offsets),
-        )
-        if validate:
-            self.check_rules(message)
-        return message
+        return mti, fields, offsets
 
     def decode_partial(self, body: bytes, *, base_offset: int = 0) -> Partial:
         """As much of a body as decodes: a message holding the fields before the one that
@@ -254,23 +274,50 @@ class Codec:
 
     # -- encode ---------------------------------------------------------------------------
 
-    def _encode(self, message: Message, validate: bool) -> tuple[bytes, dict[str, dict[str, bytes]]]:
-        """The body and pyiso8583's encoded parts (in wire order)."""
+    def _prepare(self, message: Message, validate: bool) -> Mapping[int, str]:
+        """The rules and the MTI checked, the values normalised: what both encoders take."""
         if validate:
             self.check_rules(message)
-        doc: dict[str, str] = {"t": message.mti}
         if len(message.mti) != 4 or not message.mti.isdigit():
             raise CodecError("mti", 0, "MTI must be four digits")
         if message.checked:
-            doc.update((str(number), value) for number, value in message.fields.items())
-        else:
-            for number, value in message.fields.items():
-                doc[str(number)] = self._normalise(number, value)
+            return message.fields
+        return {number: self._normalise(number, value) for number, value in message.fields.items()}
+
+    def _encode_reference(self, message: Message, validate: bool = True) -> tuple[bytes, dict[str, dict[str, bytes]]]:
+        """The body and pyiso8583's encoded parts (in wire order): the reference the fast path
+        (specs/fastcodec.py) must match, and the path that names every error."""
+        return self._encode_fields(message.mti, self._prepare(message, validate))
+
+    def _encode_fields(self, mti: str, fields: Mapping[int, str]) -> tuple[bytes, dict[str, dict[str, bytes]]]:
+        doc: dict[str, str] = {"t": mti}
+        doc.update((str(number), value) for number, value in fields.items())
         try:
             raw, parts = iso8583.encode(doc, self._spec)
         except EncodeError as exc:
             raise CodecError(_part_name(exc.field), 0, _reason(exc.msg)) from None
         return bytes(raw), parts
+
+    def _encode(self, message: Message, validate: bool) -> tuple[bytes, list[bytes]]:
+        """The body and its parts in wire order (MTI, bitmap, secondary bitmap if any, then the
+        fields by number): by the fast path, or pyiso8583's when the fast path gives up."""
+        fields = self._prepare(message, validate)
+        parts = self._fast.encode(message.mti, fields)
+        if parts is None:
+            body, encoded = self._encode_fields(message.mti, fields)
+            return body, [part["len"] + part["data"] for part in encoded.values()]
+        return b"".join(parts), parts
+
+    def _field_spans(self, message: Message, validate: bool = True) -> tuple[bytes, dict[str, tuple[int, int]]]:
+        """The body and where each field lies in it ({"11": (start, end)})."""
+        body, parts = self._encode(message, validate)
+        end = len(body)
+        spans: dict[str, tuple[int, int]] = {}
+        # the fields are the last parts, one each, in number order
+        for number, part in zip(sorted(message.fields, reverse=True), reversed(parts), strict=False):
+            spans[str(number)] = (end - len(part), end)
+            end -= len(part)
+        return body, dict(reversed(spans.items()))
 
     def encode(self, message: Message, *, validate: bool = True) -> bytes:
         """Encode a message body (MTI, bitmap, fields)."""
@@ -284,21 +331,18 @@ class Codec:
             raise CodecError(str(number), 0, "only a fixed-length field can be filled in place")
         if number not in message.fields:
             raise CodecError(str(number), 0, "absent from the message to fill in")
-        body, parts = self._encode(message, True)
-        key = str(number)
-        at = 0
-        for name, part in parts.items():  # pyiso8583 fills parts in wire order
-            if name == key:
-                break
-            at += len(part["len"]) + len(part["data"])
-        size = len(parts[key]["len"]) + len(parts[key]["data"])
-        return FieldSlot(self, number, body[:at], body[at + size :], size)
+        body, spans = self._field_spans(message)
+        start, end = spans[str(number)]
+        return FieldSlot(self, number, body[:start], body[end:], end - start)
 
     def encode_field(self, number: int, value: str) -> bytes:
         """One field as encode() writes it into a body (length prefix, if any, and data),
         by the same pyiso8583 field encoder; the value is normalised and checked first."""
         key = str(number)
         value = self._normalise(number, value)
+        fast = self._fast.encode_field(number, value)
+        if fast is not None:
+            return fast
         try:
             # pyiso8583 has no public single-field encoder; this is the one encode() runs per field.
             return _encode_field({key: value}, {}, key, self._spec[key])
@@ -351,9 +395,11 @@ class Codec:
         rule = self.dialect.messages.get(message.mti)
         if rule is None:
             return
-        offset = message.offsets.get("bitmap", 0)
         code = message.fields.get(39)
         required = rule.required(code)
+        if message.fields.keys() >= required and rule.forbidden.isdisjoint(message.fields):
+            return  # the usual case, in two set operations; the loops below name what is wrong
+        offset = message.offsets.get("bitmap", 0)
         kind = "" if rule.refusal is None else " approval" if code == APPROVED else " refusal"
         for number in sorted(required):
             if number not in message.fields:
@@ -391,6 +437,14 @@ def _check_for(spec: FieldSpec, dialect: Dialect) -> _Check:
     binary = spec.type is FieldType.B
     hex_text = binary and dialect.binary_encoding is Encoding.HEX
     return _Check(alphabet, label, exact, spec.max_length * unit, pad_left, pad_right, binary, hex_text)
+
+
+def _splits(number: int, size: int, dialect: Dialect) -> bool:
+    try:
+        split_subfields(number, "0" * size, dialect)
+    except CodecError:
+        return False
+    return True
 
 
 def _pyiso_spec(dialect: Dialect) -> dict[str, dict[str, Any]]:
