@@ -25,6 +25,7 @@ from specs.observer import NULL_OBSERVER, Observer
 from switch import pg_schema
 from switch.journalqueue import JournalQueue
 from switch.pg_driver import Connection, Pool, Record, connection, create_pool, is_data_error, safe_url
+from switch.pg_ledger import LedgerGroups
 from switch.pg_schema import MIGRATIONS, Migration, SchemaBehind
 from switch.records import (
     AuditEvent,
@@ -98,12 +99,14 @@ class PgStore:
     #: The schema this code writes; a subclass with more (a test's "newer switchsim") upgrades to it.
     migrations: ClassVar[Sequence[Migration]] = MIGRATIONS
 
-    def __init__(self, pool: Pool, where: str, journal_capacity: int) -> None:
+    def __init__(self, pool: Pool, where: str, journal_capacity: int, group_commit: bool = True) -> None:
         """Use `PgStore.open`; this only wires an open pool."""
         self._pool = pool
         self._where = where  # the URL with its password masked: what errors name
         self.observer: Observer = NULL_OBSERVER  # hears every financial commit, timed
         self._journal: JournalQueue[JournalEntry] = JournalQueue(self._write_journal, capacity=journal_capacity)
+        # New ledger rows, grouped (switch/pg_ledger.py); None: each commit its own statement
+        self.ledger = LedgerGroups(self._con, _commit_new, where) if group_commit else None
         self._closed = False
 
     @classmethod
@@ -115,6 +118,7 @@ class PgStore:
         allow_behind: bool = False,
         pool_size: int = 10,
         journal_capacity: int = 20_000,
+        group_commit: bool = True,
     ) -> PgStore:
         """Connect to the database at ``url`` (``postgresql://user[:password]@host[:port]/db``).
 
@@ -123,6 +127,8 @@ class PgStore:
         schema is behind is a `SchemaBehind` naming `switchsim db upgrade`, unless
         ``allow_behind`` (that command: it opens, then calls `upgrade`); one made by a newer
         switchsim is a `NewerSchema`. An unreachable server or refused login is a `StoreError`.
+        Without ``group_commit`` every ledger commit is a statement of its own (the benchmark's
+        baseline: bench/store.py).
         """
         pg_schema.check_order(cls.migrations)
         where = safe_url(url)
@@ -142,7 +148,7 @@ class PgStore:
         except BaseException:
             pool.terminate()
             raise
-        return cls(pool, where, journal_capacity)
+        return cls(pool, where, journal_capacity, group_commit)
 
     @property
     def shared(self) -> bool:
@@ -166,6 +172,8 @@ class PgStore:
         if self._closed:
             return
         self._closed = True
+        if self.ledger is not None:
+            await self.ledger.close()
         await self._journal.close()
         await self._pool.close()
 
@@ -300,34 +308,41 @@ class PgStore:
         latest = {txn_id: (status.value, remaining) for txn_id, status, remaining in updates}  # the last per row
         ref, delta = balance if balance is not None else (None, 0)
         args = (ref, delta, list(latest), [v[0] for v in latest.values()], [v[1] for v in latest.values()])
-        async with self._con() as con:
-            if new is None:
-                await con.execute(_COMMIT_UPDATES, *args)
-                new_id = None
-            else:
-                new_id = await con.fetchval(_COMMIT_NEW, *args, *txn_args(new))
-                if new_id is None:
-                    raise DuplicateTransaction(
-                        f"{new.merchant}/{new.terminal}: STAN {new.stan} already recorded in batch {new.batch}"
-                    )
+        if new is not None and not latest and self.ledger is not None:
+            if self._closed:
+                raise StoreError(f"{self._where}: the store is closed")
+            new_id = await self.ledger.commit(new, ref, delta)
+        else:
+            async with self._con() as con:
+                if new is None:
+                    await con.execute(_COMMIT_UPDATES, *args)
+                    new_id = None
+                else:
+                    new_id = await con.fetchval(_COMMIT_NEW, *args, *txn_args(new))
+        if new is not None and new_id is None:
+            raise DuplicateTransaction(
+                f"{new.merchant}/{new.terminal}: STAN {new.stan} already recorded in batch {new.batch}"
+            )
         self.observer.store_commit(time.perf_counter() - started)
         return None if new_id is None else int(new_id)
 
-    async def _one_txn(self, where: str, *args: object, newest: bool = False) -> Transaction | None:
-        order = "DESC" if newest else "ASC"
+    async def _one_txn(self, where: str, *args: object, newest: bool | None = False) -> Transaction | None:
+        """The first (the newest) row that matches; ``newest=None``: ``where`` names a unique
+        key, so no order is asked for."""
+        order = "" if newest is None else f" ORDER BY id {'DESC' if newest else 'ASC'}"
         async with self._con() as con:
-            row = await con.fetchrow(
-                f"SELECT id, {TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", *args
-            )
+            row = await con.fetchrow(f"SELECT id, {TXN_COLUMNS} FROM transactions WHERE {where}{order} LIMIT 1", *args)
         return txn_from_row(row) if row else None
 
     async def get_transaction(self, txn_id: int) -> Transaction | None:
-        return await self._one_txn("id=$1", txn_id)
+        return await self._one_txn("id=$1", txn_id, newest=None)
 
     async def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
-        """The request with this STAN in the batch (reversals are not transactions)."""
+        """The request with this STAN in the batch (reversals are not transactions). The key is
+        unique (txn_stan): with an ORDER BY id the planner walks the terminal's rows in id order
+        (txn_terminal) and, for a STAN not there (every new request), reads them all."""
         where = "merchant=$1 AND terminal=$2 AND batch=$3 AND stan=$4"
-        return await self._one_txn(where, tid.merchant, tid.terminal, batch, stan)
+        return await self._one_txn(where, tid.merchant, tid.terminal, batch, stan, newest=None)
 
     async def last_transaction(self, tid: TerminalId) -> Transaction | None:
         """The terminal's most recent transaction, in any batch (a STAN that went backwards)."""
@@ -660,6 +675,12 @@ class PgStore:
             else:
                 rows = (await con.fetch(sql + f" ORDER BY id DESC LIMIT ${len(args) + 1}", *args, last))[::-1]
         return [_journal(r) for r in rows]
+
+
+async def _commit_new(con: Connection, new: Transaction, ref: str | None, delta: int) -> int | None:
+    """One new row and its balance change, alone: its id, or None when its STAN is taken."""
+    new_id = await con.fetchval(_COMMIT_NEW, ref, delta, [], [], [], *txn_args(new))
+    return None if new_id is None else int(new_id)
 
 
 def _count(status: str) -> int:
