@@ -10,10 +10,11 @@ CONFLICT DO NOTHING), one update per card of the sum of the rows that went in, o
 Each caller's future is settled only after the statement returned, so an answer that waits for
 its row leaves with it durable. A row whose STAN is taken is that caller's `DuplicateTransaction`
 only; two rows of one key in one group cannot be told apart by the insert, so the second waits
-for the next group. When the server refuses the statement (a value it cannot take, a deadlock
-with another process's group), nothing of it was applied, and the group is committed again one
-row at a time, so that the refusal is that row's alone. A lost connection is every caller's
-`StoreError`, as it is for a commit of one (whether the server committed is not known: trying
+until the group holding the first has ended (and is refused then: the first come wins). When
+the server refuses the statement (a value it cannot take, a deadlock with another process's
+group), nothing of it was applied, and the group is committed again one row at a time, so
+that the refusal is that row's alone. A lost connection is every caller's `StoreError`, as it
+is for a commit of one (whether the server committed is not known: trying
 again could turn an applied row into a 94).
 
 Only new rows with at most a balance change are grouped; a commit that also updates originals
@@ -87,7 +88,8 @@ class LedgerGroups:
         self._con, self._commit_one, self._where = con, commit_one, where
         self._limit, self._largest = in_flight, largest
         self._waiting: list[_Waiting] = []
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], list[_Waiting]] = {}
+        self._keys: set[tuple[str, str, str, str]] = set()  # the keys of the groups being made and run
         self._scheduled = False
         self.statements = 0  # statements run (grouped or alone): how well commits were grouped
 
@@ -115,20 +117,23 @@ class LedgerGroups:
         while self._waiting and len(self._running) < self._limit:
             group: list[_Waiting] = []
             later: list[_Waiting] = []
-            keys: set[tuple[str, str, str, str]] = set()
             for w in self._waiting:
-                if len(group) < self._largest and w.key not in keys:
-                    keys.add(w.key)
+                # a key already in a group (this one, or one running) waits for it to end
+                if len(group) < self._largest and w.key not in self._keys:
+                    self._keys.add(w.key)
                     group.append(w)
                 else:
                     later.append(w)
             self._waiting = later
+            if not group:
+                return
             task = asyncio.get_running_loop().create_task(self._run(group), name="ledger-group")
-            self._running.add(task)
+            self._running[task] = group
             task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        for w in self._running.pop(task):
+            self._keys.discard(w.key)
         if self._waiting and not self._scheduled:
             self._start()
 

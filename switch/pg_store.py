@@ -339,17 +339,17 @@ class PgStore:
 
     async def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
         """The request with this STAN in the batch (reversals are not transactions). The key is
-        unique (txn_stan): with an ORDER BY id the planner walks the terminal's rows in id order
-        (txn_terminal) and, for a STAN not there (every new request), reads them all."""
+        unique (txn_stan): no order asked, none that another index could offer."""
         where = "merchant=$1 AND terminal=$2 AND batch=$3 AND stan=$4"
         return await self._one_txn(where, tid.merchant, tid.terminal, batch, stan, newest=None)
 
     async def last_transaction(self, tid: TerminalId) -> Transaction | None:
         """The terminal's most recent transaction, in any batch (a STAN that went backwards)."""
-        return await self._one_txn("merchant=$1 AND terminal=$2", tid.merchant, tid.terminal, newest=True)
+        # id > 0 (every id): the predicate of txn_terminal (switch/pg_schema.py, _V2), so it is used
+        return await self._one_txn("merchant=$1 AND terminal=$2 AND id > 0", tid.merchant, tid.terminal, newest=True)
 
     async def find_preauth(self, tid: TerminalId, auth_code: str) -> Transaction | None:
-        where = "merchant=$1 AND terminal=$2 AND auth_code=$3 AND kind='preauth'"
+        where = "merchant=$1 AND terminal=$2 AND auth_code=$3 AND kind='preauth'"  # kind: txn_auth's predicate
         return await self._one_txn(where, tid.merchant, tid.terminal, auth_code, newest=True)
 
     async def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
