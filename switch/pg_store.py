@@ -16,9 +16,12 @@ database and refuses one whose schema is behind (`SchemaBehind`): `upgrade` move
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import ClassVar
 
 from specs.observer import NULL_OBSERVER, Observer
@@ -108,6 +111,8 @@ class PgStore:
         # New ledger rows, grouped (switch/pg_ledger.py); None: each commit its own statement
         self.ledger = LedgerGroups(self._con, _commit_new, where) if group_commit else None
         self._closed = False
+        # What `get_terminal` read ahead for the calls that follow it in the same task (see there)
+        self._ahead: weakref.WeakKeyDictionary[asyncio.Task[object], _ReadAhead] = weakref.WeakKeyDictionary()
 
     @classmethod
     async def open(
@@ -183,7 +188,18 @@ class PgStore:
         return self._journal.dropped + self._journal.lost
 
     def _con(self) -> AbstractAsyncContextManager[Connection]:
+        self._drop_ahead()  # any other call to the server ends what was read ahead
         return connection(self._pool, self._where)
+
+    def _drop_ahead(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._ahead.pop(task, None)
+
+    def _take_ahead(self, tid: TerminalId) -> _ReadAhead | None:
+        task = asyncio.current_task()
+        ahead = self._ahead.get(task) if task is not None else None
+        return ahead if ahead is not None and ahead.tid == tid else None
 
     # -- terminals ---------------------------------------------------------------------------
 
@@ -205,13 +221,27 @@ class PgStore:
             )
 
     async def get_terminal(self, tid: TerminalId) -> Terminal | None:
+        """The terminal, read with its session and its newest transaction in one statement.
+
+        Those two are what a request asks next (the session table, then the STAN check,
+        switch/engine.py and switch/fieldchecks.py): `get_session` and `last_transaction` for
+        this terminal, called next by the same task, take them from this read, one each and
+        once, instead of asking the server again. Any other call of that task to the server,
+        or a journal entry (an exchange begins or ends), drops them. So they answer only calls
+        that would have been the next statements of the same request: what they give is what
+        the server held a moment before, as if those statements had run first; another task
+        or process never sees them."""
         async with self._con() as con:
-            row = await con.fetchrow(
-                f"SELECT {TERMINAL_COLUMNS} FROM terminals WHERE merchant=$1 AND terminal=$2",
-                tid.merchant,
-                tid.terminal,
-            )
-        return terminal_from_row(row) if row else None
+            row = await con.fetchrow(_TERMINAL_AHEAD, tid.merchant, tid.terminal)
+        if row is None:
+            return None
+        task = asyncio.current_task()
+        if task is not None:
+            values = tuple(row[i] for i in range(len(row)))
+            session = _session_from(tid, values[7:15]) if values[7] is not None else None
+            last = txn_from_row(values[15:]) if values[15] is not None else None
+            self._ahead[task] = _ReadAhead(tid, session, last)
+        return terminal_from_row(row)
 
     async def merchant_exists(self, merchant: str) -> bool:
         async with self._con() as con:
@@ -305,6 +335,7 @@ class PgStore:
         A row with the same (merchant, terminal, batch, STAN) already there is
         `DuplicateTransaction`, and nothing of this commit is applied."""
         started = time.perf_counter()
+        self._drop_ahead()  # a grouped commit reaches the server from the group's task
         latest = {txn_id: (status.value, remaining) for txn_id, status, remaining in updates}  # the last per row
         ref, delta = balance if balance is not None else (None, 0)
         args = (ref, delta, list(latest), [v[0] for v in latest.values()], [v[1] for v in latest.values()])
@@ -345,6 +376,11 @@ class PgStore:
 
     async def last_transaction(self, tid: TerminalId) -> Transaction | None:
         """The terminal's most recent transaction, in any batch (a STAN that went backwards)."""
+        ahead = self._take_ahead(tid)
+        if ahead is not None and ahead.last is not _TAKEN:
+            found, ahead.last = ahead.last, _TAKEN
+            self._drop_ahead()  # the last thing read ahead
+            return found if isinstance(found, Transaction) else None
         # id > 0 (every id): the predicate of txn_terminal (switch/pg_schema.py, _V2), so it is used
         return await self._one_txn("merchant=$1 AND terminal=$2 AND id > 0", tid.merchant, tid.terminal, newest=True)
 
@@ -554,26 +590,15 @@ class PgStore:
         )
 
     async def get_session(self, tid: TerminalId) -> SessionKeys | None:
+        ahead = self._take_ahead(tid)
+        if ahead is not None and ahead.session is not _TAKEN:
+            found, ahead.session = ahead.session, _TAKEN
+            return found if isinstance(found, SessionKeys) else None
         async with self._con() as con:
             row = await con.fetchrow(
-                "SELECT mode, pik_lmk, mak_lmk, tdk_lmk, signed_in_at, expires_at, key_generation, operator "
-                "FROM sessions WHERE merchant=$1 AND terminal=$2",
-                tid.merchant,
-                tid.terminal,
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE merchant=$1 AND terminal=$2", tid.merchant, tid.terminal
             )
-        if row is None:
-            return None
-        return SessionKeys(
-            tid,
-            str(row[0]),
-            str(row[1]),
-            str(row[2]),
-            _text_or_none(row[3]),
-            float(row[4]),
-            float(row[5]),
-            int(row[6]),
-            _text_or_none(row[7]),
-        )
+        return None if row is None else _session_from(tid, tuple(row[i] for i in range(len(row))))
 
     async def delete_session(self, tid: TerminalId) -> None:
         async with self._con() as con:
@@ -627,6 +652,7 @@ class PgStore:
         ]
 
     def add_journal(self, entry: JournalEntry) -> None:
+        self._drop_ahead()  # an exchange begins or ends: nothing read ahead outlives it
         self._journal.put(entry)
 
     async def _write_journal(self, entries: Sequence[JournalEntry]) -> int:
@@ -675,6 +701,47 @@ class PgStore:
             else:
                 rows = (await con.fetch(sql + f" ORDER BY id DESC LIMIT ${len(args) + 1}", *args, last))[::-1]
         return [_journal(r) for r in rows]
+
+
+_SESSION_COLUMNS = "mode, pik_lmk, mak_lmk, tdk_lmk, signed_in_at, expires_at, key_generation, operator"
+# The terminal (7 columns), its session (8, NULL when there is none) and its newest transaction
+# (19, NULL when none): see `get_terminal`. `id > 0`: txn_terminal's predicate (pg_schema._V2).
+_TERMINAL_AHEAD = (
+    f"SELECT {', '.join('t.' + c for c in TERMINAL_COLUMNS.split(', '))}, "
+    f"{', '.join('s.' + c for c in _SESSION_COLUMNS.split(', '))}, x.* FROM terminals AS t "
+    "LEFT JOIN sessions AS s ON s.merchant = t.merchant AND s.terminal = t.terminal "
+    f"LEFT JOIN LATERAL (SELECT id, {TXN_COLUMNS} FROM transactions AS x WHERE x.merchant = t.merchant "
+    "AND x.terminal = t.terminal AND x.id > 0 ORDER BY x.id DESC LIMIT 1) AS x ON true "
+    "WHERE t.merchant=$1 AND t.terminal=$2"
+)
+
+
+class _Taken:
+    """What was read ahead and already handed out."""
+
+
+_TAKEN = _Taken()
+
+
+@dataclass(slots=True)
+class _ReadAhead:
+    tid: TerminalId
+    session: SessionKeys | _Taken | None
+    last: Transaction | _Taken | None
+
+
+def _session_from(tid: TerminalId, r: tuple[object, ...]) -> SessionKeys:
+    return SessionKeys(
+        tid,
+        str(r[0]),
+        str(r[1]),
+        str(r[2]),
+        _text_or_none(r[3]),
+        float(str(r[4])),
+        float(str(r[5])),
+        int(str(r[6])),
+        _text_or_none(r[7]),
+    )
 
 
 async def _commit_new(con: Connection, new: Transaction, ref: str | None, delta: int) -> int | None:
