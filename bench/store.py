@@ -1,6 +1,6 @@
 """Ledger commits per second: the PostgreSQL store beside the SQLite store, same run, same rows.
 
-usage: python bench/store.py [--url postgresql://...] [--commits 2000] [--callers 1,8,32]
+usage: python bench/store.py [--url postgresql://...] [--commits 2000] [--callers 1,8,32] [--one-card]
 
 Each commit is a purchase as the switch makes it (`commit_financial` with the new row and the
 card's balance change, one transaction), every STAN distinct. With N callers, N tasks commit at
@@ -11,8 +11,11 @@ Without --url a throwaway PostgreSQL is started as the tests start theirs (tests
 fsync on, synchronous_commit on, so every commit waits for its WAL flush, as a store that
 answers only after durability must. The SQLite store is WAL with synchronous=NORMAL (a commit
 is not flushed to the disk until a checkpoint), so the ratio compares what each store promises
-by default, not the same promise. While the SQLite store is synchronous (it blocks the loop) its
-callers cannot overlap, and it is measured as one caller at every N.
+by default, not the same promise. The PostgreSQL store is measured twice on the same database:
+with group commit (the default: the commits of one turn of the loop in one statement,
+switch/pg_ledger.py) and without (`PgStore.open(group_commit=False)`, a statement each).
+While the SQLite store is synchronous (it blocks the loop) its callers cannot overlap, and it
+is measured as one caller at every N.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ async def rate(commit: Commit, commits: int, callers: int, batch: str, one_card:
 async def measure(url: str, commits: int, callers: list[int], one_card: bool) -> None:
     cards = [card(k) for k in range(max(callers))]
     pg = await PgStore.open(url, pool_size=max(callers))
+    alone = await PgStore.open(url, pool_size=max(callers), group_commit=False)
     for c in cards:
         await pg.put_card(c)
     path = Path(tempfile.mkdtemp(prefix="switchsim-bench-")) / "store.db"
@@ -91,15 +95,23 @@ async def measure(url: str, commits: int, callers: list[int], one_card: bool) ->
     async def pg_commit(t: Transaction) -> Any:
         return await pg.commit_financial(t, balance=(t.pan_ref, -100))
 
+    async def pg_alone(t: Transaction) -> Any:
+        return await alone.commit_financial(t, balance=(t.pan_ref, -100))
+
     label = "sqlite (async)" if sqlite_async else "sqlite (sync: one caller)"
-    print(f"{'callers':>7} {'postgresql /s':>14} {label + ' /s':>28} {'pg / sqlite':>12}")
+    print(f"{'callers':>7} {'pg grouped /s':>14} {'pg alone /s':>12} {'grouped/alone':>14} {label + ' /s':>28} "
+          f"{'grouped / sqlite':>17}")  # fmt: skip
     for run, n in enumerate(callers):
-        batch = f"{run + 1:06d}"  # a batch per run: every STAN of the run is new
+        batch, other = f"{run + 1:06d}", f"{run + 51:06d}"  # batches per run: every STAN of the run is new
         await rate(pg_commit, min(200, commits), n, f"9{batch[1:]}", one_card)  # warm the pool and caches
+        await rate(pg_alone, min(200, commits), n, f"8{batch[1:]}", one_card)
         pg_rate = await rate(pg_commit, commits, n, batch, one_card)
+        alone_rate = await rate(pg_alone, commits, n, other, one_card)
         sqlite_rate = await rate(sqlite_commit, commits, n if sqlite_async else 1, batch, one_card)
-        print(f"{n:>7} {pg_rate:>14.0f} {sqlite_rate:>28.0f} {pg_rate / sqlite_rate:>12.2f}")
+        print(f"{n:>7} {pg_rate:>14.0f} {alone_rate:>12.0f} {pg_rate / alone_rate:>14.2f} {sqlite_rate:>28.0f} "
+              f"{pg_rate / sqlite_rate:>17.2f}")  # fmt: skip
     await pg.close()
+    await alone.close()
     closed = sqlite.close()
     if inspect.isawaitable(closed):
         await closed

@@ -115,3 +115,16 @@ def is_data_error(exc: BaseException) -> bool:
     """The server refused a value (text with a NUL byte, a number out of range), not the
     connection: the one row is at fault, the others of its batch can still be written."""
     return isinstance(exc, asyncpg.DataError)  # SQLSTATE class 22, and asyncpg's own encoding errors
+
+
+# SQLSTATE classes of a statement the server refused and rolled back, the connection fine: a
+# value (22), a constraint (23), a deadlock or serialization failure (40).
+_REFUSED_CLASSES = ("22", "23", "40")
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """The server refused the statement and applied none of it; the connection is still good.
+    Not a lost connection, after which whether a commit went in is not known."""
+    if isinstance(exc, asyncpg.DataError):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", "") or "")[:2] in _REFUSED_CLASSES

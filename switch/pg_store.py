@@ -16,15 +16,19 @@ database and refuses one whose schema is behind (`SchemaBehind`): `upgrade` move
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import ClassVar
 
 from specs.observer import NULL_OBSERVER, Observer
 from switch import pg_schema
 from switch.journalqueue import JournalQueue
 from switch.pg_driver import Connection, Pool, Record, connection, create_pool, is_data_error, safe_url
+from switch.pg_ledger import LedgerGroups
 from switch.pg_schema import MIGRATIONS, Migration, SchemaBehind
 from switch.records import (
     AuditEvent,
@@ -98,13 +102,17 @@ class PgStore:
     #: The schema this code writes; a subclass with more (a test's "newer switchsim") upgrades to it.
     migrations: ClassVar[Sequence[Migration]] = MIGRATIONS
 
-    def __init__(self, pool: Pool, where: str, journal_capacity: int) -> None:
+    def __init__(self, pool: Pool, where: str, journal_capacity: int, group_commit: bool = True) -> None:
         """Use `PgStore.open`; this only wires an open pool."""
         self._pool = pool
         self._where = where  # the URL with its password masked: what errors name
         self.observer: Observer = NULL_OBSERVER  # hears every financial commit, timed
         self._journal: JournalQueue[JournalEntry] = JournalQueue(self._write_journal, capacity=journal_capacity)
+        # New ledger rows, grouped (switch/pg_ledger.py); None: each commit its own statement
+        self.ledger = LedgerGroups(self._con, _commit_new, where) if group_commit else None
         self._closed = False
+        # What `get_terminal` read ahead for the calls that follow it in the same task (see there)
+        self._ahead: weakref.WeakKeyDictionary[asyncio.Task[object], _ReadAhead] = weakref.WeakKeyDictionary()
 
     @classmethod
     async def open(
@@ -115,6 +123,7 @@ class PgStore:
         allow_behind: bool = False,
         pool_size: int = 10,
         journal_capacity: int = 20_000,
+        group_commit: bool = True,
     ) -> PgStore:
         """Connect to the database at ``url`` (``postgresql://user[:password]@host[:port]/db``).
 
@@ -123,6 +132,8 @@ class PgStore:
         schema is behind is a `SchemaBehind` naming `switchsim db upgrade`, unless
         ``allow_behind`` (that command: it opens, then calls `upgrade`); one made by a newer
         switchsim is a `NewerSchema`. An unreachable server or refused login is a `StoreError`.
+        Without ``group_commit`` every ledger commit is a statement of its own (the benchmark's
+        baseline: bench/store.py).
         """
         pg_schema.check_order(cls.migrations)
         where = safe_url(url)
@@ -142,7 +153,7 @@ class PgStore:
         except BaseException:
             pool.terminate()
             raise
-        return cls(pool, where, journal_capacity)
+        return cls(pool, where, journal_capacity, group_commit)
 
     @property
     def shared(self) -> bool:
@@ -166,6 +177,8 @@ class PgStore:
         if self._closed:
             return
         self._closed = True
+        if self.ledger is not None:
+            await self.ledger.close()
         await self._journal.close()
         await self._pool.close()
 
@@ -175,7 +188,18 @@ class PgStore:
         return self._journal.dropped + self._journal.lost
 
     def _con(self) -> AbstractAsyncContextManager[Connection]:
+        self._drop_ahead()  # any other call to the server ends what was read ahead
         return connection(self._pool, self._where)
+
+    def _drop_ahead(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._ahead.pop(task, None)
+
+    def _take_ahead(self, tid: TerminalId) -> _ReadAhead | None:
+        task = asyncio.current_task()
+        ahead = self._ahead.get(task) if task is not None else None
+        return ahead if ahead is not None and ahead.tid == tid else None
 
     # -- terminals ---------------------------------------------------------------------------
 
@@ -197,13 +221,27 @@ class PgStore:
             )
 
     async def get_terminal(self, tid: TerminalId) -> Terminal | None:
+        """The terminal, read with its session and its newest transaction in one statement.
+
+        Those two are what a request asks next (the session table, then the STAN check,
+        switch/engine.py and switch/fieldchecks.py): `get_session` and `last_transaction` for
+        this terminal, called next by the same task, take them from this read, one each and
+        once, instead of asking the server again. Any other call of that task to the server,
+        or a journal entry (an exchange begins or ends), drops them. So they answer only calls
+        that would have been the next statements of the same request: what they give is what
+        the server held a moment before, as if those statements had run first; another task
+        or process never sees them."""
         async with self._con() as con:
-            row = await con.fetchrow(
-                f"SELECT {TERMINAL_COLUMNS} FROM terminals WHERE merchant=$1 AND terminal=$2",
-                tid.merchant,
-                tid.terminal,
-            )
-        return terminal_from_row(row) if row else None
+            row = await con.fetchrow(_TERMINAL_AHEAD, tid.merchant, tid.terminal)
+        if row is None:
+            return None
+        task = asyncio.current_task()
+        if task is not None:
+            values = tuple(row[i] for i in range(len(row)))
+            session = _session_from(tid, values[7:15]) if values[7] is not None else None
+            last = txn_from_row(values[15:]) if values[15] is not None else None
+            self._ahead[task] = _ReadAhead(tid, session, last)
+        return terminal_from_row(row)
 
     async def merchant_exists(self, merchant: str) -> bool:
         async with self._con() as con:
@@ -297,44 +335,57 @@ class PgStore:
         A row with the same (merchant, terminal, batch, STAN) already there is
         `DuplicateTransaction`, and nothing of this commit is applied."""
         started = time.perf_counter()
+        self._drop_ahead()  # a grouped commit reaches the server from the group's task
         latest = {txn_id: (status.value, remaining) for txn_id, status, remaining in updates}  # the last per row
         ref, delta = balance if balance is not None else (None, 0)
         args = (ref, delta, list(latest), [v[0] for v in latest.values()], [v[1] for v in latest.values()])
-        async with self._con() as con:
-            if new is None:
-                await con.execute(_COMMIT_UPDATES, *args)
-                new_id = None
-            else:
-                new_id = await con.fetchval(_COMMIT_NEW, *args, *txn_args(new))
-                if new_id is None:
-                    raise DuplicateTransaction(
-                        f"{new.merchant}/{new.terminal}: STAN {new.stan} already recorded in batch {new.batch}"
-                    )
+        if new is not None and not latest and self.ledger is not None:
+            if self._closed:
+                raise StoreError(f"{self._where}: the store is closed")
+            new_id = await self.ledger.commit(new, ref, delta)
+        else:
+            async with self._con() as con:
+                if new is None:
+                    await con.execute(_COMMIT_UPDATES, *args)
+                    new_id = None
+                else:
+                    new_id = await con.fetchval(_COMMIT_NEW, *args, *txn_args(new))
+        if new is not None and new_id is None:
+            raise DuplicateTransaction(
+                f"{new.merchant}/{new.terminal}: STAN {new.stan} already recorded in batch {new.batch}"
+            )
         self.observer.store_commit(time.perf_counter() - started)
         return None if new_id is None else int(new_id)
 
-    async def _one_txn(self, where: str, *args: object, newest: bool = False) -> Transaction | None:
-        order = "DESC" if newest else "ASC"
+    async def _one_txn(self, where: str, *args: object, newest: bool | None = False) -> Transaction | None:
+        """The first (the newest) row that matches; ``newest=None``: ``where`` names a unique
+        key, so no order is asked for."""
+        order = "" if newest is None else f" ORDER BY id {'DESC' if newest else 'ASC'}"
         async with self._con() as con:
-            row = await con.fetchrow(
-                f"SELECT id, {TXN_COLUMNS} FROM transactions WHERE {where} ORDER BY id {order} LIMIT 1", *args
-            )
+            row = await con.fetchrow(f"SELECT id, {TXN_COLUMNS} FROM transactions WHERE {where}{order} LIMIT 1", *args)
         return txn_from_row(row) if row else None
 
     async def get_transaction(self, txn_id: int) -> Transaction | None:
-        return await self._one_txn("id=$1", txn_id)
+        return await self._one_txn("id=$1", txn_id, newest=None)
 
     async def find_transaction(self, tid: TerminalId, batch: str, stan: str) -> Transaction | None:
-        """The request with this STAN in the batch (reversals are not transactions)."""
+        """The request with this STAN in the batch (reversals are not transactions). The key is
+        unique (txn_stan): no order asked, none that another index could offer."""
         where = "merchant=$1 AND terminal=$2 AND batch=$3 AND stan=$4"
-        return await self._one_txn(where, tid.merchant, tid.terminal, batch, stan)
+        return await self._one_txn(where, tid.merchant, tid.terminal, batch, stan, newest=None)
 
     async def last_transaction(self, tid: TerminalId) -> Transaction | None:
         """The terminal's most recent transaction, in any batch (a STAN that went backwards)."""
-        return await self._one_txn("merchant=$1 AND terminal=$2", tid.merchant, tid.terminal, newest=True)
+        ahead = self._take_ahead(tid)
+        if ahead is not None and ahead.last is not _TAKEN:
+            found, ahead.last = ahead.last, _TAKEN
+            self._drop_ahead()  # the last thing read ahead
+            return found if isinstance(found, Transaction) else None
+        # id > 0 (every id): the predicate of txn_terminal (switch/pg_schema.py, _V2), so it is used
+        return await self._one_txn("merchant=$1 AND terminal=$2 AND id > 0", tid.merchant, tid.terminal, newest=True)
 
     async def find_preauth(self, tid: TerminalId, auth_code: str) -> Transaction | None:
-        where = "merchant=$1 AND terminal=$2 AND auth_code=$3 AND kind='preauth'"
+        where = "merchant=$1 AND terminal=$2 AND auth_code=$3 AND kind='preauth'"  # kind: txn_auth's predicate
         return await self._one_txn(where, tid.merchant, tid.terminal, auth_code, newest=True)
 
     async def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
@@ -539,26 +590,15 @@ class PgStore:
         )
 
     async def get_session(self, tid: TerminalId) -> SessionKeys | None:
+        ahead = self._take_ahead(tid)
+        if ahead is not None and ahead.session is not _TAKEN:
+            found, ahead.session = ahead.session, _TAKEN
+            return found if isinstance(found, SessionKeys) else None
         async with self._con() as con:
             row = await con.fetchrow(
-                "SELECT mode, pik_lmk, mak_lmk, tdk_lmk, signed_in_at, expires_at, key_generation, operator "
-                "FROM sessions WHERE merchant=$1 AND terminal=$2",
-                tid.merchant,
-                tid.terminal,
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE merchant=$1 AND terminal=$2", tid.merchant, tid.terminal
             )
-        if row is None:
-            return None
-        return SessionKeys(
-            tid,
-            str(row[0]),
-            str(row[1]),
-            str(row[2]),
-            _text_or_none(row[3]),
-            float(row[4]),
-            float(row[5]),
-            int(row[6]),
-            _text_or_none(row[7]),
-        )
+        return None if row is None else _session_from(tid, tuple(row[i] for i in range(len(row))))
 
     async def delete_session(self, tid: TerminalId) -> None:
         async with self._con() as con:
@@ -612,6 +652,7 @@ class PgStore:
         ]
 
     def add_journal(self, entry: JournalEntry) -> None:
+        self._drop_ahead()  # an exchange begins or ends: nothing read ahead outlives it
         self._journal.put(entry)
 
     async def _write_journal(self, entries: Sequence[JournalEntry]) -> int:
@@ -660,6 +701,53 @@ class PgStore:
             else:
                 rows = (await con.fetch(sql + f" ORDER BY id DESC LIMIT ${len(args) + 1}", *args, last))[::-1]
         return [_journal(r) for r in rows]
+
+
+_SESSION_COLUMNS = "mode, pik_lmk, mak_lmk, tdk_lmk, signed_in_at, expires_at, key_generation, operator"
+# The terminal (7 columns), its session (8, NULL when there is none) and its newest transaction
+# (19, NULL when none): see `get_terminal`. `id > 0`: txn_terminal's predicate (pg_schema._V2).
+_TERMINAL_AHEAD = (
+    f"SELECT {', '.join('t.' + c for c in TERMINAL_COLUMNS.split(', '))}, "
+    f"{', '.join('s.' + c for c in _SESSION_COLUMNS.split(', '))}, x.* FROM terminals AS t "
+    "LEFT JOIN sessions AS s ON s.merchant = t.merchant AND s.terminal = t.terminal "
+    f"LEFT JOIN LATERAL (SELECT id, {TXN_COLUMNS} FROM transactions AS x WHERE x.merchant = t.merchant "
+    "AND x.terminal = t.terminal AND x.id > 0 ORDER BY x.id DESC LIMIT 1) AS x ON true "
+    "WHERE t.merchant=$1 AND t.terminal=$2"
+)
+
+
+class _Taken:
+    """What was read ahead and already handed out."""
+
+
+_TAKEN = _Taken()
+
+
+@dataclass(slots=True)
+class _ReadAhead:
+    tid: TerminalId
+    session: SessionKeys | _Taken | None
+    last: Transaction | _Taken | None
+
+
+def _session_from(tid: TerminalId, r: tuple[object, ...]) -> SessionKeys:
+    return SessionKeys(
+        tid,
+        str(r[0]),
+        str(r[1]),
+        str(r[2]),
+        _text_or_none(r[3]),
+        float(str(r[4])),
+        float(str(r[5])),
+        int(str(r[6])),
+        _text_or_none(r[7]),
+    )
+
+
+async def _commit_new(con: Connection, new: Transaction, ref: str | None, delta: int) -> int | None:
+    """One new row and its balance change, alone: its id, or None when its STAN is taken."""
+    new_id = await con.fetchval(_COMMIT_NEW, ref, delta, [], [], [], *txn_args(new))
+    return None if new_id is None else int(new_id)
 
 
 def _count(status: str) -> int:

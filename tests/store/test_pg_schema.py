@@ -11,11 +11,11 @@ import pytest
 from switch.pg_schema import MIGRATIONS, Migration, NewerSchema, SchemaBehind
 from switch.pg_store import PgStore
 from switch.store import StoreError
-from tests.store.contract import CARD
+from tests.store.contract import CARD, T1, txn
 
 # What a newer switchsim would add: a column on a table that has rows, and a table.
 _LATER = Migration(
-    2,
+    3,
     "cards get a nickname; a table of notes",
     "ALTER TABLE cards ADD COLUMN nickname text NOT NULL DEFAULT '';"
     "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL);",
@@ -41,8 +41,8 @@ async def test_empty_database_gets_the_current_schema(pg_url: str) -> None:
     assert await _tables(pg_url) == set()
     store = await PgStore.open(pg_url)
     try:
-        assert await store.schema_version() == (1, 1)  # one migration so far
-        assert await store.upgrade() == (1, 1)  # nothing to do
+        assert await store.schema_version() == (2, 2)  # two migrations so far
+        assert await store.upgrade() == (2, 2)  # nothing to do
     finally:
         await store.close()
     assert await _tables(pg_url) == {
@@ -63,13 +63,13 @@ async def test_empty_database_gets_the_current_schema(pg_url: str) -> None:
 async def test_two_first_opens_at_once_install_once(pg_url: str) -> None:
     stores = await asyncio.gather(PgStore.open(pg_url), PgStore.open(pg_url))
     try:
-        assert [await s.schema_version() for s in stores] == [(1, 1), (1, 1)]
+        assert [await s.schema_version() for s in stores] == [(2, 2), (2, 2)]
     finally:
         for s in stores:
             await s.close()
     con = await asyncpg.connect(pg_url)
     try:
-        assert await con.fetchval("SELECT COUNT(*) FROM schema_version") == 1
+        assert await con.fetchval("SELECT COUNT(*) FROM schema_version") == 2
     finally:
         await con.close()
 
@@ -84,14 +84,14 @@ async def test_a_schema_behind_is_refused_then_upgraded(pg_url: str) -> None:
     old = await PgStore.open(pg_url)
     await old.put_card(CARD)  # a store in use: the upgrade keeps what it holds
     await old.close()
-    with pytest.raises(SchemaBehind, match=r"schema version 1 is behind this switchsim's \(2\).*switchsim db upgrade"):
+    with pytest.raises(SchemaBehind, match=r"schema version 2 is behind this switchsim's \(3\).*switchsim db upgrade"):
         await NewerPgStore.open(pg_url)
     assert "notes" not in await _tables(pg_url)  # refusing did not migrate
     store = await NewerPgStore.open(pg_url, allow_behind=True)
     try:
-        assert await store.schema_version() == (1, 2)
-        assert await store.upgrade() == (1, 2)
-        assert await store.schema_version() == (2, 2)
+        assert await store.schema_version() == (2, 3)
+        assert await store.upgrade() == (2, 3)
+        assert await store.schema_version() == (3, 3)
     finally:
         await store.close()
     assert "notes" in await _tables(pg_url)
@@ -116,12 +116,12 @@ async def test_two_upgrades_at_once_take_turns(pg_url: str) -> None:
     finally:
         for s in stores:
             await s.close()
-    assert sorted(results) == [(1, 2), (2, 2)]
+    assert sorted(results) == [(2, 3), (3, 3)]
 
 
 async def test_a_newer_schema_is_refused(pg_url: str) -> None:
-    await (await NewerPgStore.open(pg_url)).close()  # a newer switchsim installed version 2
-    with pytest.raises(NewerSchema, match=r"schema version 2 is newer than this switchsim's \(1\)"):
+    await (await NewerPgStore.open(pg_url)).close()  # a newer switchsim installed version 3
+    with pytest.raises(NewerSchema, match=r"schema version 3 is newer than this switchsim's \(2\)"):
         await PgStore.open(pg_url)
     with pytest.raises(NewerSchema):
         await PgStore.open(pg_url, allow_behind=True)
@@ -133,7 +133,69 @@ def test_migrations_are_numbered_in_order() -> None:
 
 async def test_a_gap_in_the_migrations_is_a_bug(pg_url: str) -> None:
     class Gapped(PgStore):
-        migrations = (*MIGRATIONS, Migration(3, "skips 2", "SELECT 1"))
+        migrations = (*MIGRATIONS, Migration(4, "skips 3", "SELECT 1"))
 
-    with pytest.raises(ValueError, match="migration 3"):
+    with pytest.raises(ValueError, match="migration 4"):
         await Gapped.open(pg_url)
+
+
+class FirstPgStore(PgStore):
+    """The store as the switchsim of schema 1 made it."""
+
+    migrations = MIGRATIONS[:1]
+
+
+async def _plan(con: asyncpg.Connection, sql: str) -> str:
+    return "\n".join(str(r[0]) for r in await con.fetch("EXPLAIN " + sql))
+
+
+async def test_a_stan_lookup_on_a_table_without_statistics_uses_the_unique_key(pg_url: str) -> None:
+    store = await PgStore.open(pg_url)
+    try:
+        await store.put_card(CARD)
+        for n in range(1, 301):  # one terminal's rows, never analyzed
+            await store.commit_financial(txn(f"{n:06d}"), balance=(CARD.pan_ref, -1))
+    finally:
+        await store.close()
+    con = await asyncpg.connect(pg_url)
+    try:
+        t = f"merchant='{T1.merchant}' AND terminal='{T1.terminal}'"
+        assert await con.fetchval("SELECT last_analyze IS NULL AND last_autoanalyze IS NULL FROM pg_stat_user_tables "
+                                  "WHERE relname = 'transactions'")  # fmt: skip
+        stan = await _plan(con, f"SELECT id FROM transactions WHERE {t} AND batch='000001' AND stan='000999' LIMIT 1")
+        assert "txn_stan" in stan and "txn_terminal" not in stan
+        newest = await _plan(con, f"SELECT id FROM transactions WHERE {t} AND id > 0 ORDER BY id DESC LIMIT 1")
+        assert "txn_terminal" in newest, newest
+        preauth = await _plan(con, f"SELECT id FROM transactions WHERE {t} AND auth_code='654321' AND kind='preauth'")
+        assert "txn_auth" in preauth, preauth
+    finally:
+        await con.close()
+
+
+async def test_a_schema_1_store_is_upgraded_to_2_keeping_its_rows(pg_url: str) -> None:
+    first = await FirstPgStore.open(pg_url)
+    try:
+        await first.put_card(CARD)
+        await first.commit_financial(txn("000001"), balance=(CARD.pan_ref, -2500))
+    finally:
+        await first.close()
+    with pytest.raises(SchemaBehind, match=r"schema version 1 is behind this switchsim's \(2\)"):
+        await PgStore.open(pg_url)
+    store = await PgStore.open(pg_url, allow_behind=True)
+    try:
+        assert await store.upgrade() == (1, 2)
+        last = await store.last_transaction(T1)
+        assert last is not None and last.stan == "000001"
+        card = await store.get_card(CARD.pan_ref)
+        assert card is not None and card.balance == 10_000 - 2500
+    finally:
+        await store.close()
+    con = await asyncpg.connect(pg_url)
+    try:
+        rows = await con.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'transactions'")
+        found = {str(r[0]): str(r[1]) for r in rows}
+        assert sorted(found) == ["transactions_pkey", "txn_auth", "txn_stan", "txn_terminal"]
+        assert found["txn_terminal"].endswith("WHERE (id > 0)")
+        assert found["txn_auth"].endswith("WHERE (kind = 'preauth'::text)")
+    finally:
+        await con.close()
