@@ -5,17 +5,44 @@ For a cup-pos purchase and its answer (PAN and track in both: the answer echoes 
 microseconds of `switch.journalwire.views` for the request (decoded already: offsets known) and
 for the answer (built, so decoded again to find its sensitive bytes), and the ratio to a decode
 plus an encode of the same request measured in the same run (what the switch spends anyway).
+Then the rest of an entry, each beside what it replaced, in the same run: the masked decode as
+`record_json` puts it together against `json.dumps` of the same object, and the entry as the
+named tuple `JournalEntry` is against a frozen dataclass of the same fields.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import dataclass
 
 from harness import CUP_PURCHASE_0200, per_call_us
 
 from specs.codec import codec_for
 from specs.framing import Tpdu, encode_frame
-from switch.journalwire import views
+from switch.journalwire import record_json, views
+from switch.records import JournalEntry
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenEntry:
+    """JournalEntry's fields as the frozen dataclass it was: the baseline of its cost."""
+
+    time: float
+    direction: str
+    merchant: str
+    terminal: str
+    remote: str
+    mti: str
+    stan: str
+    response_code: str
+    masked_json: str
+    error: str
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+    wire: str = ""
+    raw: str = ""
+    id: int | None = None
 
 
 def main() -> None:
@@ -43,6 +70,19 @@ def main() -> None:
     print(f"  baseline decode+encode  {baseline:8.1f}")
     print(f"  request (offsets known) {incoming:8.1f}  {incoming / baseline:5.2f}")
     print(f"  answer (decoded again)  {outgoing:8.1f}  {outgoing / baseline:5.2f}")
+
+    def dumped() -> str:
+        return json.dumps({"mti": answer.mti, "fields": {str(n): v for n, v in answer.masked_fields().items()}})
+
+    assert record_json(codec, answer, None) == dumped()
+    written = per_call_us(lambda: record_json(codec, answer, None), n)
+    general = per_call_us(dumped, n)
+    fields = (1764633600.5, "out", "848100058126002", "00000764", "127.0.0.1:5", "0210", "000001", "00", "{}", "")
+    named = per_call_us(lambda: JournalEntry(*fields, reason="", warnings=(), wire="00", raw=""), n)
+    frozen = per_call_us(lambda: FrozenEntry(*fields, reason="", warnings=(), wire="00", raw=""), n)
+    print("the rest of an entry (us per call; ratio to what it replaced, same run)")
+    print(f"  masked decode: record_json {written:6.2f}  json.dumps {general:6.2f}  {general / written:5.2f}x")
+    print(f"  entry: JournalEntry        {named:6.2f}  frozen dataclass {frozen:6.2f}  {frozen / named:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Role(StrEnum):
@@ -124,9 +125,11 @@ class AuditRecord:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One message in or out, masked: what `switchsim trace` prints."""
+class JournalEntry(NamedTuple):
+    """One message in or out, masked: what `switchsim trace` prints. A named tuple, not a frozen
+    dataclass like the other records: the switch builds two for every exchange, and a frozen
+    dataclass of this many fields costs about four times as much to build (bench/journalwire.py
+    times the entries of an exchange). It is as immutable; `_replace` makes a changed copy."""
 
     time: float
     direction: str  # "in" or "out"

@@ -391,7 +391,7 @@ async def test_journal_visible_after_flush(store: Store) -> None:
     listed = await store.list_journal()
     ids = [e.id for e in listed if e.id is not None]
     assert len(ids) == 4 and ids == sorted(set(ids))
-    assert listed == [replace(e, id=i) for e, i in zip(entries, ids, strict=True)]
+    assert listed == [e._replace(id=i) for e, i in zip(entries, ids, strict=True)]
     assert await store.list_journal(last=2) == listed[2:]
     assert await store.list_journal(terminal=T1.terminal) == listed[:2]
     assert await store.list_journal(merchant=T1.merchant) == listed[:3]

@@ -88,7 +88,7 @@ async def test_a_journal_value_the_server_refuses_loses_only_its_entry(pg_url: s
     store = await PgStore.open(pg_url)
     try:
         store.add_journal(entry("000001"))
-        store.add_journal(replace(entry("000002"), error="garbage \x00 byte"))  # text cannot hold NUL
+        store.add_journal(entry("000002")._replace(error="garbage \x00 byte"))  # text cannot hold NUL
         store.add_journal(entry("000003"))
         await store.flush()
         assert [e.stan for e in await store.list_journal()] == ["000001", "000003"]

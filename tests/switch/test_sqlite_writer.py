@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -209,10 +208,10 @@ async def test_the_journal_queue_is_bounded_by_the_text_it_holds_too(tmp_path: P
     big = "A" * (3 * 2**19)
     with capture_logs():
         for n in range(5):
-            store.add_journal(replace(entry(f"{n:06d}"), wire=big))
+            store.add_journal(entry(f"{n:06d}")._replace(wire=big))
         assert store.journal_dropped == 3
         await store.flush()
-        store.add_journal(replace(entry("000009"), wire=big))
+        store.add_journal(entry("000009")._replace(wire=big))
         await store.flush()
     kept = await store.list_journal(TERMINAL, 20)
     assert [e.stan for e in kept] == ["000000", "000001", "000009"]
@@ -266,5 +265,5 @@ async def test_a_journal_batch_keeps_every_value_exactly(tmp_path: Path, nul: bo
         store.add_journal(e)
     await store.flush()
     kept = sorted(await store.list_journal(TERMINAL, 5), key=lambda e: e.time)
-    assert [replace(e, id=None) for e in kept] == written
+    assert [e._replace(id=None) for e in kept] == written
     await store.close()
