@@ -1,7 +1,7 @@
 """Our switch in the iso87-binary dialect beside the Python peer iso8583sim 1.6.0 (run only,
 never imported) and the bare echo host, on the same 0800 network-management load, same client.
 
-usage: python bench/iso87_peer.py [--shared ../shared] [--count 20000] [--log-exchanges on|off]
+usage: python bench/iso87_peer.py [--shared ../shared] [--count 20000] [--rounds 3] [--log-exchanges on|off]
 
 iso8583sim is installed on first use into /tmp/sim-venv, outside the repository
 (`python3 -m venv /tmp/sim-venv && /tmp/sim-venv/bin/pip install iso8583sim==1.6.0`) and started
@@ -12,6 +12,7 @@ our iso87-binary). If it cannot be installed, only our figures and the echo host
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from specs.codec import codec_for
 from specs.framing import encode_frame
 
 SIM_VENV = Path("/tmp/sim-venv")
+LOADS = ((1, 1), (10, 8))  # connections x requests in flight on each
 
 
 def frames(path: Path, n: int) -> Path:
@@ -60,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each host once per load in each")
     parser.add_argument("--log-exchanges", choices=("on", "off"), default="on", help="serve --log-exchanges")
     args = parser.parse_args()
     shared = Path(args.shared)
@@ -82,20 +85,36 @@ def main() -> None:
             for port in ports.values():
                 wait_port(port)
             print("0800 network management (70 = 301), iso87-binary framing, blast.py client")
-            print(f"{'host':<11} {'conns x depth':>13} {'TPS':>8} {'p50 ms':>7} {'p99 ms':>7}")
-            results: dict[tuple[str, int, int], float] = {}
-            for conns, depth in ((1, 1), (10, 8)):
-                for name, port in ports.items():
-                    result = blast(shared, port, load, conns, args.count, depth)
-                    results[(name, conns, depth)] = result["tps"]
-                    p50, p99 = result.get("p50_ms", float("nan")), result.get("p99_ms", float("nan"))
-                    print(f"{name:<11} {f'{conns} x {depth}':>13} {result['tps']:>8.0f} {p50:>7.3f} {p99:>7.3f}")
-            for conns, depth in ((1, 1), (10, 8)):
-                ours = results[("switchsim", conns, depth)]
-                line = f"{conns} x {depth}: switchsim / echo host {ours / results[('echo host', conns, depth)]:.3f}"
-                if ("iso8583sim", conns, depth) in results:
-                    line += f", switchsim / iso8583sim {ours / results[('iso8583sim', conns, depth)]:.2f}"
-                print(line)
+            for port in ports.values():  # warm-up: imports, caches, the first connections
+                blast(shared, port, load, 4, min(args.count, 2000))
+            print(f"{'round':>5} {'host':<11} {'conns x depth':>13} {'TPS':>8} {'p50 ms':>7} {'p99 ms':>7}")
+            # Each round runs every host once per load, one after the other, so that the ratios
+            # of a round are measured side by side; the median over rounds evens out a machine
+            # whose load moves.
+            ratios: dict[tuple[str, int, int], list[float]] = {}
+            for round_ in range(1, args.rounds + 1):
+                for conns, depth in LOADS:
+                    tps: dict[str, float] = {}
+                    for name, port in ports.items():
+                        result = blast(shared, port, load, conns, args.count, depth)
+                        tps[name] = result["tps"]
+                        p50, p99 = result.get("p50_ms", float("nan")), result.get("p99_ms", float("nan"))
+                        print(
+                            f"{round_:>5} {name:<11} {f'{conns} x {depth}':>13} {result['tps']:>8.0f} "
+                            f"{p50:>7.3f} {p99:>7.3f}"
+                        )
+                    for name in tps:
+                        if name != "switchsim":
+                            ratios.setdefault((name, conns, depth), []).append(tps["switchsim"] / tps[name])
+            for conns, depth in LOADS:
+                parts = [
+                    f"switchsim / {name} {statistics.median(values):.2f} (rounds: "
+                    + " ".join(f"{v:.2f}" for v in values)
+                    + ")"
+                    for (name, c, d), values in ratios.items()
+                    if (c, d) == (conns, depth)
+                ]
+                print(f"{conns} x {depth}, median of {args.rounds}: " + ", ".join(parts))
         finally:
             stop(*procs)
 
