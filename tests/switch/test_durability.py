@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,27 +17,13 @@ from specs.framing import Frame, FrameDecoder
 from switch.cards import pan_ref
 from switch.records import TerminalId, TxnStatus
 from switch.sqlite_store import SqliteStore
+from tests.ports import free_port, wait_port
 from tests.switch.pos import CODEC, MERCHANT, TERMINAL, Pos
 
 PAN, PIN, BALANCE = "6222021234567890123", "123456", 10_000_000
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def _wait_port(port: int) -> None:
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise AssertionError("switch did not start")
 
 
 async def _roundtrip(port: int, wire: bytes) -> bytes:
@@ -70,7 +55,7 @@ async def test_kill_9_loses_no_approved_transaction(tmp_path: Path) -> None:
         f'[[terminals]]\nmerchant = "{MERCHANT}"\nterminal = "{TERMINAL}"\ntmk = "{"11" * 16}"\n\n'
         f'[[cards]]\npan = "{PAN}"\nexpiry = "3012"\npin = "{PIN}"\nbalance = {BALANCE}\n'
     )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchsim.cli", "serve", "--config", str(config), "--port", str(port)],
         cwd=ROOT,
@@ -80,7 +65,7 @@ async def test_kill_9_loses_no_approved_transaction(tmp_path: Path) -> None:
     )
     approved: list[tuple[str, int]] = []
     try:
-        await _wait_port(port)
+        await wait_port(port, 10)
         pos = Pos()
         pos.take_keys(pos.read(_rewire(await _roundtrip(port, pos.wire(pos.signin())))))
 

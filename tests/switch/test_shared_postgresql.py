@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,17 +22,13 @@ from specs.message import Message
 from switch.cards import pan_ref
 from switch.pg_store import PgStore
 from switch.records import TerminalId, TxnStatus
+from tests.ports import free_port, wait_port
 from tests.switch.pos import CODEC, MERCHANT, TERMINAL, Pos
 
 PAN, PIN, BALANCE = "6222021234567890123", "123456", 10_000_000
 ROOT = Path(__file__).resolve().parents[2]
 TID = TerminalId(MERCHANT, TERMINAL)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(tmp_path: Path, url: str) -> Path:
@@ -69,30 +64,20 @@ def _serve(config: Path, port: int) -> subprocess.Popen[bytes]:
 
 @contextmanager
 def _two_switches(config: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, subprocess.Popen[bytes], int]]:
-    first_port, second_port = _free_port(), _free_port()
+    first_port, second_port = free_port(), free_port()
     first = _serve(config, first_port)
     procs = [first]
     try:
-        asyncio.run(_wait_port(first_port))  # the first installs the schema; then the second joins
+        asyncio.run(wait_port(first_port))  # the first installs the schema; then the second joins
         second = _serve(config, second_port)
         procs.append(second)
-        asyncio.run(_wait_port(second_port))
+        asyncio.run(wait_port(second_port))
         yield first, first_port, second, second_port
     finally:
         for proc in procs:
             proc.kill()
             proc.wait()
 
-
-async def _wait_port(port: int) -> None:
-    for _ in range(600):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"switch on {port} did not start")
 
 
 async def _ask(port: int, wire: bytes) -> Message:

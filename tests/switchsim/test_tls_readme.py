@@ -9,13 +9,13 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from tests.switchsim.cli import REPO, env, one_error_line, run
 from tests.tlscerts import make_pki
 
@@ -28,11 +28,6 @@ def tls_lines() -> list[str]:
     [block] = [b for b in blocks if b.startswith("switchsim tls make-test-ca")]
     return [line for line in block.splitlines() if line.strip()]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_readme_tls_block_covers_every_command() -> None:
