@@ -33,6 +33,7 @@ from specs.message import Message, join_subfields
 DEFAULT_DIALECT = "cup-pos"
 #: 39 for a request no entry serves, unless the catalogue's ``unmatched`` says otherwise.
 FUNCTION_NOT_SUPPORTED = "40"
+_FOUND_MEMO = 1024  # field combinations (Catalogue.lookup)
 _MAC_FIELD = 64
 _MAC_PLACEHOLDER = "0" * 16
 _MAC_BYTES = 8
@@ -136,6 +137,11 @@ class Catalogue:
     # Kinds by MTI, the most specific first, and the answer MTI of each request MTI.
     routes: Mapping[str, tuple[MessageKind, ...]] = field(default_factory=dict, repr=False)
     answers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # What lookup found for the fields it reads (dialect, MTI, 3, 22, 60, 70): a fleet sends the same
+    # few combinations all day. Emptied when full.
+    _found: dict[tuple[str | None, ...], MessageKind | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     # -- looking up -------------------------------------------------------------------------
 
@@ -150,6 +156,19 @@ class Catalogue:
 
     def lookup(self, message: Message) -> MessageKind | None:
         """The kind a decoded request is, or None when no entry serves it."""
+        fields = message.fields
+        key = (message.dialect.name, message.mti, fields.get(3), fields.get(22), fields.get(60), fields.get(70))
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
+        kind = self._match(message)
+        if len(self._found) >= _FOUND_MEMO:
+            self._found.clear()
+        self._found[key] = kind
+        return kind
+
+    def _match(self, message: Message) -> MessageKind | None:
         candidates = self.routes.get(message.mti)
         if not candidates:
             return None

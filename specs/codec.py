@@ -84,6 +84,7 @@ class Codec:
         self.dialect = dialect
         self._spec = _pyiso_spec(dialect)
         self._checks = {n: _check_for(spec, dialect) for n, spec in dialect.fields.items()}
+        self._normalised: dict[tuple[int, str], str] = {}  # (_normalise)
         self._bcd_mti = dialect.mti_encoding is Encoding.BCD
         self._hex_bitmap = dialect.bitmap_encoding is Encoding.HEX
         self._bitmap_len = 16 if self._hex_bitmap else 8
@@ -331,8 +332,12 @@ class Codec:
             raise CodecError(str(number), 0, "only a fixed-length field can be filled in place")
         if number not in message.fields:
             raise CodecError(str(number), 0, "absent from the message to fill in")
-        body, spans = self._field_spans(message)
-        start, end = spans[str(number)]
+        if number == max(message.fields):  # the last field (a MAC): the last part, no spans to work out
+            body, parts = self._encode(message, True)
+            start, end = len(body) - len(parts[-1]), len(body)
+        else:
+            body, spans = self._field_spans(message)
+            start, end = spans[str(number)]
         return FieldSlot(self, number, body[:start], body[end:], end - start)
 
     def encode_field(self, number: int, value: str) -> bytes:
@@ -356,15 +361,37 @@ class Codec:
 
     def amend(self, message: Message, changes: Mapping[int, str | None]) -> Message:
         """``message`` with fields set or removed (None); only the new values are checked."""
-        fields = dict(message.fields)
+        return self.extend(message.mti, dict(message.fields), changes, checked=message.checked)
+
+    def extend(self, mti: str, fields: dict[int, str], changes: Mapping[int, str | None], *, checked: bool) -> Message:
+        """A message of ``fields`` (values already normalised, ``checked`` saying whether they
+        were checked too; the dict is taken, not copied) with ``changes`` made: what `amend`
+        does without first building the message it amends (an answer made of a request's echo)."""
         for number, value in changes.items():
             if value is None:
                 fields.pop(number, None)
             else:
                 fields[number] = self._normalise(number, value)
-        return Message.build(self.dialect, message.mti, fields, checked=message.checked)
+        return Message.build(self.dialect, mti, fields, checked=checked)
 
     def _normalise(self, number: int, value: str) -> str:
+        """``value`` padded as the field's format says, or a CodecError naming what is wrong.
+        A value met before is answered from a small memo: the same codes, times and dates
+        come back in every answer (the memo is emptied when full, keeps no error and no value
+        of a sensitive field: a PIN block or a track is not kept past its message)."""
+        if type(value) is str:
+            known = self._normalised.get((number, value))
+            if known is not None:
+                return known
+        normalised = self._check_value(number, value)
+        if number in self.sensitive:
+            return normalised
+        if len(self._normalised) >= _NORMALISED_MEMO:
+            self._normalised.clear()
+        self._normalised[number, value] = normalised
+        return normalised
+
+    def _check_value(self, number: int, value: str) -> str:
         check = self._checks.get(number)
         if check is None:
             raise CodecError(str(number), 0, f"field {number} is not defined in {self.dialect.name}")
@@ -503,6 +530,7 @@ def _field_spec(field: FieldSpec, dialect: Dialect, bcd_len: bool) -> dict[str, 
     return out
 
 
+_NORMALISED_MEMO = 4096  # values (Codec._normalise)
 _PART_NAMES = {"t": "mti", "p": "bitmap", "1": "1", "h": "header"}
 
 

@@ -448,6 +448,24 @@ def _writer(fs: Mapping[str, Any]) -> Writer | None:
         raw = value.encode("ascii")
         return raw, len(raw)
 
+    if len_type == 0 and not binary:
+
+        def write_text(value: str) -> bytes:  # the usual fixed field, in one call
+            raw = value.encode("ascii")
+            if len(raw) != max_len:
+                raise _Abandon
+            return raw
+
+        return write_text
+    if len_type == 0 and not nibbles:
+
+        def write_bytes(value: str) -> bytes:
+            raw = binascii.a2b_hex(value)
+            if len(raw) != max_len:
+                raise _Abandon
+            return raw
+
+        return write_bytes
     if len_type == 0:
 
         def write_fixed(value: str) -> bytes:

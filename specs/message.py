@@ -10,11 +10,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from specs.dialect import Dialect
+from specs.dialect import Dialect, Sensitivity
 from specs.errors import CodecError
 from specs.masking import mask_value
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
+# Subfields already cut, by (id of the dialect, field, value), the dialect kept beside them so
+# that its id cannot be reused: a terminal sends the same 60 all day (Message.subfields).
+_SPLIT: dict[tuple[int, int, str], tuple[Dialect, dict[str, str]]] = {}
+_SPLIT_MEMO = 4096
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -49,10 +53,22 @@ class Message:
     def subfields(self, number: int) -> dict[str, str]:
         """The subfields present in field ``number`` ({"60.1": "00", ...})."""
         value = self.fields.get(number)
-        spec = self.dialect.field_spec(number)
-        if value is None or spec is None or not spec.subfields:
+        if value is None:
             return {}
-        return split_subfields(number, value, self.dialect)
+        dialect = self.dialect
+        key = (id(dialect), number, value)
+        known = _SPLIT.get(key)
+        if known is not None and known[0] is dialect:
+            return dict(known[1])
+        spec = dialect.field_spec(number)
+        if spec is None or not spec.subfields:
+            return {}
+        parts = split_subfields(number, value, dialect)
+        if spec.sensitivity is Sensitivity.NONE:  # no key material kept past its message
+            if len(_SPLIT) >= _SPLIT_MEMO:
+                _SPLIT.clear()
+            _SPLIT[key] = (dialect, parts)
+        return dict(parts)
 
     def sub(self, subfield_id: str) -> str | None:
         """One subfield ("60.3"), or None when its field or the subfield is absent."""

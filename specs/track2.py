@@ -30,10 +30,11 @@ class Track2:
 
 def parse_track2(value: str) -> Track2 | None:
     """The parts of a track 2 value, or None when it is not track data."""
-    cuts = [i for i, c in enumerate(value) if c in SEPARATORS]
-    if len(cuts) != 1:
+    equals = value.count("=")
+    if equals + value.count("D") != 1:  # exactly one separator, of either kind
         return None
-    pan, tail = value[: cuts[0]], value[cuts[0] + 1 :]
+    cut = value.find("=") if equals else value.find("D")
+    pan, tail = value[:cut], value[cut + 1 :]
     if not 1 <= len(pan) <= MAX_PAN or not _DIGITS.issuperset(pan) or not _DIGITS.issuperset(tail):
         return None
     expiry = tail[:4] if len(tail) >= 4 else None

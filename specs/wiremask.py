@@ -15,6 +15,7 @@ its bitmap names any sensitive field from there on: where such a field would sta
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from specs.dialect import Dialect, Encoding, LengthKind, Sensitivity
@@ -47,23 +48,23 @@ def plan(message: Message, wire: bytes, body_start: int, failed_at: int | None =
     decodes to ``message`` (with its offsets). ``failed_at``: the body offset where decoding
     stopped, for a partial message (see the module's doc)."""
     dialect = message.dialect
-    defined = dialect.fields
-    if failed_at is None and all(
-        n not in defined or defined[n].sensitivity is Sensitivity.NONE for n in message.fields
-    ):
+    fields, offsets = message.fields, message.offsets
+    hidden = sorted(_sensitive(dialect).intersection(fields))
+    if failed_at is None and not hidden:
         return ()  # most messages (network management, most answers): nothing to hide, no work
     body_length = len(wire) - body_start
-    parts = sorted(message.offsets.items(), key=lambda kv: kv[1])
-    stops = [offset for _, offset in parts[1:]] + [body_length if failed_at is None else failed_at]
-    ends = {name: stop for (name, _), stop in zip(parts, stops, strict=False)}
+    # A field ends where the next part starts (or the body, or the decode, ends).
+    starts = sorted(offsets.values())
+    starts.append(body_length if failed_at is None else failed_at)
     spans: list[Span] = []
-    for number, value in message.fields.items():
-        spec = dialect.fields.get(number)
-        name = str(number)
-        if spec is None or spec.sensitivity is Sensitivity.NONE or name not in message.offsets:
+    for number in hidden:
+        spec = dialect.fields[number]
+        at = offsets.get(str(number))
+        if at is None:
             continue
-        start = body_start + message.offsets[name] + _prefix_bytes(dialect, spec.length_kind)
-        end = body_start + ends[name]
+        value = fields[number]
+        start = body_start + at + _prefix_bytes(dialect, spec.length_kind)
+        end = body_start + starts[bisect_right(starts, at)]
         bcd = spec.type.counts_digits and dialect.numeric_encoding is Encoding.BCD
         raw_binary = spec.type.name == "B" and dialect.binary_encoding is not Encoding.HEX
         text = not bcd and not raw_binary
@@ -72,6 +73,20 @@ def plan(message: Message, wire: bytes, body_start: int, failed_at: int | None =
     if failed_at is not None and _sensitive_after(message, wire[body_start:]):
         spans.append(Span(2 * (body_start + failed_at), 2 * (body_start + body_length), _NIBBLE))
     return tuple(spans)
+
+
+def _sensitive(dialect: Dialect) -> frozenset[int]:
+    """The dialect's sensitive fields, worked out once a dialect (which is not hashable: by
+    identity, the dialect kept beside its answer so that its id cannot be reused)."""
+    known = _SENSITIVE.get(id(dialect))
+    if known is not None and known[0] is dialect:
+        return known[1]
+    numbers = frozenset(n for n, spec in dialect.fields.items() if spec.sensitivity is not Sensitivity.NONE)
+    _SENSITIVE[id(dialect)] = (dialect, numbers)
+    return numbers
+
+
+_SENSITIVE: dict[int, tuple[Dialect, frozenset[int]]] = {}
 
 
 def _field_spans(
