@@ -14,7 +14,7 @@ and refused (with the ARQC failure code) under strict checks (``[checks] strict`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hsm_sim.cryptoerrors import CryptoError
 from hsm_sim.emv import MINIMUM_AC_TAGS, Scheme, arqc_data, scheme_for_iad
@@ -168,7 +168,7 @@ async def with_arpc(services: Services, check: ChipCheck, result: Result) -> Res
         except HsmError as exc:
             return Result(_HSM_FAILED, reason=f"the HSM could not make the ARPC: {exc.reason}")
     fields = {**result.fields, 55: build((Tlv("91", arpc + arc),)).hex().upper()}
-    return replace(result, fields=fields, reason=reason)
+    return result._replace(fields=fields, reason=reason)
 
 
 def with_script(result: Result, script: bytes) -> Result:
@@ -178,7 +178,7 @@ def with_script(result: Result, script: bytes) -> Result:
     if current is None:
         return result
     fields = {**result.fields, 55: current + script.hex().upper()}
-    return replace(result, fields=fields, reason=f"{result.reason}; issuer script added")
+    return result._replace(fields=fields, reason=f"{result.reason}; issuer script added")
 
 
 def script_results(objects: Mapping[str, Tlv]) -> list[str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from specs.codec import Codec
 from specs.framing import Frame
@@ -18,6 +20,7 @@ from switch.ruleset import RuleSet
 from switch.session import NewKeys
 from switch.store import Store
 
+_NO_FIELDS: Mapping[int, str] = MappingProxyType({})
 MAX_WORKERS = 9  # the RRN's last digit names the worker (Services.next_rrn)
 
 
@@ -83,9 +86,11 @@ class Services:
         self.sessions[tid] = session
 
 
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One request being answered."""
+class Exchange(NamedTuple):
+    """One request being answered. Named tuples, this and Result, not frozen dataclasses: the
+    switch makes one of each per exchange, and a frozen dataclass's constructor costs several
+    times a tuple's (bench/journalwire.py times the same for the journal entry). As immutable;
+    `_replace` makes a changed copy."""
 
     frame: Frame
     message: Message
@@ -93,13 +98,12 @@ class Exchange:
     remote: str
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     """A handler's answer: response code, extra response fields, what to audit, and the data
     the session table installs when it is an approval (switch.session.settle)."""
 
     code: str  # a ResponseCode, or any two characters a tester's rule asks for
-    fields: dict[int, str] = field(default_factory=dict)
+    fields: Mapping[int, str] = _NO_FIELDS
     audit: AuditEvent | None = None
     reason: str = ""
     operator: str = ""  # the operator audited; an approved operator sign-in signs this one in

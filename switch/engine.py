@@ -13,8 +13,8 @@ import json
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from hsm_sim.errors import HsmError
 from hsm_sim.transports.interface import HsmTransportError
@@ -43,8 +43,7 @@ _UNMATCHED = "unmatched"
 _MALFORMED = "malformed"
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):  # one per exchange: a tuple is cheaper to make (switch/context.py, Result)
     wire: bytes | None  # None: nothing can be answered (the MTI itself is unreadable)
     close: bool = False
 
@@ -178,7 +177,7 @@ class SwitchEngine:
         )
         await self._keep_session(ex.tid, decision.session, after)
         if decision.sign_in_again:
-            result = replace(result, sign_in_again=True)
+            result = result._replace(sign_in_again=True)
         return result, after
 
     async def _keep_session(self, tid: TerminalId, before: SessionKeys | None, after: SessionKeys | None) -> None:
@@ -210,8 +209,6 @@ class SwitchEngine:
         # The echoed values passed the strict decode of the request: only the new ones are
         # normalised and checked again.
         # Not sorted here: amend builds (and sorts) the answer once.
-        echo = self._echo(answer_mti, request.fields)
-        echoed = Message(answer_mti, echo, self.codec.dialect, checked=request.checked)
         local_time, local_date = self._clock_fields()
         fields = {
             12: local_time,
@@ -220,7 +217,9 @@ class SwitchEngine:
             39: str(result.code),
             **result.fields,
         }
-        response = self.codec.amend(echoed, fields)
+        response = self.codec.extend(
+            answer_mti, self._echo(answer_mti, request.fields), fields, checked=request.checked
+        )
         wants_mac = 64 in request and result.code != ResponseCode.MAC_ERROR
         if wants_mac and session is not None and session.expires_at > self.services.clock():
             slot = mac_slot(self.codec, response)
@@ -327,8 +326,8 @@ class SwitchEngine:
                 terminal=ex.tid.terminal,
                 remote=ex.remote,
                 mti=message.mti,
-                stan=message.get(11) or "",
-                response_code=message.get(39) or "",
+                stan=message.fields.get(11) or "",
+                response_code=message.fields.get(39) or "",
                 masked_json=masked,
                 error=error,
                 reason=result.reason if refused and result is not None else "",

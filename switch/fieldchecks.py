@@ -15,7 +15,7 @@ original); never a value that is a secret: no PAN, track, PIN block or key.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from specs.catalogue import MessageKind
@@ -89,7 +89,7 @@ def apply(services: Services, findings: list[Finding]) -> Result | None:
 def with_warnings(result: Result, findings: list[Finding]) -> Result:
     if not findings:
         return result
-    return replace(result, warnings=result.warnings + _texts(findings))
+    return result._replace(warnings=result.warnings + _texts(findings))
 
 
 def _texts(findings: list[Finding]) -> tuple[str, ...]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from enum import StrEnum
 
 from specs.catalogue import MessageKind
@@ -189,7 +188,7 @@ async def _card_checks(t: _Txn, kind: TxnKind, *, pin_required: bool) -> tuple[C
     # does not count towards the card's PIN tries (switch/pindiag.py).
     good = await pindiag.verify(t.services, t.session, block, data.pan, card, without_pan=without_pan)
     if isinstance(good, pindiag.PinFormatError):
-        return replace(await t.decline(kind, RC.PIN_FORMAT_ERROR, data, good.reason), sign_in_again=True)
+        return (await t.decline(kind, RC.PIN_FORMAT_ERROR, data, good.reason))._replace(sign_in_again=True)
     if good:
         if card.pin_failures:
             await t.services.store.set_card_pin_failures(card.pan_ref, 0)

@@ -3,8 +3,9 @@ only when the switch runs with `serve --keep-raw` (a test lab's explicit opt-in)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cache
 from json.encoder import encode_basestring_ascii as _quoted
+from typing import NamedTuple
 
 from specs.codec import Codec
 from specs.framing import Frame, encode_frame
@@ -13,8 +14,7 @@ from specs.message import Message
 from specs.wiremask import masked_hex, plan
 
 
-@dataclass(frozen=True, slots=True)
-class WireViews:
+class WireViews(NamedTuple):  # two per exchange: a tuple is cheaper to make (switch/context.py, Result)
     masked: str  # hex, hidden nibbles as '*'
     raw: str  # hex unmasked, or "" unless raw frames are kept
 
@@ -55,10 +55,20 @@ def record_json(codec: Codec, message: Message, frame: Frame | None) -> str:
         parts += (', "tpdu": "', frame.tpdu.to_bytes().hex().upper(), '"')
     if frame is not None and frame.header is not None:
         parts += (', "header": "', frame.header.to_bytes().hex().upper(), '"')
-    sensitive, specs = codec.sensitive, codec.dialect.fields
-    shown = [
-        f'"{n}": {_quoted(mask_value(specs[n].sensitivity, v) if n in sensitive else v)}'
-        for n, v in message.fields.items()
-    ]
-    parts += (', "fields": {', ", ".join(shown), "}}")
+    fields = message.fields
+    keys = _keys(codec)
+    if codec.sensitive.isdisjoint(fields):  # most messages: nothing masked, joined without a Python loop
+        shown = ", ".join(map(str.__add__, map(keys.__getitem__, fields), map(_quoted, fields.values())))
+    else:
+        sensitive, specs = codec.sensitive, codec.dialect.fields
+        shown = ", ".join(
+            keys[n] + _quoted(mask_value(specs[n].sensitivity, v) if n in sensitive else v) for n, v in fields.items()
+        )
+    parts += (', "fields": {', shown, "}}")
     return "".join(parts)
+
+
+@cache
+def _keys(codec: Codec) -> dict[int, str]:
+    """Each field's key as json.dumps writes it in an object, with its separator ('"11": ')."""
+    return {n: f'"{n}": ' for n in codec.dialect.fields}

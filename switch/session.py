@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from specs.response import ResponseCode
 from switch.records import AuditEvent, SessionKeys, Terminal
@@ -202,9 +203,9 @@ class NewKeys:
         return f"NewKeys(mode={self.mode})"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the session rules make of one request before any handler runs.
+class Decision(NamedTuple):
+    """What the session rules make of one request before any handler runs (a named tuple: one
+    is made per exchange, see switch/context.py's Result).
 
     ``step`` is the table's entry: the state an approval leads to, a refusal to answer (no
     handler runs), or NoSession (answered as it is). ``session`` is what the store should hold

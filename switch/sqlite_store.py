@@ -613,6 +613,8 @@ def _note_keys(db: sqlite3.Connection, s: SessionKeys) -> None:
 
 
 def _journal_row(e: JournalEntry) -> tuple[object, ...]:
+    if not e.warnings:  # the entry is the row, up to its warnings ("" for none) and less its id
+        return (*e[:11], "", e.wire, e.raw)
     return (
         e.time,
         e.direction,

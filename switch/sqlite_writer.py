@@ -74,7 +74,8 @@ class GroupWriter:
         self._journal_sql = journal_sql
         self._limit, self._batch, self._delay = journal_queue, journal_batch, journal_delay
         self._on_exit = on_exit
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken bare where only the queue is touched (queue_journal)
+        self._cond = threading.Condition(self._lock)
         self._jobs: list[_Pending] = []
         self._staged: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}  # this turn's, by loop
         self._rows: list[tuple[object, ...]] = []
@@ -117,7 +118,7 @@ class GroupWriter:
     def queue_journal(self, row: tuple[object, ...], size: int) -> bool:
         """Queue one journal row of ``size`` characters of text; False when the queue is full
         (or the store closed)."""
-        with self._cond:
+        with self._lock:  # the condition's lock, without its Python-level __enter__
             waiting = len(self._rows)
             full = waiting >= self._limit or (waiting and self._row_bytes + size > JOURNAL_BYTES)
             if full or self._stopping:
