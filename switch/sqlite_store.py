@@ -68,14 +68,12 @@ JOURNAL_DELAY = 0.1  # seconds the oldest queued journal entry may wait for its 
 JOURNAL_BATCH = 256  # entries that make a batch at once
 JOURNAL_QUEUE = 20_000  # entries queued at most; more are dropped (counted)
 
-_JOURNAL_COLUMNS = (
-    "time, direction, merchant, terminal, remote, mti, stan, response_code, masked_json, error, reason, "
-    "warnings, wire, raw"
-)
 _JOURNAL_INSERT = JournalStatements(
-    each=f"INSERT INTO journal ({_JOURNAL_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-    batch=f"INSERT INTO journal ({_JOURNAL_COLUMNS}) "
-    f"SELECT {', '.join(f'value->>{i}' for i in range(14))} FROM json_each(?)",
+    "journal",
+    (
+        "time", "direction", "merchant", "terminal", "remote", "mti", "stan", "response_code", "masked_json",
+        "error", "reason", "warnings", "wire", "raw",
+    ),
 )
 
 

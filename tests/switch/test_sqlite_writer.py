@@ -22,6 +22,7 @@ from switch.config import SwitchConfig
 from switch.engine import SwitchEngine
 from switch.records import Card, JournalEntry, Transaction, TxnKind, TxnStatus
 from switch.sqlite_store import SqliteStore
+from switch.sqlite_writer import JournalStatements
 from switch.store import DuplicateTransaction
 from tests.switch.pos import MERCHANT, TERMINAL, TMK, Pos
 
@@ -249,9 +250,9 @@ async def test_answers_all_leave_while_the_full_journal_queue_drops_their_entrie
 
 @pytest.mark.parametrize("nul", [False, True])
 async def test_a_journal_batch_keeps_every_value_exactly(tmp_path: Path, nul: bool) -> None:
-    # A batch is written as one JSON array (switch/sqlite_writer.py, JournalStatements); these
-    # values are what such text must carry unchanged: quotes, backslashes, non-ASCII, a time
-    # with all its digits, warnings, and (the one-by-one fallback) a NUL.
+    # A batch is written as INSERTs of many rows of parameters (switch/sqlite_writer.py,
+    # JournalStatements); these values must come back unchanged: quotes, backslashes,
+    # non-ASCII, a time with all its digits, warnings, and a NUL.
     odd = 'q"uote \\ back é' + ("\x00nul" if nul else "")
     store = SqliteStore(tmp_path / "s.db", journal_delay=60)
     written = [
@@ -267,3 +268,28 @@ async def test_a_journal_batch_keeps_every_value_exactly(tmp_path: Path, nul: bo
     kept = sorted(await store.list_journal(TERMINAL, 5), key=lambda e: e.time)
     assert [e._replace(id=None) for e in kept] == written
     await store.close()
+
+
+@pytest.mark.parametrize("count", [1, 7, 300])
+async def test_a_batch_of_any_size_is_written_whole_and_in_order(tmp_path: Path, count: int) -> None:
+    # 7 rows go as chunks of 4, 2 and 1; 300 as 256, 32, 8 and 4: every row once, in order.
+    store = SqliteStore(tmp_path / "s.db", journal_delay=60, journal_batch=1000)
+    for n in range(count):
+        store.add_journal(JournalEntry(1000.0 + n, "in", MERCHANT, TERMINAL, "r", "0800", f"{n:06d}", "", "{}", ""))
+    await store.flush()
+    kept = await store.list_journal(TERMINAL, count + 5)
+    assert sorted(e.stan for e in kept) == [f"{n:06d}" for n in range(count)]
+    assert [e.stan for e in sorted(kept, key=lambda e: e.id or 0)] == [f"{n:06d}" for n in range(count)]
+    await store.close()
+
+
+def test_a_chunk_fits_the_parameters_this_sqlite_allows() -> None:
+    # 14 columns a row: the default limit (32766 since SQLite 3.32) takes the 256 rows of a
+    # chunk; an older build's 999 takes 71 rows, so 64.
+    db = sqlite3.connect(":memory:")
+    statements = JournalStatements("journal", tuple(f"c{i}" for i in range(14)))
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
+    assert statements.chunk(db) == 256
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    assert statements.chunk(db) == 64
+    assert statements.values(2).count("?") == 28
