@@ -49,7 +49,8 @@ def plan(message: Message, wire: bytes, body_start: int, failed_at: int | None =
     stopped, for a partial message (see the module's doc)."""
     dialect = message.dialect
     fields, offsets = message.fields, message.offsets
-    hidden = sorted(_sensitive(dialect).intersection(fields))
+    masks = _masks(dialect)
+    hidden = sorted(masks.keys() & fields.keys())
     if failed_at is None and not hidden:
         return ()  # most messages (network management, most answers): nothing to hide, no work
     body_length = len(wire) - body_start
@@ -58,35 +59,49 @@ def plan(message: Message, wire: bytes, body_start: int, failed_at: int | None =
     starts.append(body_length if failed_at is None else failed_at)
     spans: list[Span] = []
     for number in hidden:
-        spec = dialect.fields[number]
         at = offsets.get(str(number))
         if at is None:
             continue
-        value = fields[number]
-        start = body_start + at + _prefix_bytes(dialect, spec.length_kind)
+        mask = masks[number]
+        start = body_start + at + mask.prefix
         end = body_start + starts[bisect_right(starts, at)]
-        bcd = spec.type.counts_digits and dialect.numeric_encoding is Encoding.BCD
-        raw_binary = spec.type.name == "B" and dialect.binary_encoding is not Encoding.HEX
-        text = not bcd and not raw_binary
-        fill = (_DIGIT if spec.type.counts_digits else _CHAR) if text else _NIBBLE
-        spans += _field_spans(spec.sensitivity, value, 2 * start, 2 * end, fill, bcd=bcd, text=text)
+        spans += _field_spans(mask.kind, fields[number], 2 * start, 2 * end, mask.fill, bcd=mask.bcd, text=mask.text)
     if failed_at is not None and _sensitive_after(message, wire[body_start:]):
         spans.append(Span(2 * (body_start + failed_at), 2 * (body_start + body_length), _NIBBLE))
     return tuple(spans)
 
 
-def _sensitive(dialect: Dialect) -> frozenset[int]:
+@dataclass(frozen=True, slots=True)
+class _FieldMask:
+    """How a sensitive field of a dialect lies on the wire: what a plan needs of its spec."""
+
+    kind: Sensitivity
+    prefix: int  # bytes of its length prefix
+    bcd: bool  # digits as BCD nibbles
+    text: bool  # one character a byte (not BCD, not raw binary)
+    fill: str  # what masked_bytes writes over it
+
+
+def _masks(dialect: Dialect) -> dict[int, _FieldMask]:
     """The dialect's sensitive fields, worked out once a dialect (which is not hashable: by
     identity, the dialect kept beside its answer so that its id cannot be reused)."""
-    known = _SENSITIVE.get(id(dialect))
+    known = _MASKS.get(id(dialect))
     if known is not None and known[0] is dialect:
         return known[1]
-    numbers = frozenset(n for n, spec in dialect.fields.items() if spec.sensitivity is not Sensitivity.NONE)
-    _SENSITIVE[id(dialect)] = (dialect, numbers)
-    return numbers
+    masks: dict[int, _FieldMask] = {}
+    for number, spec in dialect.fields.items():
+        if spec.sensitivity is Sensitivity.NONE:
+            continue
+        bcd = spec.type.counts_digits and dialect.numeric_encoding is Encoding.BCD
+        raw_binary = spec.type.name == "B" and dialect.binary_encoding is not Encoding.HEX
+        text = not bcd and not raw_binary
+        fill = (_DIGIT if spec.type.counts_digits else _CHAR) if text else _NIBBLE
+        masks[number] = _FieldMask(spec.sensitivity, _prefix_bytes(dialect, spec.length_kind), bcd, text, fill)
+    _MASKS[id(dialect)] = (dialect, masks)
+    return masks
 
 
-_SENSITIVE: dict[int, tuple[Dialect, frozenset[int]]] = {}
+_MASKS: dict[int, tuple[Dialect, dict[int, _FieldMask]]] = {}
 
 
 def _field_spans(
