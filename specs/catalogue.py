@@ -274,7 +274,7 @@ def mac_input(codec: Codec, message: Message, received: bytes | None = None) -> 
     costs an encode and would differ from what the terminal MACed wherever the codec normalises
     (lower-case hex). Without it, the message is encoded with field 64 present and zero, less
     those last 8 bytes."""
-    if any(n > _MAC_FIELD for n in message.fields):
+    if message.fields and max(message.fields) > _MAC_FIELD:
         raise ValueError("the POS MAC is field 64, so no field may follow it")
     at = message.offsets.get(str(_MAC_FIELD)) if received is not None else None
     if received is not None and at is not None:
@@ -287,6 +287,6 @@ def mac_slot(codec: Codec, message: Message) -> FieldSlot:
     """``message`` with a zero field 64, encoded (and checked against the dialect's rules) once:
     the slot's ``head`` is the MAC input (`mac_input`), and ``fill`` puts the MAC in its place,
     so an answer is encoded once whether it carries a MAC or not."""
-    if any(n > _MAC_FIELD for n in message.fields):
+    if message.fields and max(message.fields) > _MAC_FIELD:
         raise ValueError("the POS MAC is field 64, so no field may follow it")
     return codec.slot(codec.amend(message, {_MAC_FIELD: _MAC_PLACEHOLDER}), _MAC_FIELD)

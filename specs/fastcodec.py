@@ -476,6 +476,30 @@ def _writer(fs: Mapping[str, Any]) -> Writer | None:
 
         return write_fixed
     prefixes = _prefixes(fs["len_enc"], len_type, max_len)
+    if not binary:
+
+        def write_text_counted(value: str) -> bytes:  # the usual variable text field, in one call
+            raw = value.encode("ascii")
+            if len(raw) > max_len:
+                raise _Abandon
+            prefix = prefixes[len(raw)]
+            if prefix is None:
+                raise _Abandon
+            return prefix + raw
+
+        return write_text_counted
+    if not nibbles:
+
+        def write_bytes_counted(value: str) -> bytes:
+            raw = binascii.a2b_hex(value)
+            if len(raw) > max_len:
+                raise _Abandon
+            prefix = prefixes[len(raw)]
+            if prefix is None:
+                raise _Abandon
+            return prefix + raw
+
+        return write_bytes_counted
 
     def write_variable(value: str) -> bytes:
         raw, count = data(value)
