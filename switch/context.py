@@ -61,8 +61,11 @@ class Services:
         """The terminal's session. A store shared with other processes is asked every time
         (another worker may have signed the terminal in with new keys); else it is asked once
         and the answer kept, since every change goes through this process."""
-        if not self.store.shared and tid in self.sessions:
-            return self.sessions[tid]
+        if not self.store.shared:
+            try:  # one lookup where `in` then [] made two
+                return self.sessions[tid]
+            except KeyError:
+                pass
         found = await self.store.get_session(tid)
         self._note(tid, found)
         return found

@@ -182,7 +182,7 @@ class SwitchEngine:
 
     async def _keep_session(self, tid: TerminalId, before: SessionKeys | None, after: SessionKeys | None) -> None:
         """Store what the session table decided, writing only a change."""
-        if after == before:
+        if after is before or after == before:
             return
         if after is None:
             await self.services.end_session(tid)
@@ -235,7 +235,7 @@ class SwitchEngine:
             rule = self.codec.dialect.messages.get(answer_mti)
             wanted = (_ECHOED | rule.mandatory) - rule.forbidden if rule is not None else _ECHOED
             self._echoed[answer_mti] = wanted
-        return {n: v for n, v in request.items() if n in wanted}
+        return {n: request[n] for n in wanted & request.keys()}  # unordered: the answer is sorted once
 
     def _clock_fields(self) -> tuple[str, str]:
         """Fields 12 and 13 (local time hhmmss, date MMDD), formatted once a second."""

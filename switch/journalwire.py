@@ -3,6 +3,7 @@ only when the switch runs with `serve --keep-raw` (a test lab's explicit opt-in)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from json.encoder import encode_basestring_ascii as _quoted
 from typing import NamedTuple
@@ -55,15 +56,15 @@ def record_json(codec: Codec, message: Message, frame: Frame | None) -> str:
         parts += (', "tpdu": "', frame.tpdu.to_bytes().hex().upper(), '"')
     if frame is not None and frame.header is not None:
         parts += (', "header": "', frame.header.to_bytes().hex().upper(), '"')
-    fields = message.fields
-    keys = _keys(codec)
-    if codec.sensitive.isdisjoint(fields):  # most messages: nothing masked, joined without a Python loop
-        shown = ", ".join(map(str.__add__, map(keys.__getitem__, fields), map(_quoted, fields.values())))
-    else:
-        sensitive, specs = codec.sensitive, codec.dialect.fields
-        shown = ", ".join(
-            keys[n] + _quoted(mask_value(specs[n].sensitivity, v) if n in sensitive else v) for n, v in fields.items()
-        )
+    fields: Mapping[int, str] = message.fields
+    hidden = codec.sensitive.intersection(fields)
+    if hidden:  # the few masked values replaced in a copy, in place (the order is kept)
+        specs = codec.dialect.fields
+        fields = dict(fields)
+        for n in hidden:
+            fields[n] = mask_value(specs[n].sensitivity, fields[n])
+    # joined without a Python loop over the fields
+    shown = ", ".join(map(str.__add__, map(_keys(codec).__getitem__, fields), map(_quoted, fields.values())))
     parts += (', "fields": {', shown, "}}")
     return "".join(parts)
 

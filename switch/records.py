@@ -30,8 +30,10 @@ class Role(StrEnum):
 DEFAULT_OPERATORS: tuple[tuple[str, str], ...] = (("00", "123456"), ("99", "12345678"), ("01", "0000"))
 
 
-@dataclass(frozen=True, slots=True)
-class TerminalId:
+class TerminalId(NamedTuple):
+    """A terminal's key: a named tuple, not a frozen dataclass, because every exchange hashes
+    and compares one (the session cache, the store), and a tuple does both in C."""
+
     merchant: str  # field 42, 15 characters
     terminal: str  # field 41, 8 characters
 

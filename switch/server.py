@@ -222,7 +222,8 @@ class _Connection(asyncio.Protocol):
                     self._backlog.clear()
                     self._cancel_timers()
                     break
-                await self._flow.drain()
+                if self._flow.paused:  # no coroutine made for the usual case: nothing to wait for
+                    await self._flow.drain()
         finally:
             self._worker = None
         if self._closing:
