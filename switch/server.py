@@ -228,6 +228,12 @@ class _Connection(asyncio.Protocol):
             self._worker = None
         if self._closing:
             self._close()
+        else:
+            # The backlog is answered: its answers go now, in one write, not at the end of the
+            # loop's turn, after every other connection's backlog. Otherwise a client with
+            # answers to read (and requests to send) waits for the whole turn, then the switch
+            # waits for it: on two cores the two took turns instead of working at once.
+            self._flush()
 
     def _send(self, wire: bytes) -> None:
         """Queue an answer; the queue is written at the end of this turn of the loop, before the
