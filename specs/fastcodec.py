@@ -23,6 +23,7 @@ import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from operator import methodcaller
 from typing import Any, Final
 
 # What a read gives: the field's value and where the next part starts.
@@ -425,6 +426,8 @@ def _data_reader(
 # -- writers --------------------------------------------------------------------------------
 
 
+_ASCII: Callable[[str], bytes] = methodcaller("encode", "ascii")  # str -> bytes, UnicodeEncodeError past ASCII
+
 def _writer(fs: Mapping[str, Any]) -> Writer | None:
     """A writer for one field of a pyiso8583 spec: what pyiso8583's field encoder writes, or
     _Abandon wherever it would refuse."""
@@ -448,24 +451,18 @@ def _writer(fs: Mapping[str, Any]) -> Writer | None:
         raw = value.encode("ascii")
         return raw, len(raw)
 
-    if len_type == 0 and not binary:
-
-        def write_text(value: str) -> bytes:  # the usual fixed field, in one call
-            raw = value.encode("ascii")
-            if len(raw) != max_len:
-                raise _Abandon
-            return raw
-
-        return write_text
+    # The usual field, text or bytes given as hex and counted in bytes, is written in one call:
+    # both conversions are C callables (no Python frame between the writer and the bytes).
+    to_bytes: Callable[[str], bytes] = binascii.a2b_hex if binary else _ASCII
     if len_type == 0 and not nibbles:
 
-        def write_bytes(value: str) -> bytes:
-            raw = binascii.a2b_hex(value)
+        def write_exact(value: str) -> bytes:
+            raw = to_bytes(value)
             if len(raw) != max_len:
                 raise _Abandon
             return raw
 
-        return write_bytes
+        return write_exact
     if len_type == 0:
 
         def write_fixed(value: str) -> bytes:
@@ -476,22 +473,10 @@ def _writer(fs: Mapping[str, Any]) -> Writer | None:
 
         return write_fixed
     prefixes = _prefixes(fs["len_enc"], len_type, max_len)
-    if not binary:
-
-        def write_text_counted(value: str) -> bytes:  # the usual variable text field, in one call
-            raw = value.encode("ascii")
-            if len(raw) > max_len:
-                raise _Abandon
-            prefix = prefixes[len(raw)]
-            if prefix is None:
-                raise _Abandon
-            return prefix + raw
-
-        return write_text_counted
     if not nibbles:
 
-        def write_bytes_counted(value: str) -> bytes:
-            raw = binascii.a2b_hex(value)
+        def write_counted(value: str) -> bytes:
+            raw = to_bytes(value)
             if len(raw) > max_len:
                 raise _Abandon
             prefix = prefixes[len(raw)]
@@ -499,7 +484,7 @@ def _writer(fs: Mapping[str, Any]) -> Writer | None:
                 raise _Abandon
             return prefix + raw
 
-        return write_bytes_counted
+        return write_counted
 
     def write_variable(value: str) -> bytes:
         raw, count = data(value)
