@@ -230,9 +230,8 @@ class _Connection(asyncio.Protocol):
             self._close()
         else:
             # The backlog is answered: its answers go now, in one write, not at the end of the
-            # loop's turn, after every other connection's backlog. Otherwise a client with
-            # answers to read (and requests to send) waits for the whole turn, then the switch
-            # waits for it: on two cores the two took turns instead of working at once.
+            # loop's turn, after every other connection's backlog, so that this client reads
+            # them (and sends its next requests) while the switch answers the others.
             self._flush()
 
     def _send(self, wire: bytes) -> None:
