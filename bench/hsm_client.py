@@ -36,8 +36,10 @@ from collections.abc import Awaitable, Callable
 from io import BytesIO
 from pathlib import Path
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# The expected values come from the tests' independent implementations, not from hsm_sim.
+from tests.switch.independent import cup_pos_mac, ecb_encrypt
 
 REPO = Path(__file__).resolve().parents[1]
 #: The last commit before the in-process fast path (FixedRun, one-encryptor CUP MAC, client).
@@ -50,23 +52,6 @@ TPK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 MAK = bytes.fromhex("4C4C4C4C4C4C4C4C8F8F8F8F8F8F8F8F")
 PIN = "1234"
 ACCOUNT = "400000123456"
-
-
-def _tdes_ecb(key: bytes, data: bytes) -> bytes:
-    enc = Cipher(TripleDES(key + key[:8]), modes.ECB()).encryptor()
-    return enc.update(data) + enc.finalize()
-
-
-def cup_mac(mak: bytes, data: bytes) -> str:
-    """cup_pos.json "pos_ecb_mac", step by step."""
-    padded = data + bytes(-len(data) % 8)
-    acc = bytes(8)
-    for i in range(0, len(padded), 8):
-        acc = bytes(a ^ b for a, b in zip(acc, padded[i : i + 8], strict=True))
-    expanded = acc.hex().upper().encode()
-    first = _tdes_ecb(mak, expanded[:8])
-    second = _tdes_ecb(mak, bytes(a ^ b for a, b in zip(first, expanded[8:], strict=True)))
-    return second.hex().upper()[:8]
 
 
 def iso0_block(pin: str, account: str) -> bytes:
@@ -93,10 +78,10 @@ def child(tree: Path, calls: int, mac_bytes: int) -> dict[str, float]:
     tpk = "U" + lmk.encrypt_key("002", TPK).hex().upper()
     mak = "U" + lmk.encrypt_key("003", MAK).hex().upper()
     pin_lmk = encrypt_pin(lmk, PIN, ACCOUNT)
-    block = _tdes_ecb(TPK, iso0_block(PIN, ACCOUNT)).hex().upper()
-    wrong_block = _tdes_ecb(TPK, iso0_block("4321", ACCOUNT)).hex().upper()
+    block = ecb_encrypt(TPK, iso0_block(PIN, ACCOUNT)).hex().upper()
+    wrong_block = ecb_encrypt(TPK, iso0_block("4321", ACCOUNT)).hex().upper()
     data = bytes(range(256))[:mac_bytes] if mac_bytes <= 256 else os.urandom(mac_bytes)
-    mac = cup_mac(MAK, data)
+    mac = cup_pos_mac(MAK, data).decode("ascii")
     wrong_mac = f"{int(mac, 16) ^ 1:08X}"
     client = HsmClient(InProcTransport(Dispatcher(lmk)))
     cup = MacAlgorithm.CUP_POS
