@@ -208,7 +208,7 @@ class SwitchEngine:
         answer_mti = self.catalogue.response_mti(request.mti)
         # The echoed values passed the strict decode of the request: only the new ones are
         # normalised and checked again.
-        # Not sorted here: amend builds (and sorts) the answer once.
+        # Not sorted here: extend builds (and sorts) the answer once.
         local_time, local_date = self._clock_fields()
         fields = {
             12: local_time,
