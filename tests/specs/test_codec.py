@@ -240,3 +240,20 @@ def test_a_slot_needs_a_fixed_field_present_and_a_value_that_fits() -> None:
     with pytest.raises(CodecError) as long:
         slot.fill("1234567")
     assert long.value.field == "11" and "length" in long.value.reason
+
+
+def test_the_value_memos_keep_no_pin_block_track_or_pan() -> None:
+    # Codec._normalise and Message.subfields remember what they worked out (specs/codec.py,
+    # specs/message.py); a sensitive field's value must not outlive its message there.
+    from specs import message as message_module
+
+    codec = codec_for("cup-pos")
+    pan, track, block = "6222021234567890123", "6222021234567890123D30121010000", "0123456789ABCDEF"
+    built = codec.message("0200", {**_cup_0200(), 2: pan, 35: track, 52: block, 53: "2600000000000000"})
+    assert built[52] == block and built[2] == pan  # normalised as usual
+    assert built.subfields(60)["60.1"] == "22"
+    remembered = [v for key, v in codec._normalised.items() for v in (key[1], v)]
+    remembered += [v for _, parts in message_module._SPLIT.values() for v in parts.values()]
+    assert remembered, "the memos are in use"
+    assert not [v for v in remembered if pan in v or block in v or "D3012" in v]
+    assert codec._normalised.get((3, "000000")) == "000000"  # what they do keep: a plain value
