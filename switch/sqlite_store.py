@@ -65,7 +65,7 @@ __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 _log = get_logger("store")
 _KEPT_KEY_SETS = 2  # the current working keys of a terminal and the ones before
 JOURNAL_DELAY = 0.1  # seconds the oldest queued journal entry may wait for its batch
-JOURNAL_BATCH = 256  # entries that make a batch at once
+JOURNAL_BATCH = 4096  # entries that make a batch at once: above what JOURNAL_DELAY gathers at load
 JOURNAL_QUEUE = 20_000  # entries queued at most; more are dropped (counted)
 
 _JOURNAL_INSERT = JournalStatements(

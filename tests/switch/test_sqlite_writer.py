@@ -270,10 +270,11 @@ async def test_a_journal_batch_keeps_every_value_exactly(tmp_path: Path, nul: bo
     await store.close()
 
 
-@pytest.mark.parametrize("count", [1, 7, 300])
+@pytest.mark.parametrize("count", [1, 7, 300, 2500])
 async def test_a_batch_of_any_size_is_written_whole_and_in_order(tmp_path: Path, count: int) -> None:
-    # 7 rows go as chunks of 4, 2 and 1; 300 as 256, 32, 8 and 4: every row once, in order.
-    store = SqliteStore(tmp_path / "s.db", journal_delay=60, journal_batch=1000)
+    # 7 rows go as chunks of 4, 2 and 1; 300 as 256, 32, 8 and 4; 2500 as 2048, 256, 128, 64
+    # and 4: every row once, in order.
+    store = SqliteStore(tmp_path / "s.db", journal_delay=60, journal_batch=5000)
     for n in range(count):
         store.add_journal(JournalEntry(1000.0 + n, "in", MERCHANT, TERMINAL, "r", "0800", f"{n:06d}", "", "{}", ""))
     await store.flush()
@@ -284,12 +285,12 @@ async def test_a_batch_of_any_size_is_written_whole_and_in_order(tmp_path: Path,
 
 
 def test_a_chunk_fits_the_parameters_this_sqlite_allows() -> None:
-    # 14 columns a row: the default limit (32766 since SQLite 3.32) takes the 256 rows of a
-    # chunk; an older build's 999 takes 71 rows, so 64.
+    # 14 columns a row: the default limit (32766 since SQLite 3.32) takes 2340 rows, so the
+    # 2048 of a whole chunk; an older build's 999 takes 71 rows, so 64.
     db = sqlite3.connect(":memory:")
     statements = JournalStatements("journal", tuple(f"c{i}" for i in range(14)))
     db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32766)
-    assert statements.chunk(db) == 256
+    assert statements.chunk(db) == 2048
     db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
     assert statements.chunk(db) == 64
     assert statements.values(2).count("?") == 28
