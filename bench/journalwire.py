@@ -8,9 +8,11 @@ plus an encode of the same request measured in the same run (what the switch spe
 Then the rest of an entry, each beside what it replaced, in the same run: the masked decode as
 `record_json` puts it together against `json.dumps` of the same object, and the entry as the
 named tuple `JournalEntry` is against a frozen dataclass of the same fields. Last, the
-writer's side: CPU microseconds per row of a batch of 256 written as the store writes it
-(`JournalStatements`: multi-row INSERTs of parameters) against the one JSON text it replaced
-(`json_each`, a `->>` per column) and `executemany`, in a scratch SQLite store.
+writer's side: CPU microseconds per row of a batch of 2048 written as the store writes it
+(`JournalStatements`: one INSERT of JOURNAL_CHUNK rows of parameters) against eight INSERTs of
+256 (the chunk before), the one JSON text the INSERTs replaced (`json_each`, a `->>` per
+column) and `executemany`, in a scratch SQLite store. What the CPU figure does not show: each
+statement is one more time the writer thread must win the GIL back from the loop.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from switch.journalwire import record_json, views
 from switch.records import JournalEntry
 from switch.sqlite_schema import migrate
 from switch.sqlite_store import _JOURNAL_INSERT, _journal_row
+from switch.sqlite_writer import JOURNAL_CHUNK
 
 # JournalEntry's fields as the frozen dataclass it was: the baseline of its cost.
 FrozenEntry = make_dataclass(
@@ -90,16 +93,22 @@ def main() -> None:
 
 
 def writer_side(entry: JournalEntry, batches: int = 40) -> None:
-    rows = [_journal_row(entry)] * 256
+    rows = [_journal_row(entry)] * JOURNAL_CHUNK
     columns = ", ".join(_JOURNAL_INSERT.columns)
     as_json = f"INSERT INTO journal ({columns}) SELECT {', '.join(f'value->>{i}' for i in range(14))} FROM json_each(?)"
     one = f"INSERT INTO journal ({columns}) VALUES ({', '.join('?' * 14)})"
     ways: dict[str, Callable[[sqlite3.Connection], object]] = {
-        "multi-row INSERTs": lambda db: db.execute(_JOURNAL_INSERT.values(256), list(chain.from_iterable(rows))),
+        "multi-row INSERTs": lambda db: db.execute(
+            _JOURNAL_INSERT.values(JOURNAL_CHUNK), list(chain.from_iterable(rows))
+        ),
+        "INSERTs of 256 (before)": lambda db: [
+            db.execute(_JOURNAL_INSERT.values(256), list(chain.from_iterable(rows[at : at + 256])))
+            for at in range(0, JOURNAL_CHUNK, 256)
+        ],
         "one JSON text (replaced)": lambda db: db.execute(as_json, (json.dumps(rows),)),
         "executemany": lambda db: db.executemany(one, rows),
     }
-    print("the writer: CPU us per journal row, batches of 256 (ratio to multi-row INSERTs, same run)")
+    print(f"the writer: CPU us per journal row, batches of {JOURNAL_CHUNK} (ratio to multi-row INSERTs, same run)")
     first = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for name, write in ways.items():
