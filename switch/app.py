@@ -183,6 +183,7 @@ async def serve_switch(
         store = await open_store(config.db, shared=bool(worker))
     await require_current(store, parse_store_url(config.db).shown)
     services = build_services(config, store, hsm, observer, worker=worker)
+    await services.resume_rrns()
     if not worker:
         await apply_declarations(services)
     server = SwitchServer(

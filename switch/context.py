@@ -57,6 +57,15 @@ class Services:
             self._rrn_second, self._rrn_date = second, time.strftime("%y%j", time.localtime(second))
         return f"{self._rrn_date}{self._rrn:06d}{self.worker}"
 
+    async def resume_rrns(self) -> None:
+        """Go on from the newest RRN of today the ledger holds from this worker digit: a switch
+        restarted during the day (a worker its supervisor restarted, too) would otherwise count
+        from 1 again and hand out RRNs its earlier run gave transactions that can still be voided,
+        refunded or reversed by them. Answers that record nothing (0800s) are not in the ledger,
+        so their RRNs may repeat after a restart; no later request names them."""
+        day = time.strftime("%y%j", time.localtime(self.clock()))
+        self._rrn = await self.store.last_rrn_sequence(day, self.worker)
+
     async def session(self, tid: TerminalId) -> SessionKeys | None:
         """The terminal's session. A store shared with other processes is asked every time
         (another worker may have signed the terminal in with new keys); else it is asked once

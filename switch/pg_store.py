@@ -388,6 +388,15 @@ class PgStore:
         where = "merchant=$1 AND terminal=$2 AND auth_code=$3 AND kind='preauth'"  # kind: txn_auth's predicate
         return await self._one_txn(where, tid.merchant, tid.terminal, auth_code, newest=True)
 
+    async def last_rrn_sequence(self, day: str, worker: int) -> int:
+        """As the SQLite store's: the newest by id, read once when a switch starts."""
+        async with self._con() as con:
+            found = await con.fetchval(
+                "SELECT substr(rrn, 6, 6) FROM transactions WHERE rrn ~ $1 ORDER BY id DESC LIMIT 1",
+                f"^{day}[0-9]{{6}}{worker}$",
+            )
+        return int(found) if found is not None else 0
+
     async def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
         """(debit amount, debit count, credit amount, credit count) of the open batch."""
         async with self._con() as con:

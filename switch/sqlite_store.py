@@ -369,6 +369,15 @@ class SqliteStore:
         where = "merchant=? AND terminal=? AND auth_code=? AND kind='preauth'"
         return self._one_txn(where, (tid.merchant, tid.terminal, auth_code), newest=True)
 
+    async def last_rrn_sequence(self, day: str, worker: int) -> int:
+        """The newest by id, not the highest: after a wrap past 999999 the newest is where the
+        sequence goes on. Read once, when a switch starts: no index, a scan from the end."""
+        row = self._row(
+            "SELECT substr(rrn, 6, 6) FROM transactions WHERE rrn GLOB ? ORDER BY id DESC LIMIT 1",
+            (f"{day}{'[0-9]' * 6}{worker}",),
+        )
+        return int(row[0]) if row else 0
+
     async def batch_totals(self, tid: TerminalId, batch: str) -> tuple[int, int, int, int]:
         """(debit amount, debit count, credit amount, credit count) of the open batch."""
         rows = self._rows(

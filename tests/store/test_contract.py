@@ -217,6 +217,25 @@ async def test_lookups(store: Store) -> None:
     assert first is not None and first.id == older
 
 
+async def test_last_rrn_sequence_is_the_newest_of_that_day_and_worker(store: Store) -> None:
+    """What a restarted switch goes on from (Services.resume_rrns): YYDDD, 6 digits, the worker."""
+    await store.put_card(CARD)
+    assert await store.last_rrn_sequence("26032", 1) == 0
+    for stan, rrn in [
+        ("000001", "260320000411"),  # worker 1
+        ("000002", "260320000071"),  # worker 1, newer: after a wrap the newest is where it goes on
+        ("000003", "260320009992"),  # worker 2
+        ("000004", "260310005551"),  # worker 1, the day before
+        ("000005", "2603200A0081"),  # not six digits: no RRN of this switch's
+    ]:
+        await store.commit_financial(replace(txn(stan), rrn=rrn))
+    assert await store.last_rrn_sequence("26032", 1) == 7
+    assert await store.last_rrn_sequence("26032", 2) == 999
+    assert await store.last_rrn_sequence("26031", 1) == 555
+    assert await store.last_rrn_sequence("26032", 0) == 0
+    assert await store.last_rrn_sequence("26033", 1) == 0
+
+
 async def test_batch_totals(store: Store) -> None:
     await store.put_card(CARD)
     rows = [
