@@ -12,16 +12,18 @@ operator in ``Result.operator``, and the table signs them in or out.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hsm_sim.client import HsmAnswerError
 from specs.response import ResponseCode
 from switch.context import Exchange, Result, Services, operator_id_from_63
-from switch.records import AuditEvent, Operator, OperatorFailures, SessionKeys
+from switch.records import AuditEvent, Operator, OperatorChange, OperatorFailures, SessionKeys
 
 # A well-formed LMK-encrypted PIN that matches no real password: compared against when the
 # operator is unknown, so that the answer takes as long as a real check.
 _DECOY_PIN_LMK = "0" * 16
+
+
+def _locked(event: AuditEvent, operator_id: str) -> Result:
+    return Result(ResponseCode.PIN_TRIES_EXCEEDED, audit=event, reason="operator locked", operator=operator_id)
 
 
 async def _check_password(
@@ -44,9 +46,7 @@ async def _check_password(
     else:
         failures, locked = (stranger.failures, stranger.locked) if stranger is not None else (0, False)
     if locked:
-        return None, Result(
-            ResponseCode.PIN_TRIES_EXCEEDED, audit=event, reason="operator locked", operator=operator_id
-        )
+        return None, _locked(event, operator_id)
     usable = operator is not None and operator.enabled
     stored = operator.pin_lmk if operator is not None and usable else _DECOY_PIN_LMK
     try:
@@ -54,8 +54,12 @@ async def _check_password(
     except HsmAnswerError:  # a malformed block is the terminal's fault: same answer as a wrong one
         good = False
     if good and operator is not None and usable:
-        if operator.failures:
-            await services.store.put_operator(replace(operator, failures=0))
+        # Reset only the count, and only while unlocked: a lock another worker counted during
+        # the HSM call stands, and this sign-in is refused with it.
+        if operator.failures and not await services.store.update_operator(
+            ex.tid, operator_id, OperatorChange(failures=0), unless_locked=True
+        ):
+            return None, _locked(event, operator_id)
         return operator, None
     # Every refusal counts, whatever its reason, and locks at the same count: an unknown or a
     # disabled id answers 55, 55, 75, 75, ... exactly as a real operator with a wrong password.
@@ -108,5 +112,9 @@ async def password_change(services: Services, ex: Exchange, session: SessionKeys
         pin_lmk = await services.keys.translate_password(session.pik_lmk, bytes.fromhex(new_block))
     except HsmAnswerError:  # the HSM refused the new block (bad format or PIN length)
         return Result(ResponseCode.PIN_FORMAT_ERROR, audit=event, reason="new password block refused by the HSM")
-    await services.store.put_operator(replace(operator, pin_lmk=pin_lmk, failures=0))
+    # The new password and the count only: an administrator's disable during the HSM calls stays,
+    # and a lock counted meanwhile refuses the change.
+    change = OperatorChange(pin_lmk=pin_lmk, failures=0)
+    if not await services.store.update_operator(ex.tid, operator.operator_id, change, unless_locked=True):
+        return _locked(event, operator.operator_id)
     return Result(ResponseCode.APPROVED, audit=event, operator=operator.operator_id)

@@ -37,6 +37,7 @@ from switch.records import (
     IssuedKeys,
     JournalEntry,
     Operator,
+    OperatorChange,
     OperatorFailures,
     SessionKeys,
     Terminal,
@@ -51,6 +52,7 @@ from switch.storerows import (
     TERMINAL_COLUMNS,
     TXN_COLUMNS,
     card_from_row,
+    operator_change_columns,
     operator_from_row,
     terminal_from_row,
     txn_args,
@@ -478,6 +480,23 @@ class PgStore:
                 tid.terminal,
             )
         return [operator_from_row(r) for r in rows]
+
+    async def update_operator(
+        self, tid: TerminalId, operator_id: str, change: OperatorChange, *, unless_locked: bool = False
+    ) -> Operator | None:
+        columns = operator_change_columns(change)
+        sets = ", ".join(f"{column}=${n}" for n, (column, _) in enumerate(columns, 4)) or "failures=failures"
+        guard = " AND NOT locked" if unless_locked else ""
+        async with self._con() as con:
+            row = await con.fetchrow(
+                f"UPDATE operators SET {sets} WHERE merchant=$1 AND terminal=$2 AND operator=$3{guard} "
+                f"RETURNING {OPERATOR_COLUMNS}",
+                tid.merchant,
+                tid.terminal,
+                operator_id,
+                *(value for _, value in columns),
+            )
+        return operator_from_row(row) if row else None
 
     async def add_operator_failure(self, tid: TerminalId, operator_id: str, lock_at: int) -> Operator | None:
         """One more refused sign-in of a real operator, locking when the count reaches

@@ -63,6 +63,19 @@ class Operator:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorChange:
+    """The fields of an operator record one action sets, and only those (None: left as the store
+    holds it). Writing a whole record read earlier would undo what another worker, or the
+    administrator, wrote in between: a lock counted during a sign-in's HSM call, a disable
+    during a password change."""
+
+    pin_lmk: str | None = None
+    enabled: bool | None = None
+    locked: bool | None = None
+    failures: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorFailures:
     """Refused sign-ins of an operator id the terminal does not have, counted and locked as a
     real operator's are, so that the answers (55, 55, 75, 75, ...) never tell which ids exist."""

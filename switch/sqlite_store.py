@@ -39,6 +39,7 @@ from switch.records import (
     IssuedKeys,
     JournalEntry,
     Operator,
+    OperatorChange,
     OperatorFailures,
     SessionKeys,
     Terminal,
@@ -54,6 +55,7 @@ from switch.storerows import (
     OPERATOR_COLUMNS,
     TXN_COLUMNS,
     card_from_row,
+    operator_change_columns,
     operator_from_row,
     terminal_from_row,
     txn_args,
@@ -424,6 +426,24 @@ class SqliteStore:
             (tid.merchant, tid.terminal),
         )
         return [operator_from_row(r) for r in rows]
+
+    async def update_operator(
+        self, tid: TerminalId, operator_id: str, change: OperatorChange, *, unless_locked: bool = False
+    ) -> Operator | None:
+        columns = operator_change_columns(change)
+        sets = ", ".join(f"{column}=?" for column, _ in columns) or "failures=failures"
+        guard = " AND locked=0" if unless_locked else ""
+
+        def job(db: sqlite3.Connection) -> Operator | None:
+            rows = db.execute(
+                f"UPDATE operators SET {sets} WHERE merchant=? AND terminal=? AND operator=?{guard} "
+                f"RETURNING {OPERATOR_COLUMNS}",
+                (*(value for _, value in columns), tid.merchant, tid.terminal, operator_id),
+            ).fetchall()
+            return operator_from_row(rows[0]) if rows else None
+
+        after: Operator | None = await self._writer.submit(job)
+        return after
 
     async def get_operator_failures(self, tid: TerminalId, operator_id: str) -> OperatorFailures | None:
         row = self._row(

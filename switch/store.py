@@ -28,6 +28,7 @@ from switch.records import (
     IssuedKeys,
     JournalEntry,
     Operator,
+    OperatorChange,
     OperatorFailures,
     SessionKeys,
     Terminal,
@@ -97,6 +98,11 @@ class Store(Protocol):
     async def put_operator(self, operator: Operator) -> None: ...
     async def get_operator(self, tid: TerminalId, operator_id: str) -> Operator | None: ...
     async def list_operators(self, tid: TerminalId) -> Sequence[Operator]: ...
+    # set only the fields ``change`` names, in one statement; the operator after it, or None
+    # when there is no such operator (or, with ``unless_locked``, when it is locked)
+    async def update_operator(
+        self, tid: TerminalId, operator_id: str, change: OperatorChange, *, unless_locked: bool = False
+    ) -> Operator | None: ...
     # failure counts of operator ids the terminal does not have (see OperatorFailures)
     async def get_operator_failures(self, tid: TerminalId, operator_id: str) -> OperatorFailures | None: ...
     async def put_operator_failures(self, record: OperatorFailures) -> None: ...

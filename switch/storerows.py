@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from switch.records import Card, CardStatus, Operator, Role, Terminal, TerminalId, Transaction, TxnKind, TxnStatus
+from switch.records import (
+    Card,
+    CardStatus,
+    Operator,
+    OperatorChange,
+    Role,
+    Terminal,
+    TerminalId,
+    Transaction,
+    TxnKind,
+    TxnStatus,
+)
 
 
 class Row(Protocol):
@@ -103,3 +114,11 @@ def operator_from_row(r: Row) -> Operator:
     return Operator(
         TerminalId(str(r[0]), str(r[1])), str(r[2]), Role(r[3]), str(r[4]), bool(r[5]), bool(r[6]), int(r[7])
     )
+
+
+def operator_change_columns(change: OperatorChange) -> list[tuple[str, object]]:
+    """(column, value) of each field ``change`` sets, in OPERATOR_COLUMNS' order; both drivers
+    take a bool for the flags (sqlite3 stores it as the integer it is)."""
+    fields = (("pin_lmk", change.pin_lmk), ("enabled", change.enabled), ("locked", change.locked),
+              ("failures", change.failures))
+    return [(column, value) for column, value in fields if value is not None]

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from switch.records import CardStatus, IssuedKeys, OperatorFailures, TxnKind, TxnStatus
+from switch.records import CardStatus, IssuedKeys, OperatorChange, OperatorFailures, TxnKind, TxnStatus
 from switch.store import DuplicateTransaction, Store, StoreError
 from tests.store.contract import (
     CARD,
@@ -328,6 +328,25 @@ async def test_operator_failures_counted_atomically_and_lock(store: Store) -> No
     final = await store.get_operator(T1, "01")
     assert final is not None and (final.failures, final.locked) == (6, True)
     assert await store.add_operator_failure(T1, "42", 3) is None  # no such operator
+
+
+async def test_update_operator_sets_only_the_fields_it_names(store: Store) -> None:
+    await store.put_operator(replace(operator("01"), failures=2))
+    await store.add_operator_failure(T1, "01", 3)  # another worker's count: 3, locked
+    after = await store.update_operator(T1, "01", OperatorChange(enabled=False))
+    expected = replace(operator("01"), enabled=False, locked=True, failures=3)
+    assert after == expected and await store.get_operator(T1, "01") == expected
+    # guarded by the lock: nothing changes, None says so
+    assert await store.update_operator(T1, "01", OperatorChange(failures=0), unless_locked=True) is None
+    assert await store.get_operator(T1, "01") == expected
+    unlocked = await store.update_operator(T1, "01", OperatorChange(pin_lmk="NEWPIN", locked=False, failures=0))
+    assert unlocked == replace(operator("01"), pin_lmk="NEWPIN", enabled=False)
+    assert await store.update_operator(T1, "01", OperatorChange(enabled=True), unless_locked=True) == replace(
+        operator("01"), pin_lmk="NEWPIN"
+    )
+    assert await store.update_operator(T1, "42", OperatorChange(enabled=False)) is None  # no such operator
+    assert await store.get_operator(T1, "42") is None
+    assert await store.update_operator(T2, "01", OperatorChange(failures=0)) is None  # another terminal's
 
 
 async def test_stranger_failures_counted_atomically_and_lock(store: Store) -> None:

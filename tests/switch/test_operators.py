@@ -5,6 +5,7 @@ over real sockets with the independent test terminal, across a restart and a CLI
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from switch.records import AuditEvent, OperatorFailures, TerminalId
 from switch.sqlite_store import SCHEMA_VERSION, SqliteStore
 from switch.store import StoreError
 from switchsim.cli import main
+from tests.switch import independent
 from tests.switch.pos import MERCHANT, TERMINAL, TMK, Pos
 
 TID = TerminalId(MERCHANT, TERMINAL)
@@ -28,15 +30,21 @@ IDS = ["--merchant", MERCHANT, "--terminal", TERMINAL]
 
 
 class RecordingTransport:
-    """The in-process HSM, noting the command code of every request the switch makes."""
+    """The in-process HSM, noting the command code of every request the switch makes; ``meanwhile``
+    runs once, while the next request with that code is in flight (what another worker or the
+    administrator does during the switch's HSM call)."""
 
     def __init__(self) -> None:
         self.inner = InProcTransport(Dispatcher(reraise_bugs=True))
         self.codes: list[bytes] = []
+        self.meanwhile: dict[bytes, Callable[[], Awaitable[object]]] = {}
 
     async def request(self, message: bytes) -> bytes:
         self.codes.append(message[:2])
-        return await self.inner.request(message)
+        answer = await self.inner.request(message)
+        if (action := self.meanwhile.pop(message[:2], None)) is not None:
+            await action()
+        return answer
 
     async def close(self) -> None:
         await self.inner.close()
@@ -136,6 +144,49 @@ async def test_a_right_password_after_failures_resets_a_known_operators_count(se
     pos = await _signed_in(engine)
     codes = [(await _try(engine, pos, "001", p))[39] for p in ("9999", "9999", "0000", "9999", "9999", "9999")]
     assert codes == ["55", "55", "00", "55", "55", "75"]
+
+
+async def test_a_lock_counted_during_a_right_passwords_hsm_check_stands(
+    services: Services, hsm: RecordingTransport
+) -> None:
+    # Two refusals, then the right password: while its BC is at the HSM, a third refusal through
+    # another worker locks the operator. Writing back the record read before BC would unlock it.
+    engine = SwitchEngine(services)
+    pos = await _signed_in(engine)
+    assert [(await _try(engine, pos, "001", "9999"))[39] for _ in range(2)] == ["55", "55"]
+    hsm.meanwhile[b"BC"] = lambda: services.store.add_operator_failure(TID, "01", 3)
+    assert (await _try(engine, pos, "001", "0000"))[39] == "75"
+    after = await services.store.get_operator(TID, "01")
+    assert after is not None and (after.locked, after.failures) == (True, 3)
+    assert (await _try(engine, pos, "001", "0000"))[39] == "75"
+
+
+async def test_a_disable_during_a_password_change_stays(services: Services, hsm: RecordingTransport) -> None:
+    engine = SwitchEngine(services)
+    pos = await _signed_in(engine)
+    hsm.meanwhile[b"JC"] = lambda: admin.set_operator_enabled(services, TID, "01", False)
+    new_block = independent.operator_pin_block("4321", pos.pik).hex().upper()
+    change = pos.operator_signin("001", "0000", nmic="013").replace(f62=new_block)
+    answer = await engine.handle(pos.frame(change, mac=True), "test")
+    assert answer.wire is not None and pos.read(answer.wire)[39] == "00"
+    after = await services.store.get_operator(TID, "01")
+    assert after is not None and not after.enabled
+    await admin.set_operator_enabled(services, TID, "01", True)
+    assert (await _try(engine, pos, "001", "4321"))[39] == "00"  # the new password was kept
+
+
+async def test_a_lock_counted_during_a_password_change_refuses_it(
+    services: Services, hsm: RecordingTransport
+) -> None:
+    engine = SwitchEngine(services)
+    pos = await _signed_in(engine)
+    hsm.meanwhile[b"JC"] = lambda: services.store.add_operator_failure(TID, "01", 1)
+    new_block = independent.operator_pin_block("4321", pos.pik).hex().upper()
+    change = pos.operator_signin("001", "0000", nmic="013").replace(f62=new_block)
+    answer = await engine.handle(pos.frame(change, mac=True), "test")
+    assert answer.wire is not None and pos.read(answer.wire)[39] == "75"
+    await admin.unlock_operator(services, TID, "01")
+    assert (await _try(engine, pos, "001", "0000"))[39] == "00"  # the old password is still the one
 
 
 async def test_terminal_signin_does_not_tell_which_operator_ids_exist(services: Services) -> None:
