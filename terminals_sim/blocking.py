@@ -11,12 +11,14 @@ blocking calls and hands back.
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, NoReturn, TypeVar
 
 from specs.errors import FramingError
 from specs.framing import Frame, FrameDecoder, FrameFormat, KeepAlive
+from specs.tls import tls_reason
 from terminals_sim.connection import ExchangeFailed
 from terminals_sim.outcome import Failure
 
@@ -27,11 +29,23 @@ _READ = 65536
 class BlockingConnection:
     """A client connection speaking length-prefixed frames over a blocking socket."""
 
-    def __init__(self, host: str, port: int, fmt: FrameFormat, timeout: float) -> None:
+    def __init__(
+        self, host: str, port: int, fmt: FrameFormat, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Connect (over TLS with ``tls``, the handshake within the same ``timeout``), mapping
+        every failure onto ExchangeFailed as connection.py's open_connection does."""
         try:
             self._sock = socket.create_connection((host, port), timeout=timeout)
+            if tls is not None:
+                try:
+                    self._sock = tls.wrap_socket(self._sock, server_hostname=host)
+                except BaseException:
+                    self._sock.close()
+                    raise
         except TimeoutError:
             raise ExchangeFailed(Failure.TIMEOUT, f"connect took longer than {timeout:g} s") from None
+        except ssl.SSLError as exc:
+            raise ExchangeFailed(Failure.REFUSED, f"TLS handshake failed: {tls_reason(exc)}") from None
         except ConnectionRefusedError:
             raise ExchangeFailed(Failure.REFUSED, "connection refused") from None
         except OSError as exc:

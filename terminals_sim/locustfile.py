@@ -19,6 +19,12 @@ terminals_sim/blocking.py. Setup steps run when a user starts, one mix step per 
 with the scenario's think time as ``wait_time``, teardown when the user stops. In a distributed
 run the master, as the run ends, asks every worker to stop its users (each runs its teardown) and
 waits for them before it quits, so the teardown's exchanges are in the master's statistics.
+
+Over TLS (a switch run with ``serve --tls-cert --tls-key``), add ``--host-tls`` and, as
+``fleet run``'s ``--tls-ca``, ``--tls-cert`` and ``--tls-key``, ``--host-tls-ca`` (the CA to
+trust; default the system's) and ``--host-tls-cert`` / ``--host-tls-key`` (the client's, for
+mutual TLS): Locust's own ``--tls-cert`` and ``--tls-key`` serve its web UI. The master hands
+its options to its workers, so the files must be at the same paths on every worker's machine.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from specs.catalogue import DEFAULT_DIALECT
 from specs.framing import Frame
 from specs.observer import NullObserver
+from specs.tls import ClientTls
 from terminals_sim.blocking import Blocking, BlockingConnection, drive
 from terminals_sim.fleet import DEFAULT_TIMEOUT, Fleet, FleetConfig, TerminalDriver
 from terminals_sim.outcome import Failure
@@ -63,6 +70,11 @@ def _options(parser: Any) -> None:
     group.add_argument("--dialect", default=DEFAULT_DIALECT, help=f"the host's dialect (default {DEFAULT_DIALECT})")
     group.add_argument("--exchange-timeout", type=float, default=DEFAULT_TIMEOUT,
                        help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})")
+    # Locust's own --tls-cert/--tls-key serve its web UI: these name the connection to --host.
+    group.add_argument("--host-tls", action="store_true", help="connect to --host over TLS (fleet run --tls)")
+    group.add_argument("--host-tls-ca", default=None, help="CA certificates to trust (default: the system's)")
+    group.add_argument("--host-tls-cert", default=None, help="client certificate, for mutual TLS")
+    group.add_argument("--host-tls-key", default=None, help="its private key (default: in the certificate file)")
 
 
 events.init_command_line_parser.add_listener(_options)  # type: ignore[no-untyped-call]
@@ -162,6 +174,7 @@ class _Shard:
             duration=math.inf,  # Locust decides when the run ends
             timeout=float(options.exchange_timeout),
             dialect=options.dialect,
+            tls=_client_tls(options),
         )
         self.fleet = Fleet(config, observer=LocustObserver(environment, options.dialect))
         self.fmt = self.fleet.fmt
@@ -194,6 +207,17 @@ def _shard_of(environment: Environment) -> _Shard:
     return _shard
 
 
+def _client_tls(options: Any) -> ClientTls | None:
+    files = (("--host-tls-ca", options.host_tls_ca), ("--host-tls-cert", options.host_tls_cert),
+             ("--host-tls-key", options.host_tls_key))
+    if not options.host_tls:
+        named = [flag for flag, value in files if value is not None]
+        if named:
+            raise ValueError(f"{', '.join(named)} given without --host-tls")
+        return None
+    return ClientTls(ca=options.host_tls_ca, cert=options.host_tls_cert, key=options.host_tls_key)
+
+
 def _target(host: str | None) -> tuple[str, int]:
     text = (host or "").removeprefix("tcp://").rstrip("/")
     name, sep, port = text.rpartition(":")
@@ -220,7 +244,7 @@ class _BlockingDriver(TerminalDriver):
         link = self.link
         if link is None or not link.usable:
             self.drop_connection()
-            link = self.link = BlockingConnection(cfg.host, cfg.port, self.shard.fmt, cfg.timeout)
+            link = self.link = BlockingConnection(cfg.host, cfg.port, self.shard.fmt, cfg.timeout, self.fleet.tls)
             self.fleet.stats.connection_opened()
             self.fleet.observer.connection_opened()
         return link.exchange(frame, cfg.timeout)

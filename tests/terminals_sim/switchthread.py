@@ -9,17 +9,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from specs.tls import ServerTls
 from switch.app import RunningSwitch, serve_switch
 from switch.config import DeclaredTerminal, SwitchConfig
 from terminals_sim.provision import provision_plan
 
 
 @contextmanager
-def threaded_switch(tmp_path: Path, terminals: int) -> Iterator[int]:
-    """A switch that knows the first ``terminals`` of the fleet's default provisioning plan;
-    yields its port."""
+def threaded_switch(tmp_path: Path, terminals: int, tls: ServerTls | None = None) -> Iterator[int]:
+    """A switch that knows the first ``terminals`` of the fleet's default provisioning plan (over
+    TLS with ``tls``); yields its port."""
     declared = tuple(DeclaredTerminal(p.merchant, p.terminal, p.tmk) for p in provision_plan(terminals))
-    config = SwitchConfig(port=0, db=str(tmp_path / "switch.db"), hsm="inproc", terminals=declared)
+    config = SwitchConfig(port=0, db=str(tmp_path / "switch.db"), hsm="inproc", terminals=declared, tls=tls)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     box: dict[str, object] = {}

@@ -12,10 +12,12 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
+from specs.tls import ServerTls
 from switch.records import AuditEvent
 from switchsim.cli import main
 from tests.storeread import read_store
 from tests.terminals_sim.switchthread import threaded_switch
+from tests.tlscerts import make_pki
 
 USERS = 50
 WORKERS = 2
@@ -85,3 +87,44 @@ def test_master_and_two_workers_drive_the_switch_without_failure(tmp_path: Path,
     assert len(signins) == USERS and set(signins.values()) == {1}
     assert int(rows["signoff"]["Request Count"]) == USERS
     assert int(rows["Aggregated"]["Failure Count"]) == 0
+
+
+def test_locust_users_sign_in_and_sell_over_mutual_tls(tmp_path: Path, capsys: object) -> None:
+    # One process (no master), 4 users through the steady scenario against a switch that asks
+    # for a client certificate: every user's terminal signs in once, over TLS, with no failure.
+    pki = make_pki(tmp_path)
+    main(["fleet", "locustfile"])
+    locustfile = capsys.readouterr().out.strip()  # type: ignore[attr-defined]
+    users = 4
+    server = ServerTls(cert=str(pki.server_cert), key=str(pki.server_key), client_ca=str(pki.ca))
+    with threaded_switch(tmp_path, users, tls=server) as port:
+        run = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", locustfile, "--headless", "-u", str(users), "-r", str(users),
+             "-t", "4s", "--csv", str(tmp_path / "run"), "--host", f"127.0.0.1:{port}", "--scenario", "steady",
+             "--terminals-per-worker", str(users), "--host-tls", "--host-tls-ca", str(pki.ca),
+             "--host-tls-cert", str(pki.client_cert), "--host-tls-key", str(pki.client_key)],
+            capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    with (tmp_path / "run_stats.csv").open() as f:
+        rows = {row["Name"]: row for row in csv.DictReader(f)}
+    assert int(rows["signin"]["Request Count"]) == users
+    assert int(rows["Aggregated"]["Failure Count"]) == 0, run.stderr[-3000:]
+    assert int(rows["echo"]["Request Count"]) > 0
+
+
+def test_locust_without_tls_names_its_refusal_by_a_tls_switch(tmp_path: Path, capsys: object) -> None:
+    # The client that does not trust the switch's CA fails every exchange with the TLS reason.
+    pki = make_pki(tmp_path)
+    main(["fleet", "locustfile"])
+    locustfile = capsys.readouterr().out.strip()  # type: ignore[attr-defined]
+    server = ServerTls(cert=str(pki.server_cert), key=str(pki.server_key))
+    with threaded_switch(tmp_path, 1, tls=server) as port:
+        run = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", locustfile, "--headless", "-u", "1", "-r", "1", "-t", "2s",
+             "--csv", str(tmp_path / "run"), "--host", f"127.0.0.1:{port}", "--scenario", "steady",
+             "--terminals-per-worker", "1", "--host-tls", "--host-tls-ca", str(pki.stranger_cert)],
+            capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    with (tmp_path / "run_failures.csv").open() as f:
+        failures = list(csv.DictReader(f))
+    assert failures and all("TLS handshake failed: certificate verify failed" in r["Error"] for r in failures), (
+        failures, run.stderr[-2000:])
