@@ -47,6 +47,8 @@ from switch.records import (
     Transaction,
     TxnStatus,
 )
+from switch.sqlite_checkpoint import INTERVAL as CHECKPOINT_INTERVAL
+from switch.sqlite_checkpoint import WAL_AUTOCHECKPOINT, Checkpointer
 from switch.sqlite_schema import SCHEMA_VERSION
 from switch.sqlite_writer import GroupWriter, JournalStatements
 from switch.store import DuplicateTransaction, StoreError
@@ -111,6 +113,7 @@ class SqliteStore:
         journal_batch: int = JOURNAL_BATCH,
         journal_queue: int = JOURNAL_QUEUE,
         journal_delay: float = JOURNAL_DELAY,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
     ) -> None:
         """Open (and with `create`, make) the store at `path`; a path that cannot hold a store
         (a directory, a missing folder, a file that is not SQLite) is a `StoreError` naming it.
@@ -132,6 +135,8 @@ class SqliteStore:
         try:
             writer_db.execute("PRAGMA journal_mode=WAL")
             writer_db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints are the checkpointer's (switch/sqlite_checkpoint.py), not a commit's.
+            writer_db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
             if migrate:
                 sqlite_schema.migrate(writer_db, shown)
             else:
@@ -154,8 +159,13 @@ class SqliteStore:
             journal_delay=journal_delay,
             on_exit=self._remove_tmp if self._tmp else None,
         )
-        # A store nobody closed (a test) still ends its thread, writing what was queued.
+        writer = self._writer  # not self: the thread must not keep the store alive
+        self._checkpointer = Checkpointer(
+            _connect(self.path, False, shown), lambda: writer.commits, interval=checkpoint_interval
+        )
+        # A store nobody closed (a test) still ends its threads, writing what was queued.
         weakref.finalize(self, self._writer.stop)
+        weakref.finalize(self, self._checkpointer.stop)
 
     def _remove_tmp(self) -> None:
         if self._tmp is not None:
@@ -172,6 +182,7 @@ class SqliteStore:
 
     async def close(self) -> None:
         self._end_drop_burst()
+        await self._checkpointer.close()
         await self._writer.close()
         self._db.close()
 
