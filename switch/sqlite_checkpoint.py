@@ -4,11 +4,11 @@ so that no commit waits for it.
 SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1,000 pages: that
 commit, and with group commit every approval queued behind it, waits while the checkpoint
 copies the pages and syncs the file. On the purchase load of bench/latency.py at 1,000 a second
-(15 s runs, alternating) the p99 was 137 and 126 ms that way, 19 and 24 ms with this thread. The writer's
-connection leaves them to this thread (`WAL_AUTOCHECKPOINT`, a bound far above what the thread
-lets the WAL reach), which runs a PASSIVE checkpoint, one that takes no lock a writer or a
-reader waits for, every `INTERVAL` seconds in which anything was committed. Durability does not
-depend on it: a commit is in the WAL when it returns.
+(15 s runs, alternating) the p99 was 137 and 126 ms that way, 19 and 24 ms with this thread.
+The writer's connection leaves them to this thread (`WAL_AUTOCHECKPOINT`, a bound far above
+what the thread lets the WAL reach), which runs a PASSIVE checkpoint, one that takes no lock a
+writer or a reader waits for, every `INTERVAL` seconds in which anything was committed.
+Durability does not depend on it: a commit is in the WAL when it returns.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class Checkpointer:
         self._commits = commits
         self._interval = interval
         self._stopping = threading.Event()
-        self.checkpoints = 0  # passive checkpoints run
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
 
@@ -52,7 +51,6 @@ class Checkpointer:
                 seen = now
                 try:
                     self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
                 except sqlite3.Error as exc:  # the next round tries again; the writer's bound holds
                     _log.warning("store_checkpoint_failed", error=str(exc))
         finally:

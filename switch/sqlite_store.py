@@ -143,6 +143,7 @@ class SqliteStore:
                 sqlite_schema.check_not_newer(sqlite_schema.version_of(writer_db), shown)
             self._db = _connect(self.path, False, shown)
             self._db.execute("PRAGMA query_only=1")
+            checkpoint_db = _connect(self.path, False, shown)  # the checkpointer's own
         except sqlite3.DatabaseError as exc:
             writer_db.close()
             self._remove_tmp()
@@ -160,9 +161,7 @@ class SqliteStore:
             on_exit=self._remove_tmp if self._tmp else None,
         )
         writer = self._writer  # not self: the thread must not keep the store alive
-        self._checkpointer = Checkpointer(
-            _connect(self.path, False, shown), lambda: writer.commits, interval=checkpoint_interval
-        )
+        self._checkpointer = Checkpointer(checkpoint_db, lambda: writer.commits, interval=checkpoint_interval)
         # A store nobody closed (a test) still ends its threads, writing what was queued.
         weakref.finalize(self, self._writer.stop)
         weakref.finalize(self, self._checkpointer.stop)
