@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hsm_sim.client import Diagnostics, HsmClient
@@ -18,6 +19,7 @@ from switch.cards import ChipKey, add_card
 from switch.config import ConfigError, SwitchConfig
 from switch.context import Services
 from switch.engine import SwitchEngine
+from switch.journalproc import JournalProcess
 from switch.keyservice import KeyService
 from switch.records import (
     DEFAULT_OPERATORS,
@@ -157,6 +159,7 @@ class RunningSwitch:
         if self.server.capture is not None:
             self.server.capture.close()
         await self.transport.close()
+        await self.services.journal.close()
         await self.services.store.close()
 
 
@@ -167,6 +170,8 @@ async def serve_switch(
     observer: Observer = NULL_OBSERVER,
     *,
     worker: int = 0,
+    journal_command: Sequence[str] | None = None,
+    log_level: str = "info",
 ) -> RunningSwitch:
     """Start a switch on ``config.host:config.port`` (0 picks a free port) over ``store`` (by
     default the one ``config.db`` names); ``observer`` hears every exchange, connection, HSM
@@ -176,7 +181,11 @@ async def serve_switch(
     ``worker`` N (1-9) is one worker of `serve --workers` (switchsim/serve_workers.py): it shares
     the port with the others (SO_REUSEPORT), names itself in its RRNs, and leaves the config's
     declarations alone, which its supervisor applied once before starting the workers (a worker
-    re-registering a terminal as it restarts would end that terminal's session)."""
+    re-registering a terminal as it restarts would end that terminal's session).
+
+    ``journal_command``: the journal is kept by a process that command starts (`serve` passes
+    switchsim/journal_child.py; switch/journalproc.py), which opens ``config.db`` itself; without
+    it, or when it cannot start, the switch keeps its journal in its own loop."""
     tls = config.tls.context() if config.tls is not None else None  # a bad file: before anything opens
     hsm = transport if transport is not None else transport_from_url(config.hsm)
     if store is None:
@@ -184,6 +193,18 @@ async def serve_switch(
     await require_current(store, parse_store_url(config.db).shown)
     services = build_services(config, store, hsm, observer, worker=worker)
     await services.resume_rrns()
+    if journal_command is not None:
+        journal = await JournalProcess.start(
+            journal_command,
+            store_url=config.db,
+            dialect=config.dialect,
+            keep_raw=config.keep_raw,
+            log_level=log_level,
+            fallback=services.journal,
+            observer=observer,
+        )
+        if journal is not None:
+            services.journal = journal
     if not worker:
         await apply_declarations(services)
     server = SwitchServer(
@@ -197,7 +218,11 @@ async def serve_switch(
         reuse_port=worker > 0,
         tls=tls,
     )
-    port = await server.start(config.host, config.port)
+    try:
+        port = await server.start(config.host, config.port)
+    except BaseException:
+        await services.journal.close()
+        raise
     return RunningSwitch(services, server, port, hsm)
 
 

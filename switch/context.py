@@ -14,6 +14,7 @@ from specs.message import Message
 from specs.observer import NULL_OBSERVER, Observer
 from switch.config import SwitchConfig
 from switch.icparams import IcParameters
+from switch.journalsink import InlineJournal, JournalSink
 from switch.keyservice import KeyService
 from switch.records import AuditEvent, AuditRecord, SessionKeys, TerminalId
 from switch.ruleset import RuleSet
@@ -39,6 +40,9 @@ class Services:
     observer: Observer = NULL_OBSERVER  # hears sign-ins come and go (terminals signed in)
     # `serve --workers N`: this process's worker number, 1 to 9 (0: a switch of one process).
     worker: int = 0
+    # Where the journal's drafts go: made into entries here, or in `serve`'s journal process
+    # (switch/journalproc.py), which takes the place of this one before the engine starts.
+    journal: JournalSink = field(init=False)
     _rrn: int = 0
     _rrn_second: int = -1
     _rrn_date: str = ""
@@ -46,6 +50,7 @@ class Services:
     def __post_init__(self) -> None:
         if not 0 <= self.worker <= MAX_WORKERS:
             raise ValueError(f"worker must be 0 to {MAX_WORKERS} (one digit of the RRN), got {self.worker}")
+        self.journal = InlineJournal(self.codec, self.store, keep_raw=self.config.keep_raw)
 
     def next_rrn(self) -> str:
         """Retrieval reference number (37): YYDDD + a 6-digit sequence + the worker digit (0 for

@@ -29,7 +29,8 @@ from specs.response import ResponseCode
 from switch import macdiag, malformed
 from switch.chip import with_script
 from switch.context import Exchange, Result, Services, audit
-from switch.journalwire import record_json, request_wire, views
+from switch.journaldraft import Draft
+from switch.journalwire import request_wire, views
 from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
@@ -314,26 +315,22 @@ class SwitchEngine:
         result: Result | None = None,
         wire: bytes | None = None,
     ) -> None:
-        # Masked values only; subfields are derived again when `switchsim trace` prints them.
-        seen = views(self.codec, wire or request_wire(self.codec, ex.frame), message, keep_raw=self.keep_raw)
+        # A draft, not an entry: masking and formatting are the journal's (switch/journaldraft.py),
+        # which `serve` runs in a process of its own (switch/journalproc.py).
         refused = result is not None and result.code != ResponseCode.APPROVED
-        masked = record_json(self.codec, message, ex.frame if direction == "in" else None)
-        self.services.store.add_journal(
-            JournalEntry(
-                time=self.services.clock(),
-                direction=direction,
-                merchant=ex.tid.merchant,
-                terminal=ex.tid.terminal,
-                remote=ex.remote,
-                mti=message.mti,
-                stan=message.fields.get(11) or "",
-                response_code=message.fields.get(39) or "",
-                masked_json=masked,
-                error=error,
-                reason=result.reason if refused and result is not None else "",
-                warnings=result.warnings if result is not None else (),
-                wire=seen.masked,
-                raw=seen.raw,
+        self.services.journal.put(
+            Draft(
+                self.services.clock(),
+                direction,
+                ex.tid.merchant,
+                ex.tid.terminal,
+                ex.remote,
+                message.mti,
+                dict(message.fields),
+                error,
+                result.reason if refused and result is not None else "",
+                result.warnings if result is not None else (),
+                wire or request_wire(self.codec, ex.frame),
             )
         )
 
@@ -341,7 +338,7 @@ class SwitchEngine:
         self, direction: str, tid: TerminalId, remote: str, mti: str, frame: Frame, exc: CodecError, stan: str
     ) -> None:
         seen = views(self.codec, request_wire(self.codec, frame), None, keep_raw=self.keep_raw)
-        self.services.store.add_journal(
+        self.services.journal.put(
             JournalEntry(
                 time=self.services.clock(),
                 direction=direction,

@@ -122,6 +122,9 @@ class Store(Protocol):
     async def add_audit(self, record: AuditRecord) -> None: ...
     async def list_audit(self, terminal: str | None = None, since: float | None = None) -> Sequence[AuditRecord]: ...
     def add_journal(self, entry: JournalEntry) -> None: ...  # queued, not awaited (see above)
+    # entries dropped (a full queue) or lost (a batch the store refused) since it was opened
+    @property
+    def journal_dropped(self) -> int: ...
     async def list_journal(
         self,
         terminal: str | None = None,

@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -47,11 +47,13 @@ from switch.terminalview import session_state
 from switchsim import argtypes, logs
 from switchsim.cli import ARGV_ATTR
 from switchsim.errors import EXIT_OK, RunFailed, UsageError
+from switchsim.journal_child import COMMAND as JOURNAL_COMMAND
 from switchsim.metrics_options import add_metrics_options, shared_metrics, start_metrics
 from switchsim.serve_workers import (
     WORKER_OPTION,
     Supervisor,
     check_workers,
+    in_memory,
     listen_error,
     reserve_port,
     startup_errors_to_supervisor,
@@ -100,6 +102,13 @@ def register(sub: Any) -> None:
         choices=("on", "off"),
         help="one log line per approved exchange (default on; off for load runs: declines, refusals "
         "and errors are still logged)",
+    )
+    serve.add_argument(
+        "--journal-process",
+        choices=("on", "off"),
+        default="on",
+        help="mask, format and write the journal in a process beside the switch, off its loop (default on; "
+        "off: in the switch's loop; a :memory: store always is)",
     )
     serve.add_argument(
         "--workers",
@@ -475,7 +484,8 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             # A worker's store is shared with the other workers: nothing it holds is cached.
             store = await open_store(config.db, shared=bool(worker))
-            running = await _start(config, store, transport, metrics.observer, worker)
+            journal = JOURNAL_COMMAND if args.journal_process == "on" and not in_memory(config.db) else None
+            running = await _start(config, store, transport, metrics.observer, worker, journal, args.log_level)
         except BaseException:
             if store is not None:
                 await store.close()
@@ -503,11 +513,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _start(
-    config: SwitchConfig, store: Store, transport: HsmTransport, observer: Observer, worker: int = 0
+    config: SwitchConfig,
+    store: Store,
+    transport: HsmTransport,
+    observer: Observer,
+    worker: int = 0,
+    journal: Sequence[str] | None = None,
+    log_level: str = "info",
 ) -> RunningSwitch:
     await _check_hsm(config, transport)
     try:
-        return await serve_switch(config, store, transport, observer, worker=worker)
+        return await serve_switch(
+            config, store, transport, observer, worker=worker, journal_command=journal, log_level=log_level
+        )
     except OSError as exc:
         raise listen_error(config.host, config.port, exc) from None
 

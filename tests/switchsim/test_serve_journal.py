@@ -1,0 +1,75 @@
+"""`switchsim serve` keeps its journal in a process beside it (switchsim/journal_child.py) unless
+told `--journal-process off`: the entries of an exchange are written either way, the process
+ends with the switch, and a switch killed with -9 takes no written entry with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.switchsim.cli import Serving
+from tests.switchsim.test_serve import purchase_answer
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def journal(db: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT direction, mti, stan FROM journal ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("option", ["on", "off"])
+def test_the_journal_of_an_exchange_is_written_with_or_without_its_process(tmp_path: Path, option: str) -> None:
+    db = tmp_path / "s.db"
+    with Serving(["--db", str(db), "--port", "0", "--journal-process", option], tmp_path) as serving:
+        helpers = children(serving.pid)
+        assert purchase_answer(serving.port, "000000000100") != ""
+    assert len(helpers) == (1 if option == "on" else 0)
+    assert journal(db) == [("in", "0200", "000123"), ("out", "0210", "000123")]
+    assert not any(alive(pid) for pid in helpers)  # it ended with the switch
+    assert serving.result is not None and serving.result.returncode == 0
+
+
+def test_a_memory_store_keeps_its_journal_in_the_switch(tmp_path: Path) -> None:
+    with Serving(["--db", ":memory:", "--port", "0"], tmp_path) as serving:
+        assert children(serving.pid) == []
+
+
+def test_a_switch_killed_with_minus_9_leaves_no_journal_process_and_its_entries_written(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with Serving(["--db", str(db), "--port", "0"], tmp_path) as serving:
+        [helper] = children(serving.pid)
+        purchase_answer(serving.port, "000000000100")
+        time.sleep(0.5)  # the answer left; the drafts are handed over at the end of that turn
+        assert serving.kill() == -signal.SIGKILL
+        for _ in range(200):
+            if not alive(helper):
+                break
+            time.sleep(0.05)
+        assert not alive(helper)
+    assert journal(db) == [("in", "0200", "000123"), ("out", "0210", "000123")]
