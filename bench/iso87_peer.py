@@ -7,6 +7,7 @@ iso8583sim is installed on first use into /tmp/sim-venv, outside the repository
 (`python3 -m venv /tmp/sim-venv && /tmp/sim-venv/bin/pip install iso8583sim==1.6.0`) and started
 with `serve --format ascii-binary --header 2b` (ASCII MTI, binary bitmap, 2-byte binary length:
 our iso87-binary). If it cannot be installed, only our figures and the echo host are printed.
+The "in-loop journal" row is our switch with `serve --journal-process off`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from specs.framing import encode_frame
 
 SIM_VENV = Path("/tmp/sim-venv")
 LOADS = ((1, 1), (10, 8))  # connections x requests in flight on each
+# The same switch with `serve --journal-process off`: the journal masked and written in its loop
+# (docs/store.md, "The journal process"), the baseline of what the process takes off the loop.
+IN_LOOP = "in-loop journal"
 
 
 def frames(path: Path, n: int) -> Path:
@@ -69,10 +73,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         config = write_config(tmp)
+        (tmp / "in-loop").mkdir()
+        in_loop_config = write_config(tmp / "in-loop")  # a store of its own
         load = frames(tmp / "nm.frames", args.count)
-        ports = {"switchsim": free_port(), "echo host": free_port(), "iso8583sim": free_port()}
+        ports = {"switchsim": free_port(), IN_LOOP: free_port(), "echo host": free_port(), "iso8583sim": free_port()}
         procs = [
             start_switch(config, ports["switchsim"], "--log-exchanges", args.log_exchanges),
+            start_switch(
+                in_loop_config, ports[IN_LOOP], "--log-exchanges", args.log_exchanges, "--journal-process", "off"
+            ),
             start_echo(shared, ports["echo host"]),
         ]
         peer = start_peer(ports["iso8583sim"])
@@ -87,7 +96,7 @@ def main() -> None:
             print("0800 network management (70 = 301), iso87-binary framing, blast.py client")
             for port in ports.values():  # warm-up: imports, caches, the first connections
                 blast(shared, port, load, 4, min(args.count, 2000))
-            print(f"{'round':>5} {'host':<11} {'conns x depth':>13} {'TPS':>8} {'p50 ms':>7} {'p99 ms':>7}")
+            print(f"{'round':>5} {'host':<15} {'conns x depth':>13} {'TPS':>8} {'p50 ms':>7} {'p99 ms':>7}")
             # Each round runs every host once per load, one after the other, so that the ratios
             # of a round are measured side by side; the median over rounds evens out a machine
             # whose load moves.
@@ -100,7 +109,7 @@ def main() -> None:
                         tps[name] = result["tps"]
                         p50, p99 = result.get("p50_ms", float("nan")), result.get("p99_ms", float("nan"))
                         print(
-                            f"{round_:>5} {name:<11} {f'{conns} x {depth}':>13} {result['tps']:>8.0f} "
+                            f"{round_:>5} {name:<15} {f'{conns} x {depth}':>13} {result['tps']:>8.0f} "
                             f"{p50:>7.3f} {p99:>7.3f}"
                         )
                     for name in tps:
