@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from switchsim.cmd_switch import journal_process_wanted
 from tests.switchsim.cli import Serving
 from tests.switchsim.test_serve import purchase_answer
 
@@ -43,7 +44,7 @@ def journal(db: Path) -> list[tuple[str, str, str]]:
         return con.execute("SELECT direction, mti, stan FROM journal ORDER BY id").fetchall()
 
 
-@pytest.mark.parametrize("option", ["on", "off"])
+@pytest.mark.parametrize("option", ["on", "off"])  # on: whatever the cores of the machine running this
 def test_the_journal_of_an_exchange_is_written_with_or_without_its_process(tmp_path: Path, option: str) -> None:
     db = tmp_path / "s.db"
     with Serving(["--db", str(db), "--port", "0", "--journal-process", option], tmp_path) as serving:
@@ -55,14 +56,34 @@ def test_the_journal_of_an_exchange_is_written_with_or_without_its_process(tmp_p
     assert serving.result is not None and serving.result.returncode == 0
 
 
+@pytest.mark.parametrize(
+    ("choice", "workers", "cores", "memory", "wanted"),
+    [
+        ("auto", 1, 2, False, True),  # a core left over: the process takes the journal there
+        ("auto", 2, 2, False, False),  # every core runs a worker's loop
+        ("auto", 3, 2, False, False),
+        ("auto", 1, 1, False, False),
+        ("auto", 3, 4, False, True),
+        ("on", 2, 2, False, True),  # asked for: whatever the cores
+        ("off", 1, 8, False, False),
+        ("on", 1, 8, True, False),  # nobody else can open a :memory: store
+        ("auto", 1, 8, True, False),
+    ],
+)
+def test_auto_runs_the_journal_process_where_a_core_is_left_for_it(
+    choice: str, workers: int, cores: int, memory: bool, wanted: bool
+) -> None:
+    assert journal_process_wanted(choice, workers, cores, memory) is wanted
+
+
 def test_a_memory_store_keeps_its_journal_in_the_switch(tmp_path: Path) -> None:
-    with Serving(["--db", ":memory:", "--port", "0"], tmp_path) as serving:
+    with Serving(["--db", ":memory:", "--port", "0", "--journal-process", "on"], tmp_path) as serving:
         assert children(serving.pid) == []
 
 
 def test_a_switch_killed_with_minus_9_leaves_no_journal_process_and_its_entries_written(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    with Serving(["--db", str(db), "--port", "0"], tmp_path) as serving:
+    with Serving(["--db", str(db), "--port", "0", "--journal-process", "on"], tmp_path) as serving:
         [helper] = children(serving.pid)
         purchase_answer(serving.port, "000000000100")
         time.sleep(0.5)  # the answer left; the drafts are handed over at the end of that turn
