@@ -29,7 +29,6 @@ from specs.response import ResponseCode
 from switch import macdiag, malformed
 from switch.chip import with_script
 from switch.context import Exchange, Result, Services, audit
-from switch.journaldraft import Draft
 from switch.journalwire import request_wire, views
 from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
@@ -315,30 +314,27 @@ class SwitchEngine:
         result: Result | None = None,
         wire: bytes | None = None,
     ) -> None:
-        # A draft, not an entry: masking and formatting are the journal's (switch/journaldraft.py),
-        # which `serve` runs in a process of its own (switch/journalproc.py).
+        # Masking and formatting are the journal's (switch/journaldraft.py), which `serve` runs in
+        # a process of its own where a core is left for it (switch/journalproc.py).
         refused = result is not None and result.code != ResponseCode.APPROVED
-        self.services.journal.put(
-            Draft(
-                self.services.clock(),
-                direction,
-                ex.tid.merchant,
-                ex.tid.terminal,
-                ex.remote,
-                message.mti,
-                dict(message.fields),
-                error,
-                result.reason if refused and result is not None else "",
-                result.warnings if result is not None else (),
-                wire or request_wire(self.codec, ex.frame),
-            )
+        self.services.journal.message(
+            self.services.clock(),
+            direction,
+            ex.tid,
+            ex.remote,
+            message,
+            ex.frame,
+            error,
+            result.reason if refused and result is not None else "",
+            result.warnings if result is not None else (),
+            wire or request_wire(self.codec, ex.frame),
         )
 
     def _journal_raw(
         self, direction: str, tid: TerminalId, remote: str, mti: str, frame: Frame, exc: CodecError, stan: str
     ) -> None:
         seen = views(self.codec, request_wire(self.codec, frame), None, keep_raw=self.keep_raw)
-        self.services.journal.put(
+        self.services.journal.entry(
             JournalEntry(
                 time=self.services.clock(),
                 direction=direction,

@@ -1,11 +1,11 @@
 """What an exchange hands the journal, and the masked entry made of it.
 
-A `Draft` is what the loop can afford for each message in or out: the values it already holds
-and the frame's bytes, nothing formatted. `entry_of` makes the `JournalEntry` of a draft (the
-masked decode, the masked wire, and the raw hex only with `serve --keep-raw`), in the switch
-(switch/journalsink.py, `InlineJournal`) or in the journal process that `serve` runs beside
-it (switch/journalproc.py). A draft holds clear values, so it never leaves those two: only its
-entry is written, logged or shown.
+`message_entry` makes the `JournalEntry` of one message in or out (the masked decode, the masked
+wire, and the raw hex only with `serve --keep-raw`): the one implementation, used by the
+in-loop journal (switch/journalsink.py, `InlineJournal`) with the values the loop holds, and by
+the journal process `serve` runs beside the switch (switch/journalproc.py) with a `Draft`: those
+values as builtins, cheap to make on the loop and to pickle, the frame as its bytes. A draft
+holds clear values, so it never leaves those two: only its entry is written, logged or shown.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from specs.codec import Codec
-from specs.framing import split_payload
+from specs.framing import Frame, split_payload
 from specs.message import Message
 from switch.journalwire import record_json, views
 from switch.records import JournalEntry
@@ -34,33 +34,63 @@ class Draft(NamedTuple):  # a tuple of builtins: cheap to make on the loop and t
     wire: bytes  # the whole frame: length, TPDU and header, body
 
 
-# An unreadable frame's entry is made where it is seen (EngineSwitch._journal_raw): it is rare,
+# An unreadable frame's entry is made where it is seen (SwitchEngine._journal_raw): it is rare,
 # and what it records (the typed error, the frame's length) is not in a draft.
 Item = Draft | JournalEntry
 
 
-def entry_of(codec: Codec, item: Item, *, keep_raw: bool) -> JournalEntry:
-    """The journal entry of ``item``: masked as every view masks (switch/journalwire.py)."""
-    if isinstance(item, JournalEntry):
-        return item
-    fmt = codec.dialect.framing
-    message = Message(item.mti, item.fields, codec.dialect)  # no offsets: views decode when they mask
-    # A request's TPDU and header are in its entry; they are read off its own bytes.
-    frame = split_payload(fmt, item.wire[fmt.length.size :]) if item.direction == "in" else None
-    seen = views(codec, item.wire, message, keep_raw=keep_raw)
+def message_entry(
+    codec: Codec,
+    time: float,
+    direction: str,
+    merchant: str,
+    terminal: str,
+    remote: str,
+    message: Message,
+    frame: Frame | None,
+    error: str,
+    reason: str,
+    warnings: tuple[str, ...],
+    wire: bytes,
+    *,
+    keep_raw: bool,
+) -> JournalEntry:
+    """The entry of ``message``, masked as every view masks (switch/journalwire.py). ``frame``:
+    a request's, whose TPDU and header the entry keeps (None for an answer); ``wire``: the
+    whole frame's bytes."""
+    seen = views(codec, wire, message, keep_raw=keep_raw)
+    fields = message.fields
     return JournalEntry(
-        time=item.time,
-        direction=item.direction,
-        merchant=item.merchant,
-        terminal=item.terminal,
-        remote=item.remote,
-        mti=item.mti,
-        stan=item.fields.get(11) or "",
-        response_code=item.fields.get(39) or "",
+        time=time,
+        direction=direction,
+        merchant=merchant,
+        terminal=terminal,
+        remote=remote,
+        mti=message.mti,
+        stan=fields.get(11) or "",
+        response_code=fields.get(39) or "",
         masked_json=record_json(codec, message, frame),
-        error=item.error,
-        reason=item.reason,
-        warnings=item.warnings,
+        error=error,
+        reason=reason,
+        warnings=warnings,
         wire=seen.masked,
         raw=seen.raw,
+    )
+
+
+def entry_of(codec: Codec, item: Item, *, keep_raw: bool) -> JournalEntry:
+    """The entry of a draft (or the entry itself), in the journal process: its message made
+    again without offsets (views decode the frame when they must mask), a request's frame read
+    off its own bytes."""
+    if isinstance(item, JournalEntry):
+        return item
+    frame = None
+    if item.direction == "in":
+        fmt = codec.dialect.framing
+        frame = split_payload(fmt, item.wire[fmt.length.size :])
+    message = Message(item.mti, item.fields, codec.dialect)
+    d = item
+    return message_entry(
+        codec, d.time, d.direction, d.merchant, d.terminal, d.remote, message, frame, d.error, d.reason,
+        d.warnings, d.wire, keep_raw=keep_raw,
     )

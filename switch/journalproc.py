@@ -22,10 +22,14 @@ import pickle
 import time
 from collections.abc import Sequence
 
+from specs.codec import Codec, codec_for
+from specs.framing import Frame
 from specs.logs import get_logger
+from specs.message import Message
 from specs.observer import Observer
-from switch.journaldraft import Item
+from switch.journaldraft import Draft, Item, entry_of
 from switch.journalsink import JournalSink
+from switch.records import JournalEntry, TerminalId
 
 _log = get_logger("switch.journal")
 
@@ -42,8 +46,11 @@ def encode_batch(items: Sequence[Item], flush: int) -> bytes:
 
 
 class JournalProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, fallback: JournalSink, observer: Observer) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, codec: Codec, keep_raw: bool, fallback: JournalSink, observer: Observer
+    ) -> None:
         assert proc.stdin is not None and proc.stdout is not None
+        self._codec, self._keep_raw = codec, keep_raw
         self._proc, self._stdin, self._stdout = proc, proc.stdin, proc.stdout
         self._fallback, self._observer = fallback, observer
         self._loop = asyncio.get_running_loop()
@@ -91,7 +98,7 @@ class JournalProcess:
             status = await proc.wait()
             _log.warning("journal_process_unavailable", reason=f"it ended with status {status} before its store opened")
             return None
-        return cls(proc, fallback, observer)
+        return cls(proc, codec_for(dialect), keep_raw, fallback, observer)
 
     @property
     def pid(self) -> int:
@@ -102,10 +109,32 @@ class JournalProcess:
         """The process takes the drafts (it has not ended, and close has not begun)."""
         return not self._gone
 
-    def put(self, item: Item) -> None:
+    def message(
+        self,
+        when: float,
+        direction: str,
+        tid: TerminalId,
+        remote: str,
+        message: Message,
+        frame: Frame,
+        error: str,
+        reason: str,
+        warnings: tuple[str, ...],
+        wire: bytes,
+    ) -> None:
         if self._gone:
-            self._fallback.put(item)
+            self._fallback.message(when, direction, tid, remote, message, frame, error, reason, warnings, wire)
             return
+        merchant, terminal, mti, fields = tid.merchant, tid.terminal, message.mti, dict(message.fields)
+        self._put(Draft(when, direction, merchant, terminal, remote, mti, fields, error, reason, warnings, wire))
+
+    def entry(self, entry: JournalEntry) -> None:
+        if self._gone:
+            self._fallback.entry(entry)
+            return
+        self._put(entry)
+
+    def _put(self, item: Item) -> None:
         batch = self._batch
         batch.append(item)
         if len(batch) == 1:  # the first of this turn: the batch leaves when the turn ends
@@ -115,9 +144,9 @@ class JournalProcess:
         batch, self._batch = self._batch, []
         if not self._gone and self._stdin.transport.is_closing():
             self._gone = True  # the process went away; _read logs it once
-        if self._gone:
+        if self._gone:  # the process went before this batch: its entries are made here
             for item in batch:
-                self._fallback.put(item)
+                self._fallback.entry(entry_of(self._codec, item, keep_raw=self._keep_raw))
             return
         if not batch and not flush:
             return

@@ -3,7 +3,7 @@
 `InlineJournal` makes each entry at once and queues it in the store: a switch of one process,
 as a test or an embedding program runs it. `serve` hands them to a process of its own instead
 (switch/journalproc.py), so that masking, formatting and writing the journal take none of the
-loop's time. Either way `put` never blocks and never raises (store.py: a full queue drops
+loop's time. Either way handing over never blocks and never raises (store.py: a full queue drops
 entries, counted), and `flush` returns once everything put before it is written.
 """
 
@@ -12,12 +12,34 @@ from __future__ import annotations
 from typing import Protocol
 
 from specs.codec import Codec
-from switch.journaldraft import Item, entry_of
+from specs.framing import Frame
+from specs.message import Message
+from switch.journaldraft import message_entry
+from switch.records import JournalEntry, TerminalId
 from switch.store import Store
 
 
 class JournalSink(Protocol):
-    def put(self, item: Item) -> None: ...
+    def message(
+        self,
+        when: float,
+        direction: str,
+        tid: TerminalId,
+        remote: str,
+        message: Message,
+        frame: Frame,
+        error: str,
+        reason: str,
+        warnings: tuple[str, ...],
+        wire: bytes,
+    ) -> None:
+        """One message in or out (``frame``: the request's, either way; ``wire``: the whole
+        frame of ``message``), as the loop holds it (`message_entry`)."""
+        ...
+
+    def entry(self, entry: JournalEntry) -> None:
+        """An entry made already (an unreadable frame's)."""
+        ...
 
     async def flush(self) -> None: ...
 
@@ -30,8 +52,28 @@ class InlineJournal:
     def __init__(self, codec: Codec, store: Store, *, keep_raw: bool) -> None:
         self._codec, self._store, self._keep_raw = codec, store, keep_raw
 
-    def put(self, item: Item) -> None:
-        self._store.add_journal(entry_of(self._codec, item, keep_raw=self._keep_raw))
+    def message(
+        self,
+        when: float,
+        direction: str,
+        tid: TerminalId,
+        remote: str,
+        message: Message,
+        frame: Frame,
+        error: str,
+        reason: str,
+        warnings: tuple[str, ...],
+        wire: bytes,
+    ) -> None:
+        self._store.add_journal(
+            message_entry(
+                self._codec, when, direction, tid.merchant, tid.terminal, remote, message,
+                frame if direction == "in" else None, error, reason, warnings, wire, keep_raw=self._keep_raw,
+            )
+        )
+
+    def entry(self, entry: JournalEntry) -> None:
+        self._store.add_journal(entry)
 
     async def flush(self) -> None:
         await self._store.flush()

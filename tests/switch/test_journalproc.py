@@ -16,12 +16,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from specs.codec import codec_for
+from specs.framing import decode_frame
+from specs.message import Message
 from specs.observer import NULL_OBSERVER
 from switch import journalproc
-from switch.journaldraft import Draft
 from switch.journalproc import JournalProcess
 from switch.journalsink import InlineJournal
-from switch.records import JournalEntry
+from switch.records import JournalEntry, TerminalId
 from switch.sqlite_store import SqliteStore
 from switchsim.journal_child import COMMAND
 from tests.switch import cupwire
@@ -59,22 +60,26 @@ def purchase_wire() -> bytes:
     return cupwire.frame(cupwire.body("0200", fields))
 
 
-def draft(wire: bytes, fields: dict[int, str], mti: str, direction: str = "in", **kw: object) -> Draft:
-    values: dict[str, object] = {
-        "time": 1_700_000_000.5,
-        "direction": direction,
-        "merchant": "848100058126002",
-        "terminal": "00000764",
-        "remote": "127.0.0.1:40000",
-        "mti": mti,
-        "fields": fields,
-        "error": "",
-        "reason": "",
-        "warnings": (),
-        "wire": wire,
-    }
-    values.update(kw)
-    return Draft(**values)  # type: ignore[arg-type]
+def hand_over(
+    process: JournalProcess,
+    wire: bytes,
+    fields: dict[int, str],
+    mti: str,
+    direction: str = "in",
+    *,
+    reason: str = "",
+    warnings: tuple[str, ...] = (),
+) -> None:
+    """One message as the engine hands it over: its values (``fields``, as the loop holds them)
+    and its frame's bytes (``wire``). An answer's bytes matter only where they are masked."""
+    codec = codec_for(process_dialect[process])
+    frame = decode_frame(codec.dialect.framing, wire)
+    message = Message.build(codec.dialect, mti, fields)
+    process.message(1_700_000_000.5, direction, TID, "127.0.0.1:40000", message, frame, "", reason, warnings, wire)
+
+
+TID = TerminalId("848100058126002", "00000764")
+process_dialect: dict[JournalProcess, str] = {}
 
 
 @pytest.fixture
@@ -95,6 +100,7 @@ async def start(store: SqliteStore, dialect: str, *, keep_raw: bool = False) -> 
         observer=NULL_OBSERVER,
     )
     assert process is not None
+    process_dialect[process] = dialect
     return process
 
 
@@ -107,7 +113,7 @@ def rows(path: str) -> list[tuple[object, ...]]:
 
 async def test_an_0800_is_written_by_the_process_as_the_switch_would_write_it(store: SqliteStore) -> None:
     process = await start(store, "iso87-binary")
-    process.put(draft(NM_0800, NM_FIELDS, "0800"))
+    hand_over(process, NM_0800, NM_FIELDS, "0800")
     await process.flush()  # returns once the process's store has the entry
     expected_json = '{"mti": "0800", "fields": {"7": "1122123456", "11": "000001", "70": "301"}}'
     assert rows(store.path) == [("in", "0800", "000001", "", expected_json, NM_0800.hex().upper(), "", "", "")]
@@ -119,7 +125,7 @@ async def test_a_purchase_entry_is_masked_in_the_process(store: SqliteStore) -> 
     fields = {2: PAN, 3: "000000", 4: "000000000100", 11: "000123", 22: "021", 25: "00", 35: TRACK2}
     fields |= {41: "00000764", 42: "848100058126002", 49: "156", 52: PIN_BLOCK, 60: "22000001"}
     process = await start(store, "cup-pos")
-    process.put(draft(wire, fields, "0200"))
+    hand_over(process, wire, fields, "0200")
     await process.close()  # close writes what was put
     [(direction, mti, stan, _, masked_json, masked_wire, raw, _, _)] = rows(store.path)
     assert (direction, mti, stan, raw) == ("in", "0200", "000123", "")
@@ -139,7 +145,7 @@ async def test_a_purchase_entry_is_masked_in_the_process(store: SqliteStore) -> 
 async def test_keep_raw_keeps_the_frame_unmasked_only_when_asked(store: SqliteStore) -> None:
     process = await start(store, "cup-pos", keep_raw=True)
     wire = purchase_wire()
-    process.put(draft(wire, {2: PAN, 11: "000123", 52: PIN_BLOCK}, "0200"))
+    hand_over(process, wire, {2: PAN, 11: "000123", 52: PIN_BLOCK}, "0200")
     await process.close()
     [row] = rows(store.path)
     assert row[6] == wire.hex().upper()
@@ -149,10 +155,9 @@ async def test_answers_keep_their_reason_warnings_and_order(store: SqliteStore) 
     process = await start(store, "iso87-binary")
     for n in range(1, 301):
         stan = f"{n:06d}"
-        process.put(draft(NM_0800, {**NM_FIELDS, 11: stan}, "0800"))
-        process.put(
-            draft(NM_0800, {11: stan, 39: "96"}, "0810", "out", reason="HSM unavailable", warnings=("48: too long",))
-        )
+        hand_over(process, NM_0800, {**NM_FIELDS, 11: stan}, "0800")
+        answer = {11: stan, 39: "96"}
+        hand_over(process, NM_0800, answer, "0810", "out", reason="HSM unavailable", warnings=("48: too long",))
     await process.flush()
     written = rows(store.path)
     assert [(r[0], r[2]) for r in written] == [(d, f"{n:06d}") for n in range(1, 301) for d in ("in", "out")]
@@ -163,23 +168,23 @@ async def test_answers_keep_their_reason_warnings_and_order(store: SqliteStore) 
 async def test_an_unreadable_frames_entry_is_written_as_it_was_made(store: SqliteStore) -> None:
     process = await start(store, "cup-pos")
     entry = JournalEntry(1.0, "in", "", "", "r", "", "", "", '{"length": 3}', "frame too short", wire="0003AABBCC")
-    process.put(entry)
+    process.entry(entry)
     await process.close()
     assert rows(store.path) == [("in", "", "", "", '{"length": 3}', "0003AABBCC", "", "", "")]
 
 
 async def test_a_process_that_dies_is_logged_once_and_the_journal_goes_on_in_the_switch(store: SqliteStore) -> None:
     process = await start(store, "iso87-binary")
-    process.put(draft(NM_0800, NM_FIELDS, "0800"))
+    hand_over(process, NM_0800, NM_FIELDS, "0800")
     await process.flush()
     with capture_logs() as logs:
         os.kill(process.pid, signal.SIGKILL)
         for _ in range(200):  # the reader sees the pipe close
             await asyncio.sleep(0.01)
-            process.put(draft(NM_0800, {**NM_FIELDS, 11: "000002"}, "0800"))
+            hand_over(process, NM_0800, {**NM_FIELDS, 11: "000002"}, "0800")
             if any(e["event"] == "journal_process_ended" for e in logs):
                 break
-        process.put(draft(NM_0800, {**NM_FIELDS, 11: "000003"}, "0800"))
+        hand_over(process, NM_0800, {**NM_FIELDS, 11: "000003"}, "0800")
         await process.flush()
         await process.close()
     ended = [e for e in logs if e["event"] == "journal_process_ended"]
@@ -198,7 +203,7 @@ async def test_a_process_that_does_not_read_makes_the_switch_drop_and_count(
         with capture_logs() as logs:
             for n in range(400):
                 for _ in range(50):
-                    process.put(draft(NM_0800, {**NM_FIELDS, 11: f"{n:06d}"}, "0800"))
+                    hand_over(process, NM_0800, {**NM_FIELDS, 11: f"{n:06d}"}, "0800")
                 await asyncio.sleep(0)  # a turn of the loop: the batch is written
     finally:
         os.kill(process.pid, signal.SIGCONT)
@@ -230,7 +235,7 @@ async def test_sigint_to_the_process_does_not_stop_it(store: SqliteStore) -> Non
     with capture_logs() as logs:
         os.kill(process.pid, signal.SIGINT)  # as a Ctrl-C reaches the whole process group
         await asyncio.sleep(0.5)
-        process.put(draft(NM_0800, NM_FIELDS, "0800"))
+        hand_over(process, NM_0800, NM_FIELDS, "0800")
         await process.flush()
         assert process.running
         await process.close()
