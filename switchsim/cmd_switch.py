@@ -519,7 +519,7 @@ def journal_process_wanted(choice: str, workers: int, cores: int, memory: bool) 
     its own (docs/store.md). It takes work off the loop onto a core the loop cannot use, so
     `auto` runs it only where one is left: with as many workers as cores, every core already
     runs a loop, and the process would only add the hand-over (on 2 cores, 0800s with 2 workers:
-    10,689/s without it, 8,289/s with it, bench/workers.py). No other process can open a
+    10,689/s without it, 8,289/s with it, one run each of bench/workers.py). No other process can open a
     `:memory:` store."""
     if memory or choice == "off":
         return False
