@@ -27,7 +27,7 @@ from specs.framing import Frame
 from specs.logs import get_logger
 from specs.message import Message
 from specs.observer import Observer
-from switch.journaldraft import Draft, Item, entry_of
+from switch.journaldraft import Item, entry_of
 from switch.journalsink import JournalSink
 from switch.records import JournalEntry, TerminalId
 
@@ -125,8 +125,9 @@ class JournalProcess:
         if self._gone:
             self._fallback.message(when, direction, tid, remote, message, frame, error, reason, warnings, wire)
             return
+        # a Draft (switch/journaldraft.py)
         merchant, terminal, mti, fields = tid.merchant, tid.terminal, message.mti, dict(message.fields)
-        self._put(Draft(when, direction, merchant, terminal, remote, mti, fields, error, reason, warnings, wire))
+        self._put((when, direction, merchant, terminal, remote, mti, fields, error, reason, warnings, wire))
 
     def entry(self, entry: JournalEntry) -> None:
         if self._gone:
