@@ -15,6 +15,7 @@ import pytest
 from switchsim.cmd_switch import journal_process_wanted
 from tests.switchsim.cli import Serving
 from tests.switchsim.test_serve import purchase_answer
+from tests.switchsim.workerwire import iso87_answer, worker_of, worker_pids
 
 
 def children(pid: int) -> list[int]:
@@ -94,3 +95,31 @@ def test_a_switch_killed_with_minus_9_leaves_no_journal_process_and_its_entries_
             time.sleep(0.05)
         assert not alive(helper)
     assert journal(db) == [("in", "0200", "000123"), ("out", "0210", "000123")]
+
+
+def test_each_worker_has_its_own_journal_process_and_a_restarted_worker_a_new_one(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    argv = ["--db", str(db), "--port", "0", "--workers", "2", "--dialect", "iso87-binary", "--journal-process", "on"]
+    with Serving(argv, tmp_path) as serving:
+        pids = worker_pids(serving, 2)
+        [first] = children(pids[2])
+        assert len(children(pids[1])) == 1
+        os.kill(pids[2], signal.SIGKILL)
+        entries = serving.wait_log(
+            lambda e: any(x.get("event") == "worker_started" and x["worker"] == 2 and x["pid"] != pids[2] for x in e)
+        )
+        restarted = [x["pid"] for x in entries if x.get("event") == "worker_started" and x["worker"] == 2][-1]
+        for _ in range(200):  # the dead worker's journal process saw its pipe end
+            if not alive(first):
+                break
+            time.sleep(0.05)
+        assert not alive(first)
+        for _ in range(200):  # the new worker starts its own once its store is open
+            if children(restarted):
+                break
+            time.sleep(0.05)
+        assert len(children(restarted)) == 1
+        answered = [worker_of(iso87_answer(serving.port, stan)) for stan in range(1, 41)]
+    # every 0800 answered reached the journal, whichever worker (and journal process) took it
+    stans = {stan for direction, mti, stan in journal(db) if mti == "0810"}
+    assert {f"{n:06d}" for n in range(1, 41)} <= stans and len(answered) == 40
