@@ -160,8 +160,7 @@ class SqliteStore:
             journal_delay=journal_delay,
             on_exit=self._remove_tmp if self._tmp else None,
         )
-        writer = self._writer  # not self: the thread must not keep the store alive
-        self._checkpointer = Checkpointer(checkpoint_db, lambda: writer.commits, interval=checkpoint_interval)
+        self._checkpointer = Checkpointer(checkpoint_db, interval=checkpoint_interval)
         # A store nobody closed (a test) still ends its threads, writing what was queued.
         weakref.finalize(self, self._writer.stop)
         weakref.finalize(self, self._checkpointer.stop)

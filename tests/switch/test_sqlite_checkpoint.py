@@ -11,6 +11,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from switch.records import JournalEntry
 from switch.sqlite_store import SqliteStore
 from tests.switch.pos import MERCHANT, TERMINAL
@@ -78,3 +80,24 @@ async def test_the_wal_stays_bounded_under_a_long_write_load(tmp_path: Path) -> 
         assert (tmp_path / "s.db-wal").stat().st_size < 12 * MB
     finally:
         await store.close()
+
+
+async def test_two_stores_on_one_file_checkpoint_side_by_side_without_a_failure(tmp_path: Path) -> None:
+    # A switch and its journal process (docs/store.md), or two workers: each store runs a
+    # checkpointer on the same file. A PASSIVE checkpoint that meets the other's reports it in
+    # its result row, so neither logs a failure, and together they keep the WAL bounded.
+    path = tmp_path / "s.db"
+    first = SqliteStore(path, checkpoint_interval=0.05)
+    second = SqliteStore(path, create=False, checkpoint_interval=0.05)
+    try:
+        with capture_logs() as logs:
+            for _ in range(6):
+                written = await asyncio.gather(write_journal(first, 2), write_journal(second, 2))
+                await asyncio.sleep(0.2)
+        assert not [e for e in logs if e["event"] == "store_checkpoint_failed"]
+        assert journal_count(path) == 6 * sum(written)
+        assert path.stat().st_size >= 20 * MB
+        assert (tmp_path / "s.db-wal").stat().st_size < 12 * MB
+    finally:
+        await second.close()
+        await first.close()
