@@ -77,7 +77,9 @@ class JournalProcess:
     ) -> JournalProcess | None:
         """The process running, its store open; None (logged) when it cannot start, and then
         the switch keeps its journal itself."""
-        argv = [*command, "--store", store_url, "--dialect", dialect, "--log-level", log_level]
+        # The store's URL goes first on stdin, not on the command line, which anyone on the
+        # machine can read (ps, /proc): a PostgreSQL URL may hold a password.
+        argv = [*command, "--dialect", dialect, "--log-level", log_level]
         if keep_raw:
             argv.append("--keep-raw")
         try:
@@ -87,7 +89,9 @@ class JournalProcess:
         except OSError as exc:
             _log.warning("journal_process_unavailable", reason=str(exc))
             return None
-        assert proc.stdout is not None
+        assert proc.stdin is not None and proc.stdout is not None
+        url = store_url.encode()
+        proc.stdin.write(len(url).to_bytes(4, "big") + url)
         try:
             ready = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
         except TimeoutError:

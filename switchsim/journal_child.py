@@ -1,12 +1,14 @@
-"""The journal process: `python -m switchsim.journal_child --store URL --dialect D`, started by
-`serve` (switch/journalproc.py), one beside each switch process.
+"""The journal process: `python -m switchsim.journal_child --dialect D`, started by `serve`
+(switch/journalproc.py), one beside each switch process.
 
-It reads batches of drafts from stdin (a 4-byte big-endian length, then the pickled
-``(items, flush)`` of `journalproc.encode_batch`), makes each entry (switch/journaldraft.py)
-and queues it in its own connection to the switch's store. On stdout it says one line per
-event: ``r`` once the store is open, ``f N`` once everything up to flush request N is
-written, ``d N`` when its store dropped N more entries (a full queue). End of stdin (the
-switch closed it, or died) writes what is queued and ends the process.
+It reads the store's URL from stdin first (a 4-byte big-endian length, then the URL in UTF-8:
+not on the command line, which anyone on the machine can read). Then come batches of drafts
+(a 4-byte big-endian length, then the pickled ``(items, flush)`` of
+`journalproc.encode_batch`); it makes each entry (switch/journaldraft.py) and queues it in
+its own connection to the switch's store. On stdout it says one line per event: ``r`` once
+the store is open, ``f N`` once everything up to flush request N is written, ``d N`` when its
+store dropped N more entries (a full queue). End of stdin (the switch closed it, or died)
+writes what is queued and ends the process.
 
 It ignores SIGINT: a Ctrl-C at the terminal reaches the whole process group, and the switch,
 stopping, still hands over its last drafts and then closes stdin.
@@ -70,17 +72,29 @@ async def _run(store_url: str, dialect: str, keep_raw: bool) -> int:
         await store.close()
 
 
+def _read_exactly(n: int) -> bytes:
+    """``n`` bytes of stdin, read off its descriptor: a buffered reader could read ahead into
+    the batches, which the loop reads from the same descriptor."""
+    data = b""
+    while len(data) < n:
+        chunk = os.read(sys.stdin.fileno(), n - len(data))
+        if not chunk:
+            raise EOFError(f"stdin ended after {len(data)} of the {n} bytes of the store's URL")
+        data += chunk
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="python -m switchsim.journal_child")
-    parser.add_argument("--store", required=True)
     parser.add_argument("--dialect", required=True)
     parser.add_argument("--keep-raw", action="store_true")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logs.configure(args.log_level)
     try:
-        return asyncio.run(_run(args.store, args.dialect, args.keep_raw))
+        size = int.from_bytes(_read_exactly(4), "big")
+        return asyncio.run(_run(_read_exactly(size).decode(), args.dialect, args.keep_raw))
     except Exception as exc:  # the switch logs that its journal process ended, and goes on
         _log.error("journal_process_failed", error_type=type(exc).__name__, error=str(exc))
         return 1

@@ -241,3 +241,14 @@ async def test_sigint_to_the_process_does_not_stop_it(store: SqliteStore) -> Non
         await process.close()
     assert len(rows(store.path)) == 1
     assert not [e for e in logs if e["event"] == "journal_process_ended"]
+
+
+async def test_the_store_url_is_not_on_the_process_command_line(store: SqliteStore) -> None:
+    # A PostgreSQL URL may hold a password, and anyone on the machine can read a command line.
+    process = await start(store, "iso87-binary")
+    cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"switchsim.journal_child" in cmdline
+    assert not [arg for arg in cmdline if store.path.encode() in arg]
+    hand_over(process, NM_0800, NM_FIELDS, "0800")
+    await process.close()
+    assert len(rows(store.path)) == 1  # the process opened the store it was told on stdin
