@@ -129,7 +129,8 @@ class SqliteStore:
         self.path = str(path)
         self._shared = shared
         self.observer: Observer = NULL_OBSERVER  # hears every financial commit (timed) and journal drops
-        self.journal_dropped = 0  # entries the full journal queue refused, since opening
+        self._refused = 0  # entries the full journal queue refused, since opening
+        self._lost_told = 0  # of the writer's lost rows, how many the observer has heard of
         self._burst = 0  # entries dropped since the queue last took one
         writer_db = _connect(self.path, create, shown)
         try:
@@ -185,8 +186,13 @@ class SqliteStore:
         self._db.close()
 
     async def flush(self) -> None:
+        """Raises `StoreError` when the write it waited for failed (its rows are counted lost)."""
         self._end_drop_burst()
-        await self._writer.submit(None)
+        try:
+            await self._writer.submit(None)
+        finally:
+            if self._writer.journal_lost != self._lost_told:
+                self._tell_lost()
 
     async def schema_version(self) -> tuple[int, int]:
         """(the store's schema version, the version this switchsim writes)."""
@@ -569,9 +575,17 @@ class SqliteStore:
         rows = self._rows(sql + " ORDER BY id", args)
         return [AuditRecord(r[0], AuditEvent(r[1]), *r[2:]) for r in rows]
 
+    @property
+    def journal_dropped(self) -> int:
+        """Entries refused by the full queue, and rows of a journal write that failed (logged
+        by the writer as `store_write_failed`), since opening."""
+        return self._refused + self._writer.journal_lost
+
     def add_journal(self, entry: JournalEntry) -> None:
         """Queued for the writer; when the queue is full the entry is dropped and counted, and
         the burst of drops is logged once, with its count, when the queue takes entries again."""
+        if self._writer.journal_lost != self._lost_told:
+            self._tell_lost()
         # What the queue's bound counts: the texts that grow with the frame (the rest are short).
         size = len(entry.masked_json) + len(entry.wire) + len(entry.raw) + len(entry.error) + len(entry.reason)
         if self._writer.queue_journal(_journal_row(entry), size):
@@ -579,8 +593,14 @@ class SqliteStore:
                 self._end_drop_burst()
             return
         self._burst += 1
-        self.journal_dropped += 1
+        self._refused += 1
         self.observer.journal_dropped(1)
+
+    def _tell_lost(self) -> None:
+        """The observer hears of rows the writer lost, on the loop (the writer only counts)."""
+        lost = self._writer.journal_lost
+        self.observer.journal_dropped(lost - self._lost_told)
+        self._lost_told = lost
 
     def _end_drop_burst(self) -> None:
         if self._burst:

@@ -112,6 +112,8 @@ class GroupWriter:
         self._stopping = False
         self._closed = False  # the thread took its last jobs: nothing more is run
         self.commits = 0  # transactions committed: how well writes were grouped
+        # journal rows of a group whose write failed, lost (counted by this thread alone)
+        self.journal_lost = 0
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -225,6 +227,7 @@ class GroupWriter:
                 outcomes = self._attempt(jobs, rows, isolated=True)
         except sqlite3.Error as exc:
             _log.error("store_write_failed", writes=len(jobs), journal_rows=len(rows), error=str(exc))
+            self.journal_lost += len(rows)
             return [(False, StoreError(f"store write failed: {exc}")) for _ in jobs]
         assert outcomes is not None
         self.commits += 1

@@ -7,7 +7,7 @@ not on the command line, which anyone on the machine can read). Then come batche
 `journalproc.encode_batch`); it makes each entry (switch/journaldraft.py) and queues it in
 its own connection to the switch's store. On stdout it says one line per event: ``r`` once
 the store is open, ``f N`` once everything up to flush request N is written, ``d N`` when its
-store dropped N more entries (a full queue). End of stdin (the switch closed it, or died)
+store dropped N more entries (a full queue, a write that failed). End of stdin (the switch closed it, or died)
 writes what is queued and ends the process.
 
 It ignores SIGINT: a Ctrl-C at the terminal reaches the whole process group, and the switch,
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pickle
 import signal
@@ -26,6 +27,7 @@ import sys
 from specs.codec import codec_for
 from specs.logs import get_logger
 from switch.journaldraft import Item, entry_of
+from switch.store import StoreError
 from switch.storeurl import open_store
 from switchsim import logs
 
@@ -61,12 +63,16 @@ async def _run(store_url: str, dialect: str, keep_raw: bool) -> int:
                 except Exception as exc:  # a bug of ours: the entry is lost, counted, never its values
                     failed += 1
                     _log.error("journal_entry_failed", error_type=type(exc).__name__, failed=failed)
+            if flush:
+                # A write that failed is logged by the store and its rows counted as dropped
+                # (reported below): the flush is answered all the same, and the process goes on.
+                with contextlib.suppress(StoreError):
+                    await store.flush()
             lost = store.journal_dropped + failed
             if lost != dropped:
                 _say(f"d {lost - dropped}")
                 dropped = lost
             if flush:
-                await store.flush()
                 _say(f"f {flush}")
     finally:
         await store.close()

@@ -252,3 +252,20 @@ async def test_the_store_url_is_not_on_the_process_command_line(store: SqliteSto
     hand_over(process, NM_0800, NM_FIELDS, "0800")
     await process.close()
     assert len(rows(store.path)) == 1  # the process opened the store it was told on stdin
+
+
+async def test_entries_the_store_refuses_are_counted_and_the_process_goes_on(store: SqliteStore) -> None:
+    # A journal write SQLite refuses (a trigger here; a full disk in life): the process's store
+    # counts the rows lost, the process says so, and the switch counts them with its own drops.
+    process = await start(store, "iso87-binary")
+    with sqlite3.connect(store.path) as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    for n in range(1, 8):
+        hand_over(process, NM_0800, {**NM_FIELDS, 11: f"{n:06d}"}, "0800")
+    await process.flush()  # answered: the loss is counted, not raised
+    assert process.dropped == 7 and process.running
+    with sqlite3.connect(store.path) as db:
+        db.execute("DROP TRIGGER refuse")
+    hand_over(process, NM_0800, NM_FIELDS, "0800")
+    await process.close()
+    assert len(rows(store.path)) == 1 and process.dropped == 7

@@ -23,7 +23,7 @@ from switch.engine import SwitchEngine
 from switch.records import Card, JournalEntry, Transaction, TxnKind, TxnStatus
 from switch.sqlite_store import SqliteStore
 from switch.sqlite_writer import JournalStatements
-from switch.store import DuplicateTransaction
+from switch.store import DuplicateTransaction, StoreError
 from tests.switch.pos import MERCHANT, TERMINAL, TMK, Pos
 
 REF = "f" * 32
@@ -294,3 +294,26 @@ def test_a_chunk_fits_the_parameters_this_sqlite_allows() -> None:
     db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
     assert statements.chunk(db) == 64
     assert statements.values(2).count("?") == 28
+
+
+async def test_journal_rows_of_a_failed_write_are_counted_as_dropped(tmp_path: Path) -> None:
+    # A write SQLite itself refuses (here a trigger that aborts every journal insert, as a full
+    # disk or a broken file would): the rows are lost, logged once by the writer, and counted
+    # where the queue's drops are, for `journal_dropped` and the metric.
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    observer = store.observer = DropCounter()
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    with capture_logs() as logs:
+        for n in range(5):
+            store.add_journal(entry(f"{n:06d}"))
+        with pytest.raises(StoreError, match="refused"):  # what it waited for was not written
+            await store.flush()
+    assert store.journal_dropped == 5 and observer.dropped == 5
+    assert [e["journal_rows"] for e in logs if e["event"] == "store_write_failed"] == [5]
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TRIGGER refuse")
+    store.add_journal(entry("000009"))
+    await store.close()
+    assert journal_rows(path) == 1 and store.journal_dropped == 5
