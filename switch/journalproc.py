@@ -1,13 +1,13 @@
 """The journal in a process of its own: what `serve` hands its drafts to.
 
 Masking, formatting and writing the journal were a third of the loop's time on a bare 0800
-(bench/iso87_peer.py), and the loop is the switch's one core. Here the loop only puts each
-draft (switch/journaldraft.py) in a list; once a turn the list is pickled and written to the
+(bench/iso87_peer.py), and the loop is the switch's one core. Here the loop only puts a draft
+of each message (switch/journaldraft.py) in a list; once a turn the list is pickled and written to the
 journal process's stdin (switchsim/journal_child.py, its protocol), which makes the entries
 and writes them over its own connection to the same store. Entries arrive in the order the
 drafts were put, so the journal reads as before.
 
-What the store promises holds (switch/store.py): `put` never blocks or raises; a backlog of
+What the store promises holds (switch/store.py): handing over never blocks or raises; a backlog of
 more than `BACKLOG` bytes the process has not read drops drafts, counted and warned about once
 a second; `flush` returns once everything put before it is written. If the process ends (a
 bug, a kill), that is logged once and every later draft is made into its entry here

@@ -1,7 +1,8 @@
-"""Where the switch hands its journal drafts (switch/journaldraft.py).
+"""Where the switch hands each message it journals.
 
-`InlineJournal` makes each entry at once and queues it in the store: a switch of one process,
-as a test or an embedding program runs it. `serve` hands them to a process of its own instead
+`InlineJournal` makes each entry at once (switch/journaldraft.py, `message_entry`) and queues it
+in the store: a switch of one process, as a test or an embedding program runs it. `serve`
+hands them to a process of its own instead
 (switch/journalproc.py), so that masking, formatting and writing the journal take none of the
 loop's time. Either way handing over never blocks and never raises (store.py: a full queue drops
 entries, counted), and `flush` returns once everything put before it is written.

@@ -7,8 +7,8 @@ not on the command line, which anyone on the machine can read). Then come batche
 `journalproc.encode_batch`); it makes each entry (switch/journaldraft.py) and queues it in
 its own connection to the switch's store. On stdout it says one line per event: ``r`` once
 the store is open, ``f N`` once everything up to flush request N is written, ``d N`` when its
-store dropped N more entries (a full queue, a write that failed). End of stdin (the switch closed it, or died)
-writes what is queued and ends the process.
+store dropped N more entries (a full queue, a write that failed). End of stdin (the switch
+closed it, or died) writes what is queued and ends the process.
 
 It ignores SIGINT: a Ctrl-C at the terminal reaches the whole process group, and the switch,
 stopping, still hands over its last drafts and then closes stdin.

@@ -15,7 +15,7 @@ import pytest
 from switchsim.cmd_switch import journal_process_wanted
 from tests.switchsim.cli import Serving
 from tests.switchsim.test_serve import purchase_answer
-from tests.switchsim.workerwire import iso87_answer, worker_of, worker_pids
+from tests.switchsim.workerwire import alive, iso87_answer, worker_of, worker_pids
 
 
 def children(pid: int) -> list[int]:
@@ -30,14 +30,6 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry))
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def journal(db: Path) -> list[tuple[str, str, str]]:
