@@ -124,7 +124,7 @@ def main() -> None:
             print("purchase with PIN (MAC verify, PIN verify, ledger commit, response MAC) vs bare echo host")
             head = ("conns x depth", "switch TPS", "p50 ms", "p99 ms", "echo TPS", "ratio")
             print("{:>13} {:>10} {:>7} {:>7} {:>9} {:>6}".format(*head))
-            for conns, depth in ((1, 1), (10, 1), (10, 8)):
+            for conns, depth in ((1, 1), (1, 8), (10, 1), (10, 8)):
                 frames = purchases(tmp / f"p{stan}.frames", pik, mak, stan, args.count)
                 stan += args.count
                 ours = blast(shared, switch_port, frames, conns, args.count, depth)

@@ -65,7 +65,11 @@ class SwitchEngine:
 
     async def handle(self, frame: Frame, remote: str) -> Answer:
         """One frame in, its answer out. Never raises: a bug of ours is logged with its stack
-        (no values: they may be secrets) and answered 96 when the MTI is readable."""
+        (no values: they may be secrets) and answered 96 when the MTI is readable.
+
+        An answer that closes the connection is decided before the first wait (decoding and
+        the rules need none): the server starts the requests that follow one only after that
+        (switch/server.py), so they go unhandled, as they would one request at a time."""
         try:
             return await self._handle(frame, remote)
         except asyncio.CancelledError:

@@ -1,11 +1,21 @@
 """The asyncio shell of the switch: bytes in, `SwitchEngine.handle`, bytes out.
 
-Per connection: one framer, a backlog of decoded frames that one worker answers in arrival
-order (pipelining of any depth: nothing decoded is dropped while the peer is there), and
-reading paused for three reasons: the backlog holds `max_pipeline` frames (it resumes at
+Per connection: one framer, and a backlog of the requests decoded and not yet answered, in
+arrival order (pipelining of any depth: nothing decoded is dropped while the peer is there).
+One worker answers them in arrival order, handling each itself while it needs no wait (an
+echo: no task per request); once one waits (a store commit, the HSM), every request behind it
+starts as a task of its own, beside it. So a pipelining client (a gateway with many terminals
+on one connection, a load tester) is not held to one request per commit or HSM round trip.
+Reading pauses for three reasons: the backlog holds `max_pipeline` requests (it resumes at
 half), the socket's write buffer is above its high-water mark (`_WriteFlow`), or the
 connection is closing. So a client that writes without reading holds at most one read, the
 backlog and one write buffer here.
+
+What follows an answer that closes the connection (an unreadable MTI, a close rule) goes
+unhandled, as it would have one request at a time: the engine decides a close before its
+first wait (`SwitchEngine.handle`), and tasks take their first step in the order they were
+made, so a request's first step runs after the one before it has decided, and sees
+`_stopped`. The same flag drops the requests not yet started when the connection is lost.
 
 Two clocks: the connection is idle after `idle_timeout` without a complete frame in or an
 answer out (bytes of an unfinished frame do not count), and a frame must be whole
@@ -33,7 +43,7 @@ from specs.logs import get_logger
 from specs.observer import NULL_OBSERVER, Observer
 from specs.tls import Listener, listen
 from switch.capture import Capture
-from switch.engine import SwitchEngine
+from switch.engine import Answer, SwitchEngine
 from switch.journalwire import request_wire
 
 _log = get_logger("switch.server")
@@ -89,6 +99,7 @@ class _Connection(asyncio.Protocol):
         "_deadline",
         "_deadline_left",
         "_decoder",
+        "_direct",
         "_flow",
         "_idle",
         "_last_activity",
@@ -97,7 +108,9 @@ class _Connection(asyncio.Protocol):
         "_out_size",
         "_reading",
         "_remote",
+        "_rest_due",
         "_server",
+        "_stopped",
         "_transport",
         "_why",
         "_worker",
@@ -108,7 +121,12 @@ class _Connection(asyncio.Protocol):
         self._server = server
         self._loop = asyncio.get_running_loop()
         self._decoder = FrameDecoder(server.engine.codec.dialect.framing)
-        self._backlog: deque[Frame] = deque()
+        # The requests not yet answered, oldest first: a frame not started yet (or the one the
+        # worker handles itself, `_direct`), or a task handling one (None: it went unhandled).
+        self._backlog: deque[Frame | asyncio.Task[Answer | None]] = deque()
+        self._direct: Frame | None = None
+        self._rest_due = False  # `_start_rest` is scheduled
+        self._stopped = False  # requests not yet started go unhandled (a close, a lost peer)
         self._flow = _WriteFlow()
         # Answers not yet written: the answers decided in one turn of the loop leave in one
         # write (one send call for a pipelined burst, not one each); see `_send`.
@@ -166,8 +184,11 @@ class _Connection(asyncio.Protocol):
             self._cancel_deadline()
         if self._decoder.buffered and self._deadline is None and self._deadline_left is None:
             self._deadline = self._loop.call_later(self._server.frame_timeout, self._on_deadline)
-        if self._backlog and self._worker is None:
-            self._worker = self._loop.create_task(self._answer_backlog())
+        if self._backlog:
+            if self._worker is None:
+                self._worker = self._loop.create_task(self._answer_backlog())
+            else:  # it may be waiting on a request: the new ones must not wait behind it
+                self._start_rest_soon()
         self._update_reading()
 
     def eof_received(self) -> bool:
@@ -187,6 +208,7 @@ class _Connection(asyncio.Protocol):
         # A request already being handled finishes (its answer is lost with the connection);
         # frames not yet started are dropped: there is nobody left to answer.
         self._closing = True
+        self._stopped = True
         self._backlog.clear()
         self._cancel_timers()
         self._flow.lost()
@@ -198,19 +220,55 @@ class _Connection(asyncio.Protocol):
 
     # -- work ----------------------------------------------------------------------------------
 
+    async def _handle(self, frame: Frame) -> Answer | None:
+        """One request; None when it goes unhandled: an answer before it closes the
+        connection, or the peer is gone."""
+        if self._stopped:
+            return None
+        capture = self._server.capture
+        if capture is not None:
+            capture.frame(self, True, request_wire(self._server.engine.codec, frame))
+        answer = await self._server.engine.handle(frame, self._remote)
+        if answer.close:
+            self._stopped = True
+        return answer
+
+    def _start_rest_soon(self) -> None:
+        """At the end of this turn of the loop, start what the worker has not: it runs until it
+        waits, so what it has not reached by then waits behind a request that waits."""
+        if not self._rest_due:
+            self._rest_due = True
+            self._loop.call_soon(self._start_rest)
+
+    def _start_rest(self) -> None:
+        self._rest_due = False
+        backlog = self._backlog
+        for at, entry in enumerate(backlog):  # in arrival order: their first steps go in it
+            if isinstance(entry, Frame) and entry is not self._direct:
+                backlog[at] = self._loop.create_task(self._handle(entry))
+
     async def _answer_backlog(self) -> None:
-        """Answer the backlog in order; a new worker starts when frames arrive after it ends."""
+        """Answer the backlog in arrival order; a new worker starts when frames arrive after it
+        ends."""
         transport = self._transport
+        backlog = self._backlog
         try:
-            while self._backlog:
-                frame = self._backlog.popleft()
+            while backlog:
+                head = backlog[0]
+                if isinstance(head, Frame):
+                    self._direct = head
+                    self._start_rest_soon()  # runs only if this request waits, or once it is answered
+                    answer = await self._handle(head)
+                    self._direct = None
+                else:
+                    answer = await head  # no wait when it is done already
+                backlog.popleft()
                 self._update_reading()
-                capture = self._server.capture
-                if capture is not None:
-                    capture.frame(self, True, request_wire(self._server.engine.codec, frame))
-                answer = await self._server.engine.handle(frame, self._remote)
                 if transport.is_closing():
                     return
+                if answer is None:  # after a close (already being closed) or a lost peer
+                    continue
+                capture = self._server.capture
                 if answer.wire is not None:
                     self._send(answer.wire)
                     if capture is not None:
@@ -219,12 +277,19 @@ class _Connection(asyncio.Protocol):
                 if answer.close:  # a close rule or an unreadable MTI: what follows goes unread
                     self._why = self._why or "answer"
                     self._closing = True
-                    self._backlog.clear()
+                    self._stopped = True
+                    self._backlog.clear()  # what is left went unhandled (None)
                     self._cancel_timers()
                     break
                 if self._flow.paused:  # no coroutine made for the usual case: nothing to wait for
                     await self._flow.drain()
+        except asyncio.CancelledError:  # aborted: the requests still being handled end with it
+            for entry in backlog:
+                if isinstance(entry, asyncio.Task):
+                    entry.cancel()
+            raise
         finally:
+            self._direct = None
             self._worker = None
         if self._closing:
             self._close()

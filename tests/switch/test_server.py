@@ -439,9 +439,10 @@ async def test_idle_time_is_not_reset_by_bytes_of_an_unfinished_frame(capsys: py
 
 
 async def test_frame_deadline_stands_still_while_the_switch_is_not_reading() -> None:
-    # 40 echoes answered 80 ms apart fill the backlog (32), so reading pauses with the 41st frame
-    # half in; its deadline (0.5 s) must not run while the switch itself is not reading.
-    slow = {"name": "slow echo", "match": {"mti": "0820"}, "action": {"delay_ms": 80}}
+    # 40 echoes, each answered 1.5 s late (side by side), fill the backlog (32), so reading pauses
+    # with the 41st frame half in; its deadline (0.5 s) must not run while the switch itself is
+    # not reading.
+    slow = {"name": "slow echo", "match": {"mti": "0820"}, "action": {"delay_ms": 1500}}
     async with serving(frame_timeout=0.5, rules=(slow,)) as running:
         pos = Pos()
         requests = [pos.message("0820", "301") for _ in range(41)]
@@ -449,7 +450,7 @@ async def test_frame_deadline_stands_still_while_the_switch_is_not_reading() -> 
         last = len(pos.wire(requests[-1]))
         reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
         writer.write(stream[: -last + 5])
-        await asyncio.sleep(1.0)  # reading resumes after 25 answers, 2 s in
+        await asyncio.sleep(1.0)  # reading resumes with the answers, 1.5 s in
         writer.write(stream[-last + 5 :])
         answers = await exchange_more(reader, len(requests))
         assert [pos.read(a)[11] for a in answers] == [r[11] for r in requests]
