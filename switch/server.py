@@ -262,10 +262,10 @@ class _Connection(asyncio.Protocol):
                     self._direct = None
                 else:
                     answer = await head  # no wait when it is done already
+                if transport.is_closing():  # lost meanwhile: the backlog was emptied with it
+                    return
                 backlog.popleft()
                 self._update_reading()
-                if transport.is_closing():
-                    return
                 if answer is None:  # after a close (already being closed) or a lost peer
                     continue
                 capture = self._server.capture

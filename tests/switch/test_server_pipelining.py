@@ -5,6 +5,7 @@ repeated STAN in one burst still answered 94 with the balance moved once."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -124,3 +125,28 @@ async def test_a_repeated_stan_in_one_burst_is_answered_94_and_moves_the_balance
         card = await running.services.store.get_card(pan_ref(PAN))
     assert codes == ["00", "00", "94", "00", "00", "94"]
     assert card is not None and card.balance == BALANCE - 4 * 1_000
+
+
+async def test_a_peer_gone_while_its_requests_wait_leaves_nothing_broken() -> None:
+    # The peer resets the connection while its three requests wait (0.3 s each): their answers
+    # have nobody to go to, no error reaches the loop, and the switch serves the next client.
+    slow = {"name": "slow echo", "match": {"mti": "0820"}, "action": {"delay_ms": 300}}
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        async with serving(rules=(slow,)) as running:
+            pos = Pos()
+            _reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+            writer.write(b"".join(pos.wire(pos.message("0820", "301")) for _ in range(3)))
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.transport.abort()
+            await asyncio.sleep(0.5)  # the requests have ended
+            gc.collect()  # a task that died with an exception says so when it is collected
+            assert not running.server.connections
+            answers, _ = await send(running.port, [pos.wire(pos.message("0800", "003", f63="001"))], 1)
+            assert pos.read(answers[0]).mti == "0810"
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []
