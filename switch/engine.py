@@ -34,6 +34,7 @@ from switch.records import JournalEntry, SessionKeys, TerminalId
 from switch.routes import classify, run
 from switch.rules import ActionKind
 from switch.session import SESSIONLESS, NoSession, Refusal, Request, audit_event, decide, settle
+from switch.turns import Turns
 
 _log = get_logger("switch")
 _ECHOED = frozenset({2, 3, 4, 7, 11, 14, 22, 25, 41, 42, 49, 60, 61, 70})
@@ -60,6 +61,8 @@ class SwitchEngine:
         self._log_approvals = services.config.log_exchanges  # `serve --log-exchanges off`
         self._echoed: dict[str, frozenset[int]] = {}  # by answer MTI (_echo)
         self._clock_second, self._clock_text = -1, ("", "")  # (_clock_fields)
+        # The requests of one terminal with one STAN are decided one at a time, in arrival order.
+        self._turns: Turns[tuple[TerminalId, str | None]] = Turns()
 
     # -- entry point ---------------------------------------------------------------------------
 
@@ -113,18 +116,23 @@ class SwitchEngine:
             if rule.action.kind is ActionKind.CLOSE:
                 self._observe(message, "", started, f"rule: {rule.name}")
                 return Answer(None, close=True)
+        turn = (tid, message.get(11))
+        await self._turns.take(turn)  # a repeat waits for its original's decision (switch/turns.py)
         try:
-            if rule is not None and rule.action.kind is ActionKind.RESPOND:
-                session = await self.services.session(tid)
-                result = Result(rule.action.code or ResponseCode.SYSTEM_MALFUNCTION, reason=f"rule: {rule.name}")
-            else:
-                result, session = await self._dispatch(ex)
-            if rule is not None and rule.action.kind is ActionKind.SCRIPT:
-                result = with_script(result, rule.action.script)
-        except (HsmError, HsmTransportError) as exc:  # the client sorts every HSM failure into these
-            _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
-            result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
-        response, body = await self._respond(ex, result, session)
+            try:
+                if rule is not None and rule.action.kind is ActionKind.RESPOND:
+                    session = await self.services.session(tid)
+                    result = Result(rule.action.code or ResponseCode.SYSTEM_MALFUNCTION, reason=f"rule: {rule.name}")
+                else:
+                    result, session = await self._dispatch(ex)
+                if rule is not None and rule.action.kind is ActionKind.SCRIPT:
+                    result = with_script(result, rule.action.script)
+            except (HsmError, HsmTransportError) as exc:  # the client sorts every HSM failure into these
+                _log.error("internal_failure", terminal=str(tid), mti=message.mti, error=str(exc))
+                result, session = Result(ResponseCode.SYSTEM_MALFUNCTION, reason="HSM unavailable"), None
+            response, body = await self._respond(ex, result, session)
+        finally:
+            self._turns.give_back(turn)
         requirement = 3 if result.sign_in_again else result.requirement
         wire = self._frame(frame, body, requirement)
         self._journal("out", ex, response, "", result, wire)
