@@ -117,7 +117,9 @@ class SwitchMetrics(RoleMetrics):
                                     "(none: not answered, a drop or close rule)", ["kind", "code"])
         self._latency = t.histogram(f"{p}_exchange_seconds", "Time from request read to answer built, by message "
                                     "kind", ["kind"], LATENCY_BUCKETS)
-        self._signed_in = t.gauge(f"{p}_terminals_signed_in", "Terminals with a session this switch holds")
+        # Each worker reads the same count from the shared store: the newest of the live ones.
+        self._signed_in = t.gauge(f"{p}_terminals_signed_in", "Terminals signed in: live sessions in the store, "
+                                  "read once a second", multiprocess_mode="livemax")
         self._hsm_latency = t.histogram(f"{p}_hsm_command_seconds", "HSM host commands the switch sent, by command",
                                         ["command"], LATENCY_BUCKETS)
         self._hsm_failures = t.counter(f"{p}_hsm_failures", "HSM host commands answered with an error (or not at "
@@ -150,8 +152,8 @@ class SwitchMetrics(RoleMetrics):
     def rule_fired(self, rule: str, action: str) -> None:
         self._rules.add((rule, action))
 
-    def signed_in(self, delta: int) -> None:
-        self._signed_in.value += delta
+    def terminals_signed_in(self, count: int) -> None:
+        self._signed_in.value = count
 
 
 class HsmMetrics(RoleMetrics):

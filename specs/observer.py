@@ -57,8 +57,9 @@ class Observer(Protocol):
         """A frame that could not be read (``framing``) or a message that could not be decoded
         (``format``)."""
 
-    def signed_in(self, delta: int) -> None:
-        """Terminals signed in went up (+1) or down (-1)."""
+    def terminals_signed_in(self, count: int) -> None:
+        """The terminals signed in now: live sessions in the store, counted there (every process
+        sharing the store reads the same figure; switch/signedin.py)."""
 
 
 class NullObserver:
@@ -93,7 +94,7 @@ class NullObserver:
     def wire_error(self, layer: str) -> None:
         pass
 
-    def signed_in(self, delta: int) -> None:
+    def terminals_signed_in(self, count: int) -> None:
         pass
 
 
@@ -145,9 +146,9 @@ class Observers(NullObserver):
         for o in self._all:
             o.wire_error(layer)
 
-    def signed_in(self, delta: int) -> None:
+    def terminals_signed_in(self, count: int) -> None:
         for o in self._all:
-            o.signed_in(delta)
+            o.terminals_signed_in(count)
 
 
 def combine(*observers: Observer | None) -> Observer:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -43,11 +43,19 @@ class CounterTally:
         values[key] = values.get(key, 0) + amount
 
 
-class GaugeTally:
-    __slots__ = ("doc", "name", "value")
+# How prometheus-client's multiprocess collector combines the processes' values of a gauge (the
+# two this house uses): the live processes' sum, or their largest.
+MultiprocessMode = Literal["livesum", "livemax"]
 
-    def __init__(self, name: str, doc: str) -> None:
-        self.name, self.doc = name, doc
+
+class GaugeTally:
+    """One value. ``multiprocess_mode``: how prometheus-client's multiprocess collector combines
+    the processes' values (``livesum``: each process holds its own part, the live ones add up)."""
+
+    __slots__ = ("doc", "multiprocess_mode", "name", "value")
+
+    def __init__(self, name: str, doc: str, multiprocess_mode: MultiprocessMode = "livesum") -> None:
+        self.name, self.doc, self.multiprocess_mode = name, doc, multiprocess_mode
         self.value = 0.0
 
     def add(self, amount: float) -> None:
@@ -96,8 +104,8 @@ class Tally(Collector):
         self.families.append(family)
         return family
 
-    def gauge(self, name: str, doc: str) -> GaugeTally:
-        family = GaugeTally(name, doc)
+    def gauge(self, name: str, doc: str, multiprocess_mode: MultiprocessMode = "livesum") -> GaugeTally:
+        family = GaugeTally(name, doc, multiprocess_mode)
         self.families.append(family)
         return family
 
@@ -148,7 +156,7 @@ class Tally(Collector):
             if isinstance(family, CounterTally):
                 mirror = Counter(family.name, family.doc, family.labels, registry=None)
             elif isinstance(family, GaugeTally):
-                mirror = Gauge(family.name, family.doc, registry=None, multiprocess_mode="livesum")
+                mirror = Gauge(family.name, family.doc, registry=None, multiprocess_mode=family.multiprocess_mode)
             else:
                 mirror = Histogram(family.name, family.doc, family.labels, buckets=family.bounds, registry=None)
             self._mirrors[family.name] = mirror

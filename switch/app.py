@@ -34,6 +34,7 @@ from switch.records import (
 from switch.rulefile import load_rules, parse_rules
 from switch.ruleset import RuleSet
 from switch.server import SwitchServer
+from switch.signedin import SignedInCount
 from switch.sqlite_store import SqliteStore
 from switch.store import Store
 from switch.storeurl import open_store, parse_store_url, require_current
@@ -153,8 +154,11 @@ class RunningSwitch:
     server: SwitchServer
     port: int
     transport: HsmTransport
+    signed_in: SignedInCount | None = None  # only with an observer
 
     async def close(self, timeout: float = 5.0) -> None:
+        if self.signed_in is not None:
+            await self.signed_in.close()
         await self.server.close(timeout)
         if self.server.capture is not None:
             self.server.capture.close()
@@ -223,7 +227,8 @@ async def serve_switch(
     except BaseException:
         await services.journal.close()
         raise
-    return RunningSwitch(services, server, port, hsm)
+    counting = None if observer is NULL_OBSERVER else SignedInCount(store, observer, services.clock)
+    return RunningSwitch(services, server, port, hsm, counting)
 
 
 def _observed(transport: HsmTransport, observer: Observer) -> HsmTransport:

@@ -37,7 +37,7 @@ class Services:
     # Only read back when the store is not shared (see `session`).
     sessions: dict[TerminalId, SessionKeys | None] = field(default_factory=dict)
     rules: RuleSet | None = None
-    observer: Observer = NULL_OBSERVER  # hears sign-ins come and go (terminals signed in)
+    observer: Observer = NULL_OBSERVER  # hears rules fired (the server and the store hear the rest)
     # `serve --workers N`: this process's worker number, 1 to 9 (0: a switch of one process).
     worker: int = 0
     # Where the journal's drafts go: made into entries here, or in `serve`'s journal process
@@ -81,26 +81,16 @@ class Services:
             except KeyError:
                 pass
         found = await self.store.get_session(tid)
-        self._note(tid, found)
+        self.sessions[tid] = found
         return found
 
     async def save_session(self, session: SessionKeys) -> None:
-        self._note(session.terminal, session)
+        self.sessions[session.terminal] = session
         await self.store.put_session(session)
 
     async def end_session(self, tid: TerminalId) -> None:
-        self._note(tid, None)
+        self.sessions[tid] = None
         await self.store.delete_session(tid)
-
-    def _note(self, tid: TerminalId, session: SessionKeys | None) -> None:
-        """Keep what this process knows of the terminal's session; the observer hears a
-        terminal signed in (a session found from before this process, or made) or signed off."""
-        before = self.sessions.get(tid)
-        if before is None and session is not None:
-            self.observer.signed_in(1)
-        elif before is not None and session is None:
-            self.observer.signed_in(-1)
-        self.sessions[tid] = session
 
 
 class Exchange(NamedTuple):

@@ -632,6 +632,10 @@ class PgStore:
         async with self._con() as con:
             await con.execute("DELETE FROM sessions WHERE merchant=$1 AND terminal=$2", tid.merchant, tid.terminal)
 
+    async def count_sessions(self, now: float) -> int:
+        async with self._con() as con:
+            return int(await con.fetchval("SELECT count(*) FROM sessions WHERE expires_at > $1", now))
+
     async def key_history(self, tid: TerminalId) -> Sequence[IssuedKeys]:
         async with self._con() as con:
             rows = await con.fetch(

@@ -550,6 +550,10 @@ class SqliteStore:
     async def delete_session(self, tid: TerminalId) -> None:
         await self._write("DELETE FROM sessions WHERE merchant=? AND terminal=?", (tid.merchant, tid.terminal))
 
+    async def count_sessions(self, now: float) -> int:
+        row = self._row("SELECT count(*) FROM sessions WHERE expires_at > ?", (now,))
+        return int(row[0]) if row is not None else 0
+
     async def key_history(self, tid: TerminalId) -> Sequence[IssuedKeys]:
         return _key_history(self._db, tid)
 

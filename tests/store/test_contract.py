@@ -386,6 +386,20 @@ async def test_session_put_get_delete(store: Store) -> None:
     assert await store.get_session(T1) is None
 
 
+async def test_count_sessions_counts_the_live_ones_of_every_terminal(store: Store) -> None:
+    assert await store.count_sessions(NOW) == 0
+    await store.put_session(session("A"))  # expires at NOW + 86,400.5
+    await store.put_session(session("B", tid=T2, at=NOW - 86_401))  # ended half a second before NOW
+    await store.put_session(session("C", tid=T3, at=NOW + 10))
+    assert await store.count_sessions(NOW) == 2  # T1 and T3
+    assert await store.count_sessions(NOW - 1) == 3
+    await store.put_session(session("A2", operator_id="01"))  # T1 again: still one session
+    assert await store.count_sessions(NOW) == 2
+    await store.delete_session(T3)
+    assert await store.count_sessions(NOW) == 1
+    assert await store.count_sessions(NOW + 86_400.5) == 0  # T1's ends at that instant, not after
+
+
 async def test_key_history_newest_first_keeps_two(store: Store) -> None:
     def issued(keys: str, generation: int, at: float) -> IssuedKeys:
         return IssuedKeys(T1, generation, "003", f"PIK-{keys}", f"MAK-{keys}", None, at)

@@ -1,6 +1,7 @@
 """`serve --workers 2 --metrics-port P`: one port serves the sum of both workers. After a known
 run spread over both (the test's own count of what it sent and what each answered), one scrape
-shows exactly those exchanges by kind and code; a worker killed with SIGKILL takes its open
+shows exactly those exchanges by kind and code, and a terminal served by both workers is signed
+in once (then not, after its sign-off on one of them); a worker killed with SIGKILL takes its open
 connections out of the sum and leaves its counts in it."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tests.switchsim.cli import Serving
 from tests.switchsim.workerwire import Till, cup_config, purchase, worker_pids
 
 EXCHANGES = "switchsim_switch_exchanges_total"
+SIGNED_IN = "switchsim_switch_terminals_signed_in"
 
 
 async def scrape_until(url: str, check: Callable[[Samples], bool], timeout: float = 30) -> Samples:
@@ -27,7 +29,7 @@ async def scrape_until(url: str, check: Callable[[Samples], bool], timeout: floa
         samples = await asyncio.to_thread(scrape, url)
         if check(samples):
             return samples
-        shown = {k: v for k, v in samples.items() if "connections" in k[0] or k[0] == EXCHANGES}
+        shown = {k: v for k, v in samples.items() if "connections" in k[0] or k[0] in (EXCHANGES, SIGNED_IN)}
         assert time.monotonic() < deadline, f"the scrape never settled: {shown}"
         await asyncio.sleep(0.1)
 
@@ -43,13 +45,15 @@ async def test_one_scrape_sums_both_workers_by_kind_and_code(tmp_path: Path) -> 
         await till.on("1", "purchase", purchase(till.pos, pin="654321"), mac=True)
         await till.on("2", "purchase", purchase(till.pos, pin="654321"), mac=True)
         await till.on("2", "echo", till.pos.message("0820", "301"))
+        # Signed in on worker 1, served by worker 2 as well: one terminal signed in, not two.
+        await scrape_until(serving.metrics_url, lambda s: value(s, SIGNED_IN) == 1)
         await till.on("1", "signoff", till.pos.message("0820", "002"))
         sent = Counter((kind, code) for kind, code, _ in till.exchanges)
         assert {worker for *_, worker in till.exchanges} == {"1", "2"}
         assert sent[("purchase", "00")] == 1 and sent[("purchase", "55")] == 2 and sent[("echo", "97")] >= 2
         samples = await scrape_until(serving.metrics_url, lambda s: (
             sum(series(s, EXCHANGES).values()) == len(till.exchanges)
-            and value(s, "switchsim_switch_connections_open") == 0))
+            and value(s, "switchsim_switch_connections_open") == 0 and value(s, SIGNED_IN) == 0))
         assert series(samples, EXCHANGES) == {
             frozenset({("kind", kind), ("code", code)}): float(n) for (kind, code), n in sent.items()}
         assert value(samples, "switchsim_switch_connections_accepted_total") == till.connections

@@ -57,8 +57,8 @@ async def test_top_watching_a_switch() -> None:
     m = SwitchMetrics()
     for _ in range(5):
         m.exchange_done("signin", "00", 0.004)
-        m.signed_in(1)
         m.hsm_command("A0", "00", 0.0001)
+    m.terminals_signed_in(5)
     m.exchange_done("operator_signin", "55", 0.003, reason="wrong password")
     m.exchange_done("operator_signin", "55", 0.003, reason="wrong password")
     m.hsm_command("BC", "transport", 2.0)
