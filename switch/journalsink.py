@@ -5,11 +5,13 @@ in the store: a switch of one process, as a test or an embedding program runs it
 hands them to a process of its own instead
 (switch/journalproc.py), so that masking, formatting and writing the journal take none of the
 loop's time. Either way handing over never blocks and never raises (store.py: a full queue drops
-entries, counted), and `flush` returns once everything put before it is written.
+entries, counted), and `flush` returns once everything put before it is written or counted
+lost (a write the store failed).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Protocol
 
 from specs.codec import Codec
@@ -17,7 +19,7 @@ from specs.framing import Frame
 from specs.message import Message
 from switch.journaldraft import message_entry
 from switch.records import JournalEntry, TerminalId
-from switch.store import Store
+from switch.store import Store, StoreError
 
 
 class JournalSink(Protocol):
@@ -77,7 +79,11 @@ class InlineJournal:
         self._store.add_journal(entry)
 
     async def flush(self) -> None:
-        await self._store.flush()
+        # A journal write the store failed is logged and counted lost by the store (its
+        # journal_dropped); the journal is a trace, so the caller goes on, as with the journal
+        # process. Raised here, it stopped a switch's shutdown before the store was closed.
+        with contextlib.suppress(StoreError):
+            await self._store.flush()
 
     async def close(self) -> None:
-        await self._store.flush()
+        await self.flush()
