@@ -49,8 +49,7 @@ MultiprocessMode = Literal["livesum", "livemax"]
 
 
 class GaugeTally:
-    """One value. ``multiprocess_mode``: how prometheus-client's multiprocess collector combines
-    the processes' values (``livesum``: each process holds its own part, the live ones add up)."""
+    """One value, combined across processes as its ``multiprocess_mode`` says."""
 
     __slots__ = ("doc", "multiprocess_mode", "name", "value")
 

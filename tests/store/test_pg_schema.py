@@ -13,9 +13,10 @@ from switch.pg_store import PgStore
 from switch.store import StoreError
 from tests.store.contract import CARD, T1, txn
 
+CURRENT = MIGRATIONS[-1].version  # the schema this switchsim writes
 # What a newer switchsim would add: a column on a table that has rows, and a table.
 _LATER = Migration(
-    3,
+    CURRENT + 1,
     "cards get a nickname; a table of notes",
     "ALTER TABLE cards ADD COLUMN nickname text NOT NULL DEFAULT '';"
     "CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL);",
@@ -41,8 +42,8 @@ async def test_empty_database_gets_the_current_schema(pg_url: str) -> None:
     assert await _tables(pg_url) == set()
     store = await PgStore.open(pg_url)
     try:
-        assert await store.schema_version() == (2, 2)  # two migrations so far
-        assert await store.upgrade() == (2, 2)  # nothing to do
+        assert await store.schema_version() == (CURRENT, CURRENT)
+        assert await store.upgrade() == (CURRENT, CURRENT)  # nothing to do
     finally:
         await store.close()
     assert await _tables(pg_url) == {
@@ -63,13 +64,13 @@ async def test_empty_database_gets_the_current_schema(pg_url: str) -> None:
 async def test_two_first_opens_at_once_install_once(pg_url: str) -> None:
     stores = await asyncio.gather(PgStore.open(pg_url), PgStore.open(pg_url))
     try:
-        assert [await s.schema_version() for s in stores] == [(2, 2), (2, 2)]
+        assert [await s.schema_version() for s in stores] == [(CURRENT, CURRENT)] * 2
     finally:
         for s in stores:
             await s.close()
     con = await asyncpg.connect(pg_url)
     try:
-        assert await con.fetchval("SELECT COUNT(*) FROM schema_version") == 2
+        assert await con.fetchval("SELECT COUNT(*) FROM schema_version") == CURRENT
     finally:
         await con.close()
 
@@ -84,14 +85,15 @@ async def test_a_schema_behind_is_refused_then_upgraded(pg_url: str) -> None:
     old = await PgStore.open(pg_url)
     await old.put_card(CARD)  # a store in use: the upgrade keeps what it holds
     await old.close()
-    with pytest.raises(SchemaBehind, match=r"schema version 2 is behind this switchsim's \(3\).*switchsim db upgrade"):
+    behind = rf"schema version {CURRENT} is behind this switchsim's \({CURRENT + 1}\).*switchsim db upgrade"
+    with pytest.raises(SchemaBehind, match=behind):
         await NewerPgStore.open(pg_url)
     assert "notes" not in await _tables(pg_url)  # refusing did not migrate
     store = await NewerPgStore.open(pg_url, allow_behind=True)
     try:
-        assert await store.schema_version() == (2, 3)
-        assert await store.upgrade() == (2, 3)
-        assert await store.schema_version() == (3, 3)
+        assert await store.schema_version() == (CURRENT, CURRENT + 1)
+        assert await store.upgrade() == (CURRENT, CURRENT + 1)
+        assert await store.schema_version() == (CURRENT + 1, CURRENT + 1)
     finally:
         await store.close()
     assert "notes" in await _tables(pg_url)
@@ -116,12 +118,13 @@ async def test_two_upgrades_at_once_take_turns(pg_url: str) -> None:
     finally:
         for s in stores:
             await s.close()
-    assert sorted(results) == [(2, 3), (3, 3)]
+    assert sorted(results) == [(CURRENT, CURRENT + 1), (CURRENT + 1, CURRENT + 1)]
 
 
 async def test_a_newer_schema_is_refused(pg_url: str) -> None:
-    await (await NewerPgStore.open(pg_url)).close()  # a newer switchsim installed version 3
-    with pytest.raises(NewerSchema, match=r"schema version 3 is newer than this switchsim's \(2\)"):
+    await (await NewerPgStore.open(pg_url)).close()  # a newer switchsim installed its version
+    newer = rf"schema version {CURRENT + 1} is newer than this switchsim's \({CURRENT}\)"
+    with pytest.raises(NewerSchema, match=newer):
         await PgStore.open(pg_url)
     with pytest.raises(NewerSchema):
         await PgStore.open(pg_url, allow_behind=True)
@@ -133,9 +136,9 @@ def test_migrations_are_numbered_in_order() -> None:
 
 async def test_a_gap_in_the_migrations_is_a_bug(pg_url: str) -> None:
     class Gapped(PgStore):
-        migrations = (*MIGRATIONS, Migration(4, "skips 3", "SELECT 1"))
+        migrations = (*MIGRATIONS, Migration(CURRENT + 2, f"skips {CURRENT + 1}", "SELECT 1"))
 
-    with pytest.raises(ValueError, match="migration 4"):
+    with pytest.raises(ValueError, match=f"migration {CURRENT + 2}"):
         await Gapped.open(pg_url)
 
 
@@ -172,18 +175,18 @@ async def test_a_stan_lookup_on_a_table_without_statistics_uses_the_unique_key(p
         await con.close()
 
 
-async def test_a_schema_1_store_is_upgraded_to_2_keeping_its_rows(pg_url: str) -> None:
+async def test_a_schema_1_store_is_upgraded_keeping_its_rows(pg_url: str) -> None:
     first = await FirstPgStore.open(pg_url)
     try:
         await first.put_card(CARD)
         await first.commit_financial(txn("000001"), balance=(CARD.pan_ref, -2500))
     finally:
         await first.close()
-    with pytest.raises(SchemaBehind, match=r"schema version 1 is behind this switchsim's \(2\)"):
+    with pytest.raises(SchemaBehind, match=rf"schema version 1 is behind this switchsim's \({CURRENT}\)"):
         await PgStore.open(pg_url)
     store = await PgStore.open(pg_url, allow_behind=True)
     try:
-        assert await store.upgrade() == (1, 2)
+        assert await store.upgrade() == (1, CURRENT)
         last = await store.last_transaction(T1)
         assert last is not None and last.stan == "000001"
         card = await store.get_card(CARD.pan_ref)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from switch.records import TerminalId, Transaction, TxnKind, TxnStatus
+from switch.sqlite_schema import SCHEMA_VERSION
 from switch.sqlite_store import SqliteStore
 from switch.store import DuplicateTransaction
 from switchsim.cli import main
@@ -47,21 +48,22 @@ def purchase(stan: str) -> Transaction:
     )
 
 
-def test_db_upgrade_moves_schema_5_to_6_keeping_a_repeated_stan(
+def test_db_upgrade_moves_schema_5_to_the_current_keeping_a_repeated_stan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "old.db"
     v5_store(path)
     url = f"sqlite://{path}"
     assert main(["db", "upgrade", "--store", url]) == 0
-    assert capsys.readouterr().out.strip() == f"{url}: schema v5 -> v6"
+    assert capsys.readouterr().out.strip() == f"{url}: schema v5 -> v{SCHEMA_VERSION}"
     assert main(["db", "upgrade", "--store", str(path)]) == 0
-    assert capsys.readouterr().out.strip() == f"{path}: already at v6"
+    assert capsys.readouterr().out.strip() == f"{path}: already at v{SCHEMA_VERSION}"
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT id, stan, stan_repeat FROM transactions ORDER BY id").fetchall()
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert rows == [(1, "000007", 0), (2, "000008", 0), (3, "000007", 1)]  # every row kept
-    assert "txn_unique_stan" in indexes and "txn_stan" not in indexes
+    assert "txn_unique_stan" in indexes and "txn_stan" not in indexes  # 6
+    assert "sessions_live" in indexes  # 7
 
     async def after(store: SqliteStore) -> None:
         first = await store.find_transaction(TerminalId(MERCHANT, TERMINAL), "000001", "000007")
@@ -81,7 +83,7 @@ def test_db_upgrade_refuses_a_newer_store_and_a_missing_one(
     db.execute("PRAGMA user_version=99")
     db.close()
     assert main(["db", "upgrade", "--store", str(newer)]) == 2
-    assert "schema version 99 is newer than this switchsim (6)" in capsys.readouterr().err
+    assert f"schema version 99 is newer than this switchsim ({SCHEMA_VERSION})" in capsys.readouterr().err
     missing = tmp_path / "nothing.db"
     assert main(["db", "upgrade", "--store", str(missing)]) == 2
     assert "no store here" in capsys.readouterr().err and not missing.exists()
