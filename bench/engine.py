@@ -18,8 +18,8 @@ Loads, each a round of `--count` requests with their own STANs:
              balance change (group commit), answer MAC (M6), journal
 Printed per load, median of `--rounds`: requests a second, and CPU microseconds per request
 (process time of the switch's process: the loop and the store's writer thread, not the journal
-process), then purchase / echo in CPU. CPU time
-is what a profile cuts; wall time also holds the waits for commits and the machine's others.
+process), then purchase / echo in CPU. CPU time is what a profile cuts; wall time also holds
+the waits for commits and the machine's other work.
 """
 
 from __future__ import annotations
